@@ -1,0 +1,306 @@
+//! `proxy.toml`: the settings, their defaults, and validation with errors that
+//! name the file, the line and the key (DESIGN section 3).
+
+mod error;
+mod values;
+
+pub use error::{ConfigError, Located, SourceMap};
+pub use values::{ByteSize, HumanDuration, UpstreamTls};
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where clients connect and the limits that protect the proxy.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The Postgres server every session is relayed to.
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[server]`: the client-facing listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address clients connect to. Changing it needs a restart.
+    pub listen: SocketAddr,
+    /// Sessions beyond this get SQLSTATE 53300 too_many_connections.
+    pub max_client_connections: usize,
+    /// A client that has not finished startup and authentication by then is dropped.
+    pub startup_timeout: HumanDuration,
+    /// A client message larger than this ends its session with 08P01.
+    pub max_message_size: ByteSize,
+    /// On SIGTERM/SIGINT, how long sessions may go on before they are closed with 57P01.
+    pub shutdown_grace: HumanDuration,
+    /// PEM certificate chain; with `tls_key` it enables TLS towards clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 6432)),
+            max_client_connections: 1000,
+            startup_timeout: HumanDuration(Duration::from_secs(10)),
+            max_message_size: ByteSize(256 << 20),
+            shutdown_grace: HumanDuration(Duration::from_secs(30)),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// `[upstream]`: the Postgres server.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// TLS towards the upstream, with libpq's `sslmode` meanings.
+    pub tls: UpstreamTls,
+    /// PEM CA bundle used to verify the upstream's certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// How long to wait for the TCP connection and TLS handshake.
+    pub connect_timeout: HumanDuration,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            host: "127.0.0.1".into(),
+            port: 5432,
+            tls: UpstreamTls::Prefer,
+            ca_file: None,
+            connect_timeout: HumanDuration(Duration::from_secs(5)),
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// `host:port`, as named in errors and logs.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// `[log]`: what is logged.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `ddlguard=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    ///
+    /// Relative paths inside the file are resolved against the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates configuration text read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let map = SourceMap::new(text);
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| map.line_of(s.start));
+            let key = line.map(|l| map.key_at_line(l)).unwrap_or_default();
+            ConfigError::Invalid(Located {
+                file: path.to_path_buf(),
+                line,
+                key,
+                message: e.message().to_string(),
+            })
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate().map_err(|(table, key, message)| {
+            ConfigError::Invalid(Located {
+                file: path.to_path_buf(),
+                line: map.line_of_key(table, key),
+                key: format!("{table}.{key}"),
+                message,
+            })
+        })?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for p in [
+            &mut self.server.tls_cert,
+            &mut self.server.tls_key,
+            &mut self.upstream.ca_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    /// Checks what a single value's parser cannot: combinations, files, filters.
+    fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
+        let s = &self.server;
+        if s.max_client_connections == 0 {
+            return Err((
+                "server",
+                "max_client_connections",
+                "must be at least 1".into(),
+            ));
+        }
+        if s.max_message_size.0 < 1024 {
+            return Err(("server", "max_message_size", "must be at least 1kB".into()));
+        }
+        match (&s.tls_cert, &s.tls_key) {
+            (Some(_), None) => {
+                return Err((
+                    "server",
+                    "tls_key",
+                    "tls_cert is set but tls_key is not; set both to enable TLS towards clients"
+                        .into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err((
+                    "server",
+                    "tls_cert",
+                    "tls_key is set but tls_cert is not; set both to enable TLS towards clients"
+                        .into(),
+                ))
+            }
+            (Some(cert), Some(key)) => {
+                crate::proxy::tls::acceptor(cert, key).map_err(|e| {
+                    let field = if e.is_key() { "tls_key" } else { "tls_cert" };
+                    ("server", field, e.to_string())
+                })?;
+            }
+            (None, None) => {}
+        }
+        let u = &self.upstream;
+        if u.host.trim().is_empty() {
+            return Err(("upstream", "host", "must not be empty".into()));
+        }
+        if u.port == 0 {
+            return Err(("upstream", "port", "must be between 1 and 65535".into()));
+        }
+        if matches!(u.tls, UpstreamTls::VerifyCa | UpstreamTls::VerifyFull) && u.ca_file.is_none() {
+            return Err((
+                "upstream",
+                "ca_file",
+                format!(
+                    "tls = \"{}\" needs ca_file, the PEM file of the CA that signed the server certificate",
+                    if u.tls == UpstreamTls::VerifyCa { "verify-ca" } else { "verify-full" }
+                ),
+            ));
+        }
+        if u.tls != UpstreamTls::Disable {
+            crate::proxy::tls::connector(u).map_err(|e| ("upstream", "ca_file", e.to_string()))?;
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            (
+                "log",
+                "level",
+                format!("invalid filter {:?}: {e}", self.log.level),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The effective settings as TOML, for `check-config` and the logs.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("proxy.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.server.listen.port(), 6432);
+        assert_eq!(c.upstream.address(), "127.0.0.1:5432");
+        assert_eq!(c.server.startup_timeout.0, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_key() {
+        let err = parse("[server]\n\nstartup_timeout = \"10 fortnights\"\n").unwrap_err();
+        assert!(
+            err.starts_with("proxy.toml:3: key `server.startup_timeout`"),
+            "{err}"
+        );
+        let err = parse("[upstream]\ntls = \"sometimes\"\n").unwrap_err();
+        assert!(err.starts_with("proxy.toml:2: key `upstream.tls`"), "{err}");
+        let err = parse("[server]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(
+            err.starts_with("proxy.toml:2: key `server.listen`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").unwrap_err();
+        assert!(err.starts_with("proxy.toml:3: key `server.lisen`"), "{err}");
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn cross_field_errors_point_at_the_key() {
+        let err = parse("[upstream]\nport = 5\ntls = \"verify-full\"\n").unwrap_err();
+        assert!(
+            err.starts_with("proxy.toml:1: key `upstream.ca_file`"),
+            "{err}"
+        );
+        let err = parse(
+            "[server]\ntls_cert = \"/nonexistent/server.crt\"\ntls_key = \"/nonexistent/k\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("proxy.toml:2: key `server.tls_cert`"),
+            "{err}"
+        );
+        let err = parse("[log]\nlevel = \"[[[\"\n").unwrap_err();
+        assert!(err.starts_with("proxy.toml:2: key `log.level`"), "{err}");
+    }
+}

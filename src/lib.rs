@@ -1,0 +1,10 @@
+//! ddlguard: a Postgres wire-protocol proxy that relays sessions
+//! transparently, records schema usage per client and guards DDL.
+//!
+//! The binary (`main.rs`) is a thin command line over this library, so that
+//! tests can start a proxy in process.
+
+pub mod config;
+pub mod logging;
+pub mod proxy;
+pub mod wire;

@@ -1,0 +1,212 @@
+//! The startup phase: TLS and GSS negotiation with the client, then the
+//! relayed authentication exchange up to the first ReadyForQuery.
+
+use super::stream::Stream;
+use crate::wire::messages::{self, AUTH_SASL};
+use crate::wire::startup::MAX_STARTUP_LEN;
+use crate::wire::{FrameHeader, StartupPacket, StartupParams, WireError};
+use bytes::{Buf, BytesMut};
+use std::io;
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+
+/// Why a session ended before it reached the relay phase.
+#[derive(Debug, Error)]
+pub enum StartupError {
+    /// Socket error or the peer went away.
+    #[error("connection lost during startup: {0}")]
+    Io(#[from] io::Error),
+    /// The client sent something that is not a valid startup packet or message.
+    #[error(transparent)]
+    Protocol(#[from] WireError),
+    /// TLS handshake with the client failed.
+    #[error("TLS handshake with client failed: {0}")]
+    Tls(io::Error),
+    /// The client started a TLS ClientHello without SSLRequest (`sslnegotiation=direct`).
+    #[error(
+        "client started TLS directly (sslnegotiation=direct), which ddlguard does not support yet"
+    )]
+    DirectTls,
+    /// The client sent a second SSLRequest after TLS was set up.
+    #[error("client sent SSLRequest twice")]
+    DoubleSsl,
+    /// The upstream refused the session (bad password, unknown database, ...).
+    #[error("upstream refused the session: {code} {message}")]
+    Rejected { code: String, message: String },
+}
+
+/// What the first packets of a connection asked for.
+pub enum Opening {
+    /// A session: the (possibly TLS) client stream and its startup packet.
+    Session {
+        /// The client connection, after TLS if negotiated.
+        client: Stream,
+        /// The raw startup packet, relayed upstream unchanged.
+        raw: Vec<u8>,
+        /// Protocol version requested.
+        version: u32,
+        /// Parameters read for logging.
+        params: StartupParams,
+    },
+    /// A CancelRequest for the given backend key.
+    Cancel(Vec<u8>),
+}
+
+/// Reads the client's opening packets, answering SSLRequest and GSSENCRequest.
+pub async fn open(tcp: TcpStream, acceptor: Option<&TlsAcceptor>) -> Result<Opening, StartupError> {
+    let mut client = Stream::Plain(tcp);
+    loop {
+        let packet = read_startup_packet(&mut client).await?;
+        match StartupPacket::parse(packet)? {
+            StartupPacket::SslRequest => {
+                if client.is_tls() {
+                    return Err(StartupError::DoubleSsl);
+                }
+                let Stream::Plain(mut tcp) = client else {
+                    return Err(StartupError::DoubleSsl);
+                };
+                match acceptor {
+                    Some(acceptor) => {
+                        tcp.write_all(b"S").await?;
+                        let tls = acceptor.accept(tcp).await.map_err(StartupError::Tls)?;
+                        client = Stream::Accepted(Box::new(tls));
+                    }
+                    None => {
+                        tcp.write_all(b"N").await?;
+                        client = Stream::Plain(tcp);
+                    }
+                }
+            }
+            StartupPacket::GssEncRequest => client.write_all(b"N").await?,
+            StartupPacket::Cancel { key } => return Ok(Opening::Cancel(key)),
+            StartupPacket::Startup {
+                version,
+                params,
+                raw,
+            } => {
+                return Ok(Opening::Session {
+                    client,
+                    raw,
+                    version,
+                    params,
+                })
+            }
+        }
+    }
+}
+
+async fn read_startup_packet(stream: &mut Stream) -> Result<Vec<u8>, StartupError> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await?;
+    if len[0] == 0x16 {
+        return Err(StartupError::DirectTls);
+    }
+    let n = u32::from_be_bytes(len);
+    if !(8..=MAX_STARTUP_LEN).contains(&n) {
+        return Err(WireError::BadStartupLength(n).into());
+    }
+    let mut packet = vec![0u8; n as usize];
+    packet[..4].copy_from_slice(&len);
+    stream.read_exact(&mut packet[4..]).await?;
+    Ok(packet)
+}
+
+/// What the authentication exchange produced.
+pub struct Authenticated {
+    /// BackendKeyData body (pid + secret key), if the server sent one.
+    pub backend_key: Option<Vec<u8>>,
+    /// Client bytes read past the startup phase, for the relay.
+    pub client_buf: BytesMut,
+    /// Server bytes read past the first ReadyForQuery, for the relay.
+    pub server_buf: BytesMut,
+}
+
+/// Sends the startup packet upstream and relays the authentication exchange
+/// both ways until the server's first ReadyForQuery.
+///
+/// Messages are relayed unchanged except `AuthenticationSASL`, from which
+/// `SCRAM-SHA-256-PLUS` is removed: channel binding would bind to the
+/// proxy's certificate, not the server's.
+pub async fn authenticate(
+    client: &mut Stream,
+    server: &mut Stream,
+    raw_startup: &[u8],
+    max_message: usize,
+) -> Result<Authenticated, StartupError> {
+    server.write_all(raw_startup).await?;
+    server.flush().await?;
+    let mut from_client = BytesMut::with_capacity(1024);
+    let mut from_server = BytesMut::with_capacity(4096);
+    let mut to_client = Vec::with_capacity(1024);
+    let mut to_server = Vec::new();
+    let mut backend_key = None;
+    loop {
+        tokio::select! {
+            read = server.read_buf(&mut from_server) => {
+                if read? == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "upstream closed the connection during authentication").into());
+                }
+                while let Some(head) = FrameHeader::parse(&from_server)? {
+                    if from_server.len() < head.total_len {
+                        break;
+                    }
+                    let frame = from_server.split_to(head.total_len);
+                    let body = &frame[5..];
+                    match head.tag {
+                        b'R' if messages::auth_code(body)? == AUTH_SASL => {
+                            match messages::strip_scram_plus(body)? {
+                                Some(stripped) => to_client.extend_from_slice(&stripped),
+                                None => to_client.extend_from_slice(&frame),
+                            }
+                        }
+                        b'K' => {
+                            backend_key = Some(body.to_vec());
+                            to_client.extend_from_slice(&frame);
+                        }
+                        b'E' => {
+                            to_client.extend_from_slice(&frame);
+                            let _ = client.write_all(&to_client).await;
+                            let _ = client.flush().await;
+                            let fields = messages::error_fields(body);
+                            return Err(StartupError::Rejected { code: fields.code, message: fields.message });
+                        }
+                        b'Z' => {
+                            to_client.extend_from_slice(&frame);
+                            client.write_all(&to_client).await?;
+                            client.flush().await?;
+                            return Ok(Authenticated { backend_key, client_buf: from_client, server_buf: from_server });
+                        }
+                        _ => to_client.extend_from_slice(&frame),
+                    }
+                }
+                if !to_client.is_empty() {
+                    client.write_all(&to_client).await?;
+                    client.flush().await?;
+                    to_client.clear();
+                }
+            }
+            read = client.read_buf(&mut from_client) => {
+                if read? == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed the connection during authentication").into());
+                }
+                while let Some(head) = FrameHeader::parse(&from_client)? {
+                    if head.total_len > max_message {
+                        return Err(WireError::TooLarge { tag: head.tag as char, len: head.total_len, limit: max_message }.into());
+                    }
+                    if from_client.len() < head.total_len {
+                        break;
+                    }
+                    to_server.extend_from_slice(&from_client[..head.total_len]);
+                    from_client.advance(head.total_len);
+                }
+                if !to_server.is_empty() {
+                    server.write_all(&to_server).await?;
+                    server.flush().await?;
+                    to_server.clear();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The accept loop, reload and graceful shutdown.
+
+use super::session;
+use super::shared::{reached, Phase, Settings, Shared};
+use crate::config::Config;
+use crate::proxy::tls::TlsError;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::time::timeout;
+use tracing::{error, info, warn};
+
+/// Why the proxy could not start.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    /// TLS material could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// A bound, not yet running proxy.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+/// A handle to a running proxy: reload its settings or stop it.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds `server.listen` and prepares the shared state.
+    pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        let addr = config.server.listen;
+        let settings = Settings::new(config)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        Ok(Server {
+            listener,
+            shared: Shared::new(settings),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle for reloads and shutdown.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Accepts sessions until shutdown is requested, then drains: sessions
+    /// may finish within `server.shutdown_grace`, the rest get 57P01.
+    pub async fn run(self) {
+        let shared = self.shared;
+        let mut phase = shared.phase();
+        info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "ddlguard accepting connections");
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let guard = shared.open_session();
+                        tokio::spawn(session::run(tcp, peer, shared.clone(), guard));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: keep serving.
+                        error!("accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                _ = reached(&mut phase, Phase::Draining) => break,
+            }
+        }
+        drop(self.listener);
+        let grace = shared.settings().config.server.shutdown_grace.0;
+        let open = shared.active_sessions();
+        info!(sessions = open, grace = ?grace, "shutting down: no longer accepting; waiting for sessions to finish");
+        if timeout(grace, shared.wait_idle()).await.is_err() {
+            warn!(
+                sessions = shared.active_sessions(),
+                "grace period over; closing remaining sessions with 57P01"
+            );
+            shared.set_phase(Phase::Closing);
+            if timeout(std::time::Duration::from_secs(10), shared.wait_idle())
+                .await
+                .is_err()
+            {
+                warn!(
+                    sessions = shared.active_sessions(),
+                    "sessions still open at exit"
+                );
+            }
+        }
+        info!("ddlguard stopped");
+    }
+}
+
+impl ServerHandle {
+    /// Stops accepting and lets sessions finish within the grace period.
+    pub fn shutdown(&self) {
+        self.shared.set_phase(Phase::Draining);
+    }
+
+    /// Closes all sessions now (a second signal during shutdown).
+    pub fn terminate(&self) {
+        self.shared.set_phase(Phase::Closing);
+    }
+
+    /// Sessions currently open.
+    pub fn active_sessions(&self) -> usize {
+        self.shared.active_sessions()
+    }
+
+    /// Applies a new configuration to sessions started from now on. Returns
+    /// the keys whose change needs a restart to take effect.
+    pub fn reload(&self, config: Config) -> Result<Vec<&'static str>, TlsError> {
+        let old = self.shared.settings();
+        let mut restart = Vec::new();
+        if old.config.server.listen != config.server.listen {
+            restart.push("server.listen");
+        }
+        let settings = Settings::new(config)?;
+        self.shared.replace_settings(settings);
+        Ok(restart)
+    }
+}

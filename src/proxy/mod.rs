@@ -1,0 +1,12 @@
+//! The proxy itself: listener, sessions, upstream connections and TLS.
+
+mod handshake;
+mod listener;
+mod relay;
+mod session;
+mod shared;
+pub mod stream;
+pub mod tls;
+pub mod upstream;
+
+pub use listener::{ServeError, Server, ServerHandle};

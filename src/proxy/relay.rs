@@ -1,0 +1,425 @@
+//! The post-startup relay: frames both directions on `BytesMut`, forwards
+//! bytes straight out of the read buffers, decodes only what it inspects.
+//!
+//! One task drives both sockets from a single `poll` loop, so neither
+//! direction can block the other (a client that pipelines thousands of
+//! statements while the server streams results back never deadlocks), and
+//! writes are batched: everything readable is read and framed before the
+//! ready bytes are written in one go.
+
+use super::stream::Stream;
+use crate::wire::{messages, FrameHeader, WireError};
+use bytes::{Buf, BytesMut};
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncReadExt, AsyncWrite};
+
+/// Minimum free space before a read; reads are at least this large.
+const READ_CHUNK: usize = 16 * 1024;
+/// Stop reading a side while this many bytes wait to be written to the other.
+const HIGH_WATER: usize = 256 * 1024;
+
+/// Why the relay stopped.
+#[derive(Debug)]
+pub enum RelayEnd {
+    /// The client closed its connection (after Terminate or abruptly).
+    ClientClosed,
+    /// The server closed its connection.
+    ServerClosed,
+    /// Reading from or writing to the client failed.
+    ClientIo(io::Error),
+    /// Reading from or writing to the server failed.
+    ServerIo(io::Error),
+    /// The client sent a malformed or oversized message.
+    Protocol(WireError),
+    /// `drain_server` finished: every answer owed to the client was relayed.
+    Drained,
+}
+
+/// What the relay knows about the session's protocol state.
+#[derive(Debug, Clone)]
+pub struct ProtocolState {
+    /// Transaction status from the last ReadyForQuery: `I`, `T` or `E`.
+    pub tx_status: u8,
+    /// Query/Sync/FunctionCall messages sent whose ReadyForQuery has not come back.
+    pub awaiting_ready: u32,
+    /// Extended-protocol messages sent since the last Sync.
+    pub unsynced: bool,
+    /// Type of the last complete message the server sent.
+    pub last_server_tag: u8,
+    /// The last server ErrorResponse was FATAL (the server is about to close).
+    pub server_fatal: bool,
+    /// The client sent Terminate.
+    pub terminated: bool,
+    /// Client messages of unknown type, relayed unchanged.
+    pub unknown_client: u64,
+    /// Server messages of unknown type, relayed unchanged.
+    pub unknown_server: u64,
+}
+
+impl ProtocolState {
+    /// True while a statement may be running on the server for this client.
+    pub fn busy(&self) -> bool {
+        self.awaiting_ready > 0 || self.unsynced
+    }
+}
+
+/// One direction's buffer: `[0, ready)` is framed and ready to write,
+/// `pass` more bytes belong to a message being passed through unread.
+struct Lane {
+    buf: BytesMut,
+    ready: usize,
+    pass: usize,
+    needs_flush: bool,
+    eof: bool,
+}
+
+impl Lane {
+    fn new(buf: BytesMut) -> Lane {
+        Lane {
+            buf,
+            ready: 0,
+            pass: 0,
+            needs_flush: false,
+            eof: false,
+        }
+    }
+
+    fn may_read(&self) -> bool {
+        !self.eof && (self.ready == 0 || self.buf.len() < HIGH_WATER)
+    }
+
+    /// True when the bytes written to the peer end on a message boundary.
+    fn at_boundary(&self) -> bool {
+        self.pass == 0
+    }
+}
+
+/// The two connections of a live session and their buffers.
+pub struct Relay {
+    /// The client connection.
+    pub client: Stream,
+    /// The upstream connection.
+    pub server: Stream,
+    from_client: Lane,
+    from_server: Lane,
+    max_message: usize,
+    /// Protocol state the session and its hooks read.
+    pub state: ProtocolState,
+    /// The server's BackendKeyData body, used to cancel its running statement.
+    pub backend_key: Option<Vec<u8>>,
+    /// Set by `drain_server`: the client is no longer read.
+    draining: bool,
+}
+
+impl Relay {
+    /// Starts relaying; `client_buf`/`server_buf` hold bytes already read
+    /// during startup that belong to the relay phase.
+    pub fn new(
+        client: Stream,
+        server: Stream,
+        client_buf: BytesMut,
+        server_buf: BytesMut,
+        max_message: usize,
+    ) -> Relay {
+        Relay {
+            client,
+            server,
+            from_client: Lane::new(client_buf),
+            from_server: Lane::new(server_buf),
+            max_message,
+            state: ProtocolState {
+                tx_status: b'I',
+                awaiting_ready: 0,
+                unsynced: false,
+                last_server_tag: 0,
+                server_fatal: false,
+                terminated: false,
+                unknown_client: 0,
+                unknown_server: 0,
+            },
+            backend_key: None,
+            draining: false,
+        }
+    }
+
+    /// Relays until one side closes or fails.
+    pub async fn run(&mut self) -> RelayEnd {
+        if let Err(e) = self.scan_client() {
+            return RelayEnd::Protocol(e);
+        }
+        self.scan_server();
+        std::future::poll_fn(|cx| self.poll_relay(cx)).await
+    }
+
+    fn poll_relay(&mut self, cx: &mut Context<'_>) -> Poll<RelayEnd> {
+        loop {
+            let mut progress = false;
+
+            if !self.draining && self.from_client.may_read() {
+                match poll_fill(&mut self.client, &mut self.from_client.buf, cx) {
+                    Poll::Ready(Ok(0)) => {
+                        self.from_client.eof = true;
+                        progress = true;
+                    }
+                    Poll::Ready(Ok(_)) => {
+                        if let Err(e) = self.scan_client() {
+                            return Poll::Ready(RelayEnd::Protocol(e));
+                        }
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ClientIo(e)),
+                    Poll::Pending => {}
+                }
+            }
+            if self.from_server.may_read() {
+                match poll_fill(&mut self.server, &mut self.from_server.buf, cx) {
+                    Poll::Ready(Ok(0)) => {
+                        self.from_server.eof = true;
+                        progress = true;
+                    }
+                    Poll::Ready(Ok(_)) => {
+                        self.scan_server();
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ServerIo(e)),
+                    Poll::Pending => {}
+                }
+            }
+
+            match poll_drain(&mut self.server, &mut self.from_client, cx) {
+                Poll::Ready(Ok(moved)) => progress |= moved,
+                Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ServerIo(e)),
+                Poll::Pending => {}
+            }
+            match poll_drain(&mut self.client, &mut self.from_server, cx) {
+                Poll::Ready(Ok(moved)) => progress |= moved,
+                Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ClientIo(e)),
+                Poll::Pending => {}
+            }
+
+            let drained = |l: &Lane| l.ready == 0 && !l.needs_flush;
+            if self.draining && self.state.awaiting_ready == 0 && drained(&self.from_server) {
+                return Poll::Ready(RelayEnd::Drained);
+            }
+            if self.from_server.eof && drained(&self.from_server) {
+                return Poll::Ready(RelayEnd::ServerClosed);
+            }
+            if self.from_client.eof && drained(&self.from_client) {
+                return Poll::Ready(RelayEnd::ClientClosed);
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Stops reading the client and relays the server's answers to what was
+    /// already forwarded, until none is owed. Used before the proxy adds its
+    /// own final error, so the client reads it after those answers, as it
+    /// would from Postgres.
+    pub async fn drain_server(&mut self) -> RelayEnd {
+        self.draining = true;
+        self.from_client.buf.truncate(self.from_client.ready);
+        self.from_client.pass = 0;
+        std::future::poll_fn(|cx| self.poll_relay(cx)).await
+    }
+
+    /// Frames newly read client bytes. Only headers are needed for now: the
+    /// statement hooks (analysis, policy) will ask for whole Query/Parse bodies.
+    fn scan_client(&mut self) -> Result<(), WireError> {
+        let lane = &mut self.from_client;
+        loop {
+            let avail = lane.buf.len() - lane.ready;
+            if lane.pass > 0 {
+                let n = lane.pass.min(avail);
+                lane.ready += n;
+                lane.pass -= n;
+                if lane.pass > 0 {
+                    return Ok(());
+                }
+                continue;
+            }
+            let Some(head) = FrameHeader::parse(&lane.buf[lane.ready..])? else {
+                return Ok(());
+            };
+            if head.total_len > self.max_message {
+                return Err(WireError::TooLarge {
+                    tag: head.tag as char,
+                    len: head.total_len,
+                    limit: self.max_message,
+                });
+            }
+            let st = &mut self.state;
+            tracing::trace!(tag = %(head.tag as char), len = head.total_len, "client message");
+            match head.tag {
+                b'Q' | b'F' => st.awaiting_ready += 1,
+                b'S' => {
+                    st.awaiting_ready += 1;
+                    st.unsynced = false;
+                }
+                b'P' | b'B' | b'E' | b'D' | b'C' | b'H' => st.unsynced = true,
+                b'X' => st.terminated = true,
+                b'd' | b'c' | b'f' | b'p' => {}
+                _ => st.unknown_client += 1,
+            }
+            lane.pass = head.total_len;
+        }
+    }
+
+    /// Frames newly read server bytes; ReadyForQuery and ErrorResponse are
+    /// read whole (they are small), everything else passes through unread.
+    fn scan_server(&mut self) {
+        let lane = &mut self.from_server;
+        loop {
+            let avail = lane.buf.len() - lane.ready;
+            if lane.pass > 0 {
+                let n = lane.pass.min(avail);
+                lane.ready += n;
+                lane.pass -= n;
+                if lane.pass > 0 {
+                    return;
+                }
+                continue;
+            }
+            let head = match FrameHeader::parse(&lane.buf[lane.ready..]) {
+                Ok(Some(head)) => head,
+                Ok(None) => return,
+                Err(_) => {
+                    // A broken server frame: relay the bytes unchanged and let
+                    // the client's driver judge them; never guess a boundary.
+                    lane.ready = lane.buf.len();
+                    self.state.unknown_server += 1;
+                    return;
+                }
+            };
+            let st = &mut self.state;
+            tracing::trace!(tag = %(head.tag as char), len = head.total_len, "server message");
+            match head.tag {
+                b'Z' | b'E' => {
+                    if avail < head.total_len {
+                        lane.buf.reserve(head.total_len - avail);
+                        return;
+                    }
+                    let body = &lane.buf[lane.ready + 5..lane.ready + head.total_len];
+                    if head.tag == b'Z' {
+                        st.tx_status = messages::ready_status(body).unwrap_or(st.tx_status);
+                        st.awaiting_ready = st.awaiting_ready.saturating_sub(1);
+                    } else {
+                        st.server_fatal = messages::error_fields(body).severity == "FATAL";
+                    }
+                    st.last_server_tag = head.tag;
+                    lane.ready += head.total_len;
+                    continue;
+                }
+                b'1' | b'2' | b'3' | b'A' | b'c' | b'C' | b'd' | b'D' | b'G' | b'H' | b'I'
+                | b'K' | b'n' | b'N' | b'R' | b's' | b'S' | b't' | b'T' | b'v' | b'V' | b'W' => {}
+                _ => st.unknown_server += 1,
+            }
+            st.last_server_tag = head.tag;
+            lane.pass = head.total_len;
+        }
+    }
+
+    /// Writes what is framed for the client, then `extra` (an error the proxy
+    /// adds) if the client stream sits on a message boundary, and flushes.
+    pub async fn finish_client(&mut self, extra: Option<&[u8]>) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let lane = &mut self.from_server;
+        self.client.write_all(&lane.buf[..lane.ready]).await?;
+        lane.buf.advance(lane.ready);
+        lane.ready = 0;
+        if let Some(extra) = extra {
+            if lane.at_boundary() {
+                self.client.write_all(extra).await?;
+            }
+        }
+        self.client.flush().await?;
+        let _ = self.client.shutdown().await;
+        Ok(())
+    }
+
+    /// Reads and discards what the client still sends, until it closes or
+    /// `limit` passes. Closing a socket with unread input sends a TCP reset,
+    /// which can destroy the error message the client has not read yet.
+    pub async fn linger_client(&mut self, limit: std::time::Duration) {
+        let mut sink = vec![0u8; 8192];
+        let drain = async {
+            while let Ok(n) = self.client.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, drain).await;
+    }
+
+    /// Writes what is framed for the server, then a Terminate if the server
+    /// stream is on a boundary and the client did not send one, and closes.
+    pub async fn finish_server(&mut self) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let lane = &mut self.from_client;
+        self.server.write_all(&lane.buf[..lane.ready]).await?;
+        lane.buf.advance(lane.ready);
+        lane.ready = 0;
+        if lane.at_boundary() && !self.state.terminated {
+            self.server.write_all(b"X\0\0\0\x04").await?;
+        }
+        self.server.flush().await?;
+        let _ = self.server.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Reads once into `buf`, reserving a chunk first.
+fn poll_fill(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+    let read = pin!(stream.read_buf(buf));
+    read.poll(cx)
+}
+
+/// Writes the lane's ready bytes to `out` until it would block, then flushes.
+/// Returns whether anything moved.
+fn poll_drain(out: &mut Stream, lane: &mut Lane, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+    let mut moved = false;
+    while lane.ready > 0 {
+        match std::pin::Pin::new(&mut *out).poll_write(cx, &lane.buf[..lane.ready]) {
+            Poll::Ready(Ok(0)) => {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "peer stopped accepting data",
+                )))
+            }
+            Poll::Ready(Ok(n)) => {
+                lane.buf.advance(n);
+                lane.ready -= n;
+                lane.needs_flush = true;
+                moved = true;
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {
+                return if moved {
+                    Poll::Ready(Ok(true))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+    if lane.needs_flush {
+        match std::pin::Pin::new(&mut *out).poll_flush(cx) {
+            Poll::Ready(Ok(())) => lane.needs_flush = false,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
+        }
+    }
+    Poll::Ready(Ok(moved))
+}

@@ -1,0 +1,289 @@
+//! One client session from accept to close: opening, upstream connection,
+//! authentication, relay, and the way it ends.
+
+use super::handshake::{self, Opening, StartupError};
+use super::relay::{Relay, RelayEnd};
+use super::shared::{reached, ClientSlot, Phase, SessionGuard, Settings, Shared};
+use super::stream::Stream;
+use super::upstream::Upstream;
+use crate::wire::messages::ProxyError;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tracing::{debug, info, warn, Instrument};
+
+/// How long the proxy waits for a peer to take a final message before closing.
+const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a session ended by a protocol violation waits for the server's
+/// answers to the statements before it.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a closing session keeps reading so its last error is not lost to a TCP reset.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Runs one accepted connection to its end. Never panics on peer input;
+/// every failure ends this session only.
+pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, guard: SessionGuard) {
+    let span = tracing::info_span!(
+        "session",
+        id = guard.id,
+        peer = %peer,
+        user = tracing::field::Empty,
+        db = tracing::field::Empty,
+        app = tracing::field::Empty,
+    );
+    async move {
+        let settings = shared.settings();
+        let limit = settings.config.server.startup_timeout.0;
+        let started = timeout(limit, start(tcp, &settings, &shared)).await;
+        let (relay, upstream, _slot) = match started {
+            Ok(Ok(Some(ready))) => ready,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                match &e {
+                    StartupError::Rejected { message, .. } if message.contains("channel binding") => warn!(
+                        "{e}: the client speaks TLS to ddlguard and so offers SCRAM channel binding, which cannot pass a TLS-terminating proxy; \
+                         set channel_binding=disable in the client or upstream.tls = \"disable\""
+                    ),
+                    StartupError::Rejected { .. } => info!("{e}"),
+                    StartupError::Io(_) => debug!("{e}"),
+                    _ => warn!("{e}"),
+                }
+                return;
+            }
+            Err(_) => {
+                warn!(
+                    "client did not finish startup within {:?} (server.startup_timeout); connection dropped",
+                    limit
+                );
+                return;
+            }
+        };
+        relay_session(relay, upstream, &shared).await;
+        drop(guard);
+    }
+    .instrument(span)
+    .await
+}
+
+/// Opening, limit check, upstream connection and authentication.
+/// `Ok(None)` means the connection was fully handled (cancel, refusal).
+async fn start(
+    tcp: TcpStream,
+    settings: &Settings,
+    shared: &Arc<Shared>,
+) -> Result<Option<(Relay, Arc<Upstream>, ClientSlot)>, StartupError> {
+    let _ = tcp.set_nodelay(true);
+    let (mut client, raw) = match handshake::open(tcp, settings.acceptor.as_ref()).await? {
+        Opening::Cancel(key) => {
+            forward_cancel(shared, &key).await;
+            return Ok(None);
+        }
+        Opening::Session {
+            client,
+            raw,
+            version,
+            params,
+        } => {
+            let span = tracing::Span::current();
+            span.record("user", params.user.as_str());
+            span.record("db", params.database.as_str());
+            span.record("app", params.application_name.as_str());
+            debug!(
+                version = format_args!("{}.{}", version >> 16, version & 0xffff),
+                tls = client.is_tls(),
+                "startup"
+            );
+            (client, raw)
+        }
+    };
+    let server_cfg = &settings.config.server;
+    let Some(slot) = shared.claim_client_slot(server_cfg.max_client_connections) else {
+        shared
+            .counters
+            .sessions_refused
+            .fetch_add(1, Ordering::Relaxed);
+        warn!(
+            limit = server_cfg.max_client_connections,
+            "refused: too many client connections"
+        );
+        let err = ProxyError::fatal("53300", "sorry, too many clients already").with_hint(format!(
+            "ddlguard accepts at most {} client connections (server.max_client_connections); close idle connections or raise the limit",
+            server_cfg.max_client_connections
+        ));
+        send_final(&mut client, &err).await;
+        return Ok(None);
+    };
+    let running = *shared.phase().borrow() == Phase::Running;
+    if !running {
+        let err = ProxyError::fatal("57P03", "the proxy is shutting down")
+            .with_hint("connect again in a moment; another ddlguard instance may take the session");
+        send_final(&mut client, &err).await;
+        return Ok(None);
+    }
+    let upstream = settings.upstream.clone();
+    let mut server = match upstream.connect().await {
+        Ok(server) => server,
+        Err(e) => {
+            warn!("{e}");
+            let err = ProxyError::fatal(e.sqlstate(), format!("ddlguard {e}")).with_hint(
+                "check that Postgres is running and that [upstream] host/port/tls in the ddlguard configuration are right",
+            );
+            send_final(&mut client, &err).await;
+            return Ok(None);
+        }
+    };
+    let auth = handshake::authenticate(
+        &mut client,
+        &mut server,
+        &raw,
+        server_cfg.max_message_size.0,
+    )
+    .await?;
+    if let Some(key) = &auth.backend_key {
+        shared.cancels.insert(key.clone(), upstream.clone());
+    }
+    info!(
+        client_tls = client.is_tls(),
+        upstream_tls = server.is_tls(),
+        "session started"
+    );
+    let mut relay = Relay::new(
+        client,
+        server,
+        auth.client_buf,
+        auth.server_buf,
+        server_cfg.max_message_size.0,
+    );
+    relay.backend_key = auth.backend_key;
+    Ok(Some((relay, upstream, slot)))
+}
+
+/// The relay phase and the orderly end of the session.
+async fn relay_session(mut relay: Relay, upstream: Arc<Upstream>, shared: &Shared) {
+    let mut phase = shared.phase();
+    let end = tokio::select! {
+        end = relay.run() => Some(end),
+        _ = reached(&mut phase, Phase::Closing) => None,
+    };
+    if let Some(RelayEnd::Protocol(_)) = &end {
+        // Answers to statements forwarded before the bad message come first.
+        let _ = timeout(DRAIN_TIMEOUT, relay.drain_server()).await;
+    }
+    let st = relay.state.clone();
+    shared
+        .counters
+        .unknown_client_messages
+        .fetch_add(st.unknown_client, Ordering::Relaxed);
+    shared
+        .counters
+        .unknown_server_messages
+        .fetch_add(st.unknown_server, Ordering::Relaxed);
+    let key = relay.backend_key.clone();
+    let cancel_if_busy = |reason: &str| {
+        if let (true, Some(key)) = (st.busy(), key.clone()) {
+            info!("cancelling the running statement upstream: {reason}");
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Err(e) = upstream.cancel(&key).await {
+                    warn!("cancel request failed: {e}");
+                }
+            });
+        }
+    };
+    let mut to_client: Option<ProxyError> = None;
+    match end {
+        None => {
+            cancel_if_busy("proxy shutdown");
+            to_client = Some(ProxyError::fatal(
+                "57P01",
+                "terminating connection due to administrator command",
+            )
+            .with_detail("ddlguard is shutting down and the grace period (server.shutdown_grace) has ended"));
+            info!("closing session: proxy shutdown");
+        }
+        Some(RelayEnd::Drained) => debug!("relay drained"),
+        Some(RelayEnd::ClientClosed) => {
+            if !st.terminated {
+                cancel_if_busy("client disconnected");
+            }
+            debug!("client closed the connection");
+        }
+        Some(RelayEnd::ClientIo(e)) => {
+            cancel_if_busy("client connection failed");
+            info!("client connection failed: {e}");
+        }
+        Some(RelayEnd::ServerClosed) | Some(RelayEnd::ServerIo(_)) => {
+            if !st.server_fatal {
+                let detail = match &end {
+                    Some(RelayEnd::ServerIo(e)) => e.to_string(),
+                    _ => "the server closed the connection unexpectedly".to_string(),
+                };
+                warn!("upstream connection lost: {detail}");
+                to_client = Some(
+                    ProxyError::fatal(
+                        "08006",
+                        format!(
+                            "ddlguard lost the connection to upstream {}",
+                            upstream.config.address()
+                        ),
+                    )
+                    .with_detail(detail)
+                    .with_hint("the server may have restarted; reconnect to start a new session"),
+                );
+            } else {
+                debug!("upstream ended the session");
+            }
+        }
+        Some(RelayEnd::Protocol(e)) => {
+            shared
+                .counters
+                .protocol_violations
+                .fetch_add(1, Ordering::Relaxed);
+            cancel_if_busy("protocol violation");
+            warn!("protocol violation by client: {e}");
+            to_client = Some(
+                ProxyError::fatal("08P01", format!("invalid frontend message: {e}")).with_hint(
+                    "the session was closed by ddlguard; other sessions are not affected",
+                ),
+            );
+        }
+    }
+    let frame = to_client.map(|e| e.to_frame());
+    let _ = timeout(FINAL_WRITE_TIMEOUT, relay.finish_server()).await;
+    let _ = timeout(FINAL_WRITE_TIMEOUT, relay.finish_client(frame.as_deref())).await;
+    if frame.is_some() {
+        relay.linger_client(LINGER).await;
+    }
+    if let Some(key) = &key {
+        shared.cancels.remove(key);
+    }
+}
+
+/// Forwards a CancelRequest to the upstream that owns the key; unknown keys
+/// are ignored, as Postgres ignores them.
+async fn forward_cancel(shared: &Shared, key: &[u8]) {
+    match shared.cancels.lookup(key) {
+        Some(upstream) => {
+            info!("forwarding cancel request");
+            if let Err(e) = upstream.cancel(key).await {
+                warn!("cancel request failed: {e}");
+            }
+        }
+        None => debug!("cancel request for an unknown backend key ignored"),
+    }
+}
+
+/// Sends one error to a client that is about to be closed.
+async fn send_final(client: &mut Stream, err: &ProxyError) {
+    let frame = err.to_frame();
+    let _ = timeout(FINAL_WRITE_TIMEOUT, async {
+        client.write_all(&frame).await?;
+        client.flush().await?;
+        client.shutdown().await
+    })
+    .await;
+}

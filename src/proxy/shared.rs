@@ -1,0 +1,223 @@
+//! State shared by the listener and all sessions: live settings, the cancel
+//! key registry, the shutdown phase and a few counters.
+
+use super::upstream::Upstream;
+use crate::config::Config;
+use crate::proxy::tls::{self, TlsError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{watch, Notify};
+use tokio_rustls::TlsAcceptor;
+
+/// Settings derived from one loaded configuration; replaced whole on reload.
+/// A session keeps the snapshot it started with.
+pub struct Settings {
+    /// The configuration as loaded.
+    pub config: Config,
+    /// The upstream and its TLS connector.
+    pub upstream: Arc<Upstream>,
+    /// The client-facing TLS acceptor, when `tls_cert`/`tls_key` are set.
+    pub acceptor: Option<TlsAcceptor>,
+}
+
+impl Settings {
+    /// Builds the TLS objects a configuration needs.
+    pub fn new(config: Config) -> Result<Settings, TlsError> {
+        let acceptor = match (&config.server.tls_cert, &config.server.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        let upstream = Arc::new(Upstream::new(config.upstream.clone())?);
+        Ok(Settings {
+            config,
+            upstream,
+            acceptor,
+        })
+    }
+}
+
+/// Where the process is in its life; sessions watch this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Accepting and relaying.
+    Running,
+    /// No longer accepting; existing sessions may finish.
+    Draining,
+    /// Remaining sessions are being closed with 57P01.
+    Closing,
+}
+
+/// Counters exported in logs now and as metrics later.
+#[derive(Default)]
+pub struct Counters {
+    /// Sessions accepted since start.
+    pub sessions_total: AtomicU64,
+    /// Sessions refused for `max_client_connections`.
+    pub sessions_refused: AtomicU64,
+    /// Client messages of a type the proxy does not know, relayed unchanged.
+    pub unknown_client_messages: AtomicU64,
+    /// Server messages of a type the proxy does not know, relayed unchanged.
+    pub unknown_server_messages: AtomicU64,
+    /// Sessions ended for a protocol violation by the client.
+    pub protocol_violations: AtomicU64,
+}
+
+/// Everything the listener hands to each session.
+pub struct Shared {
+    settings: RwLock<Arc<Settings>>,
+    /// Backend keys of live sessions, for forwarding CancelRequests.
+    pub cancels: CancelRegistry,
+    /// Counters.
+    pub counters: Counters,
+    phase: watch::Sender<Phase>,
+    active: AtomicUsize,
+    clients: AtomicUsize,
+    idle: Notify,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    /// Creates the shared state for the first configuration.
+    pub fn new(settings: Settings) -> Arc<Shared> {
+        Arc::new(Shared {
+            settings: RwLock::new(Arc::new(settings)),
+            cancels: CancelRegistry::default(),
+            counters: Counters::default(),
+            phase: watch::channel(Phase::Running).0,
+            active: AtomicUsize::new(0),
+            clients: AtomicUsize::new(0),
+            idle: Notify::new(),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The current settings snapshot.
+    pub fn settings(&self) -> Arc<Settings> {
+        match self.settings.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the settings for sessions that start from now on.
+    pub fn replace_settings(&self, settings: Settings) {
+        let settings = Arc::new(settings);
+        match self.settings.write() {
+            Ok(mut s) => *s = settings,
+            Err(poisoned) => *poisoned.into_inner() = settings,
+        }
+    }
+
+    /// Registers a new session; the guard counts it until dropped.
+    pub fn open_session(self: &Arc<Self>) -> SessionGuard {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        self.counters.sessions_total.fetch_add(1, Ordering::Relaxed);
+        SessionGuard {
+            shared: self.clone(),
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Takes one of `limit` client slots for a connection that sent a startup
+    /// packet (bare TCP probes do not count), or `None` when all are taken.
+    pub fn claim_client_slot(self: &Arc<Self>, limit: usize) -> Option<ClientSlot> {
+        let taken = self.clients.fetch_add(1, Ordering::AcqRel) + 1;
+        let slot = ClientSlot {
+            shared: self.clone(),
+        };
+        (taken <= limit).then_some(slot)
+    }
+
+    /// Sessions currently open.
+    pub fn active_sessions(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Waits until no session is open.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.active_sessions() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Moves to a later phase (never back).
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.send_if_modified(|p| {
+            if phase > *p {
+                *p = phase;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// A receiver that sees phase changes.
+    pub fn phase(&self) -> watch::Receiver<Phase> {
+        self.phase.subscribe()
+    }
+}
+
+/// Waits until the phase is `at_least` (or the sender is gone).
+pub async fn reached(rx: &mut watch::Receiver<Phase>, at_least: Phase) {
+    let _ = rx.wait_for(|p| *p >= at_least).await.map(|_| ());
+}
+
+/// Counts one open session; dropping it wakes `wait_idle` on the last one.
+pub struct SessionGuard {
+    shared: Arc<Shared>,
+    /// Session id for logs.
+    pub id: u64,
+}
+
+/// One of the `max_client_connections` slots; freed when dropped.
+pub struct ClientSlot {
+    shared: Arc<Shared>,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.shared.clients.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if self.shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.idle.notify_waiters();
+        }
+    }
+}
+
+/// Maps backend keys (pid + secret, exactly as in BackendKeyData) to the
+/// upstream that issued them, so a CancelRequest reaches the right server.
+#[derive(Default)]
+pub struct CancelRegistry {
+    keys: Mutex<HashMap<Vec<u8>, Arc<Upstream>>>,
+}
+
+impl CancelRegistry {
+    /// Records a live session's key.
+    pub fn insert(&self, key: Vec<u8>, upstream: Arc<Upstream>) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.insert(key, upstream);
+        }
+    }
+
+    /// Forgets a key when its session ends.
+    pub fn remove(&self, key: &[u8]) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.remove(key);
+        }
+    }
+
+    /// The upstream that owns `key`, if a live session has it.
+    pub fn lookup(&self, key: &[u8]) -> Option<Arc<Upstream>> {
+        self.keys.lock().ok()?.get(key).cloned()
+    }
+}

@@ -1,0 +1,212 @@
+//! rustls configurations: the acceptor towards clients and the connector
+//! towards the upstream, with libpq's `sslmode` semantics.
+
+use crate::config::{UpstreamConfig, UpstreamTls};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{self, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thiserror::Error;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// Why TLS material could not be loaded.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    /// A certificate file is missing, unreadable or holds no certificate.
+    #[error("cannot load certificates from {path}: {reason}")]
+    Certs { path: PathBuf, reason: String },
+    /// The private key file is missing, unreadable or holds no key.
+    #[error("cannot load private key from {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
+    /// rustls refused the combination (e.g. the key does not match the certificate).
+    #[error("TLS configuration rejected: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+impl TlsError {
+    /// True when the private key, not the certificate, is at fault.
+    pub fn is_key(&self) -> bool {
+        matches!(self, TlsError::Key { .. })
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(crypto::ring::default_provider())
+}
+
+fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let err = |reason: String| TlsError::Certs {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no PEM certificate found".into()));
+    }
+    Ok(certs)
+}
+
+/// Builds the client-facing TLS acceptor from PEM files.
+pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+    let certs = load_certs(cert)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+        path: key.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Builds the upstream TLS connector for `upstream.tls` and `upstream.ca_file`.
+pub fn connector(upstream: &UpstreamConfig) -> Result<TlsConnector, TlsError> {
+    let provider = provider();
+    let roots = match &upstream.ca_file {
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for cert in load_certs(path)? {
+                roots.add(cert).map_err(|e| TlsError::Certs {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+            Some(Arc::new(roots))
+        }
+        None => None,
+    };
+    // libpq: with a root certificate, `require` behaves like `verify-ca`.
+    let verifier: Arc<dyn ServerCertVerifier> = match (upstream.tls, roots) {
+        (UpstreamTls::VerifyFull, Some(roots)) => {
+            WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?
+        }
+        (UpstreamTls::VerifyCa | UpstreamTls::Require, Some(roots)) => Arc::new(ChainOnly(
+            WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?,
+        )),
+        _ => Arc::new(Unverified(provider.clone())),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// The name the upstream certificate is checked against (`verify-full`) and sent as SNI.
+pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
+    ServerName::try_from(host.to_string()).map_err(|e| {
+        TlsError::Rustls(rustls::Error::General(format!(
+            "upstream host {host:?} is not a valid TLS server name: {e}"
+        )))
+    })
+}
+
+/// `verify-ca`: the chain must lead to the CA, the host name is not checked.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// `prefer`/`require` without a CA: encryption without authentication, as libpq.
+/// Handshake signatures are still checked.
+#[derive(Debug)]
+struct Unverified(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,202 @@
+//! Builders and decoders for the few messages the proxy creates or inspects.
+
+use super::WireError;
+
+/// Authentication request code for `AuthenticationSASL`.
+pub const AUTH_SASL: i32 = 10;
+
+/// The SASL mechanism that binds to the TLS certificate; it must not be offered
+/// to clients because TLS ends at the proxy (DESIGN section 4).
+pub const SCRAM_PLUS: &str = "SCRAM-SHA-256-PLUS";
+
+/// Severity of a message the proxy sends on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// Ends the session.
+    Fatal,
+    /// Ends the statement.
+    Error,
+}
+
+impl Severity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Severity::Fatal => "FATAL",
+            Severity::Error => "ERROR",
+        }
+    }
+}
+
+/// An `ErrorResponse` the proxy writes itself (what, why, what to do instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyError {
+    /// FATAL or ERROR.
+    pub severity: Severity,
+    /// Five-character SQLSTATE.
+    pub code: &'static str,
+    /// Primary message.
+    pub message: String,
+    /// Optional DETAIL.
+    pub detail: Option<String>,
+    /// Optional HINT.
+    pub hint: Option<String>,
+}
+
+impl ProxyError {
+    /// A FATAL error with a code and message.
+    pub fn fatal(code: &'static str, message: impl Into<String>) -> Self {
+        ProxyError {
+            severity: Severity::Fatal,
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
+    }
+
+    /// Adds a HINT.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Adds a DETAIL.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Encodes the message as an `ErrorResponse` frame.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.push(b'E');
+        out.extend_from_slice(&[0; 4]);
+        let mut field = |t: u8, v: &str| {
+            out.push(t);
+            out.extend_from_slice(v.replace('\0', "").as_bytes());
+            out.push(0);
+        };
+        field(b'S', self.severity.as_str());
+        field(b'V', self.severity.as_str());
+        field(b'C', self.code);
+        field(b'M', &self.message);
+        if let Some(d) = &self.detail {
+            field(b'D', d);
+        }
+        if let Some(h) = &self.hint {
+            field(b'H', h);
+        }
+        out.push(0);
+        let len = (out.len() - start - 1) as u32;
+        out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+    }
+
+    /// The encoded frame as a new vector.
+    pub fn to_frame(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+}
+
+/// Reads the int32 request code of an `Authentication*` message body.
+pub fn auth_code(body: &[u8]) -> Result<i32, WireError> {
+    body.get(..4)
+        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or(WireError::Truncated("Authentication"))
+}
+
+/// Rebuilds an `AuthenticationSASL` frame without `SCRAM-SHA-256-PLUS`.
+///
+/// Returns `None` when the list does not contain it (the frame can then be
+/// relayed as is).
+pub fn strip_scram_plus(body: &[u8]) -> Result<Option<Vec<u8>>, WireError> {
+    let mechanisms = body
+        .get(4..)
+        .ok_or(WireError::Truncated("AuthenticationSASL"))?;
+    let names: Vec<&[u8]> = mechanisms
+        .split(|&b| b == 0)
+        .filter(|m| !m.is_empty())
+        .collect();
+    if !names.contains(&SCRAM_PLUS.as_bytes()) {
+        return Ok(None);
+    }
+    let mut out = vec![b'R', 0, 0, 0, 0];
+    out.extend_from_slice(&AUTH_SASL.to_be_bytes());
+    for name in names.iter().filter(|n| **n != SCRAM_PLUS.as_bytes()) {
+        out.extend_from_slice(name);
+        out.push(0);
+    }
+    out.push(0);
+    let len = (out.len() - 1) as u32;
+    out[1..5].copy_from_slice(&len.to_be_bytes());
+    Ok(Some(out))
+}
+
+/// Transaction status from a `ReadyForQuery` body: `I`, `T` or `E`.
+pub fn ready_status(body: &[u8]) -> Result<u8, WireError> {
+    body.first()
+        .copied()
+        .ok_or(WireError::Truncated("ReadyForQuery"))
+}
+
+/// The fields of a server `ErrorResponse`/`NoticeResponse` the proxy logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorFields {
+    /// Non-localized severity (`V`), or `S` from servers before 9.6.
+    pub severity: String,
+    /// SQLSTATE (`C`).
+    pub code: String,
+    /// Primary message (`M`).
+    pub message: String,
+}
+
+/// Decodes the severity, SQLSTATE and message of an `ErrorResponse` body.
+pub fn error_fields(body: &[u8]) -> ErrorFields {
+    let mut fields = ErrorFields::default();
+    for field in body.split(|&b| b == 0) {
+        let Some((&t, value)) = field.split_first() else {
+            continue;
+        };
+        let value = String::from_utf8_lossy(value).into_owned();
+        match t {
+            b'V' => fields.severity = value,
+            b'S' if fields.severity.is_empty() => fields.severity = value,
+            b'C' => fields.code = value,
+            b'M' => fields.message = value,
+            _ => {}
+        }
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::FrameHeader;
+
+    #[test]
+    fn error_frames_are_well_formed() {
+        let frame = ProxyError::fatal("08P01", "bad")
+            .with_hint("fix it")
+            .to_frame();
+        let head = FrameHeader::parse(&frame).unwrap().unwrap();
+        assert_eq!(head.tag, b'E');
+        assert_eq!(head.total_len, frame.len());
+        let fields = error_fields(&frame[5..]);
+        assert_eq!(fields.code, "08P01");
+        assert_eq!(fields.severity, "FATAL");
+        assert_eq!(fields.message, "bad");
+    }
+
+    #[test]
+    fn scram_plus_is_removed_from_the_sasl_offer() {
+        let mut body = AUTH_SASL.to_be_bytes().to_vec();
+        body.extend_from_slice(b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0");
+        let frame = strip_scram_plus(&body).unwrap().unwrap();
+        assert_eq!(&frame[5..], b"\0\0\0\x0aSCRAM-SHA-256\0\0");
+        let head = FrameHeader::parse(&frame).unwrap().unwrap();
+        assert_eq!(head.total_len, frame.len());
+        assert_eq!(strip_scram_plus(&frame[5..]).unwrap(), None);
+    }
+}

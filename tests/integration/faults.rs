@@ -1,0 +1,193 @@
+//! Faults end one session with a clear error; the proxy and the other
+//! sessions go on.
+
+use crate::support::raw::{query, RawClient};
+use crate::support::spawn::free_port;
+use crate::support::{connect, Cluster, TestProxy};
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_down_gets_08001_naming_the_address() {
+    let cluster = Cluster::shared();
+    let dead_port = free_port();
+    let proxy = TestProxy::start_with(cluster, |c| c.upstream.port = dead_port).await;
+    let err = tokio_postgres::connect(&proxy.conn("postgres"), NoTls)
+        .await
+        .err()
+        .expect("connection must fail");
+    let db = err.as_db_error().expect("an ErrorResponse from the proxy");
+    assert_eq!(db.code().code(), "08001");
+    assert!(
+        db.message().contains(&format!("127.0.0.1:{dead_port}")),
+        "{}",
+        db.message()
+    );
+    assert!(db.hint().unwrap_or("").contains("[upstream]"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_restart_ends_sessions_and_new_ones_work_after() {
+    let cluster = Cluster::start_new("restart");
+    let proxy = TestProxy::start(&cluster).await;
+    let before = proxy.connect("postgres").await;
+    before.query_one("SELECT 1", &[]).await.unwrap();
+    cluster.stop();
+    let err = before.query_one("SELECT 1", &[]).await.unwrap_err();
+    // Postgres's own 57P01 on fast shutdown, or the proxy's 08006 if the
+    // socket just closed: either way a clear error, not a hang.
+    assert!(err.is_closed() || err.code().is_some(), "{err}");
+    let refused = tokio_postgres::connect(&proxy.conn("postgres"), NoTls)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(refused.as_db_error().unwrap().code().code(), "08001");
+    cluster.start();
+    let after = proxy.connect("postgres").await;
+    let one: i32 = after.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_frame_ends_only_that_session() {
+    let cluster = Cluster::shared();
+    let proxy = TestProxy::start(cluster).await;
+    let bystander = proxy.connect("postgres").await;
+    let mut raw = RawClient::login(proxy.addr.port()).await;
+    // Length 2 is below the 4 bytes of the length field itself.
+    raw.send(b"Q\0\0\0\x02").await;
+    let (code, message) = raw.read_error().await.expect("an ErrorResponse");
+    assert_eq!(code, "08P01");
+    assert!(message.contains("invalid message length"), "{message}");
+    assert!(raw.closed_within(Duration::from_secs(10)).await);
+    let one: i32 = bystander.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_ends_that_session_with_08p01() {
+    let cluster = Cluster::shared();
+    let proxy = TestProxy::start_with(cluster, |c| c.server.max_message_size.0 = 4096).await;
+    let (via, connection) = tokio_postgres::connect(&proxy.conn("postgres"), NoTls)
+        .await
+        .unwrap();
+    let conn_task = tokio::spawn(connection);
+    let small: String = via
+        .query_one("SELECT repeat('a', 100)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(small.len(), 100);
+    // Results are not limited, only client messages.
+    let big: String = via
+        .query_one("SELECT repeat('a', 100000)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(big.len(), 100_000);
+    let long = format!("SELECT '{}'", "x".repeat(10_000));
+    let err = via.simple_query(&long).await.unwrap_err();
+    assert!(conn_task.await.unwrap().is_err(), "the session ends");
+    let db = err
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not an ErrorResponse: {err:?}"));
+    assert_eq!(db.code().code(), "08P01");
+    assert!(
+        db.message().contains("max_message_size"),
+        "{}",
+        db.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_message_types_are_relayed_for_the_server_to_judge() {
+    let cluster = Cluster::shared();
+    let proxy = TestProxy::start(cluster).await;
+    let mut raw = RawClient::login(proxy.addr.port()).await;
+    raw.send(b"y\0\0\0\x04").await;
+    let (code, message) = raw.read_error().await.expect("the server's error");
+    assert_eq!(code, "08P01");
+    assert!(
+        message.contains("invalid frontend message type 121"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_queries_and_pipelined_simple_queries_work() {
+    let cluster = Cluster::shared();
+    let proxy = TestProxy::start(cluster).await;
+    let mut raw = RawClient::login(proxy.addr.port()).await;
+    let mut batch = Vec::new();
+    for i in 0..50 {
+        batch.extend(query(&format!("SELECT {i}")));
+    }
+    raw.send(&batch).await;
+    let mut ready = 0;
+    while ready < 50 {
+        let (tag, _) = raw.read_message().await.expect("reply");
+        assert_ne!(tag, b'E');
+        if tag == b'Z' {
+            ready += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_answers_53300() {
+    let cluster = Cluster::shared();
+    let proxy = TestProxy::start_with(cluster, |c| c.server.max_client_connections = 3).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(proxy.connect("postgres").await);
+    }
+    let err = tokio_postgres::connect(&proxy.conn("postgres"), NoTls)
+        .await
+        .err()
+        .unwrap();
+    let db = err.as_db_error().expect("ErrorResponse");
+    assert_eq!(db.code().code(), "53300");
+    assert!(db.hint().unwrap_or("").contains("max_client_connections"));
+    drop(held.pop());
+    // The freed slot is reusable once the proxy has seen the close.
+    let mut ok = None;
+    for _ in 0..100 {
+        if let Ok((c, conn)) = tokio_postgres::connect(&proxy.conn("postgres"), NoTls).await {
+            tokio::spawn(conn);
+            ok = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = ok.expect("a slot frees up");
+    c.query_one("SELECT 1", &[]).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_dropped_after_the_startup_timeout() {
+    let cluster = Cluster::shared();
+    let proxy = TestProxy::start_with(cluster, |c| {
+        c.server.startup_timeout.0 = Duration::from_millis(500)
+    })
+    .await;
+    let mut silent = RawClient::connect(proxy.addr.port()).await;
+    assert!(silent.closed_within(Duration::from_secs(15)).await);
+    // A startup packet that declares a length Postgres would refuse.
+    let mut bad = RawClient::connect(proxy.addr.port()).await;
+    bad.send(&[0, 1, 0, 0, 0, 3, 0, 0]).await;
+    assert!(bad.closed_within(Duration::from_secs(15)).await);
+    let ok = connect(&proxy.conn("postgres")).await;
+    ok.query_one("SELECT 1", &[]).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_raw_message_gets_08p01() {
+    let cluster = Cluster::shared();
+    let proxy = TestProxy::start_with(cluster, |c| c.server.max_message_size.0 = 4096).await;
+    let mut raw = RawClient::login(proxy.addr.port()).await;
+    raw.send(&query(&format!("SELECT '{}'", "x".repeat(10_000))))
+        .await;
+    let (code, message) = raw.read_error().await.expect("an ErrorResponse");
+    assert_eq!(code, "08P01");
+    assert!(message.contains("max_message_size"), "{message}");
+}

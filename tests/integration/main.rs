@@ -1,0 +1,12 @@
+//! Integration tests: real Postgres (started by `support`), real clients,
+//! ddlguard in between. One binary, one shared cluster; tests isolate
+//! themselves by database.
+
+mod support;
+
+mod auth;
+mod cli;
+mod clients;
+mod faults;
+mod relay;
+mod tls;

@@ -1,0 +1,13 @@
+//! The integration test harness: a real Postgres cluster and ddlguard in front of it.
+
+#![allow(dead_code)]
+
+pub mod certs;
+pub mod cluster;
+pub mod pg_bin;
+pub mod proxy;
+pub mod raw;
+pub mod spawn;
+
+pub use cluster::Cluster;
+pub use proxy::{connect, BinProxy, TestProxy};

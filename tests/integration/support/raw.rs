@@ -1,0 +1,91 @@
+//! A minimal raw protocol client, for what real drivers never send
+//! (malformed frames, unknown message types, silence).
+
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A raw TCP connection speaking just enough protocol to get past startup.
+pub struct RawClient {
+    /// The socket.
+    pub stream: TcpStream,
+}
+
+impl RawClient {
+    /// Connects and completes a trust-authenticated startup as `postgres`.
+    pub async fn login(port: u16) -> RawClient {
+        let mut raw = RawClient::connect(port).await;
+        let startup = ddlguard::wire::startup::build_startup(
+            196_608,
+            &[("user", "postgres"), ("database", "postgres")],
+        );
+        raw.send(&startup).await;
+        loop {
+            let (tag, _) = raw.read_message().await.expect("startup reply");
+            assert_ne!(tag, b'E', "startup failed");
+            if tag == b'Z' {
+                return raw;
+            }
+        }
+    }
+
+    /// Connects without sending anything.
+    pub async fn connect(port: u16) -> RawClient {
+        RawClient {
+            stream: TcpStream::connect(("127.0.0.1", port)).await.unwrap(),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Reads one message; `None` on EOF or after 20 s of silence.
+    pub async fn read_message(&mut self) -> Option<(u8, Vec<u8>)> {
+        let read = async {
+            let tag = self.stream.read_u8().await.ok()?;
+            let len = self.stream.read_u32().await.ok()? as usize;
+            let mut body = vec![0; len.checked_sub(4)?];
+            self.stream.read_exact(&mut body).await.ok()?;
+            Some((tag, body))
+        };
+        tokio::time::timeout(Duration::from_secs(20), read)
+            .await
+            .ok()?
+    }
+
+    /// Reads until an ErrorResponse and returns its SQLSTATE and message.
+    pub async fn read_error(&mut self) -> Option<(String, String)> {
+        loop {
+            let (tag, body) = self.read_message().await?;
+            if tag == b'E' {
+                let f = ddlguard::wire::messages::error_fields(&body);
+                return Some((f.code, f.message));
+            }
+        }
+    }
+
+    /// True when the peer closes the connection within `limit`.
+    pub async fn closed_within(&mut self, limit: Duration) -> bool {
+        let mut buf = [0u8; 1024];
+        let wait = async {
+            loop {
+                match self.stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+}
+
+/// Encodes a simple Query message.
+pub fn query(sql: &str) -> Vec<u8> {
+    let mut out = vec![b'Q'];
+    out.extend_from_slice(&(sql.len() as u32 + 5).to_be_bytes());
+    out.extend_from_slice(sql.as_bytes());
+    out.push(0);
+    out
+}
