@@ -191,3 +191,60 @@ async fn an_oversized_raw_message_gets_08p01() {
     assert_eq!(code, "08P01");
     assert!(message.contains("max_message_size"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_3_2_and_unknown_options_get_the_servers_negotiation() {
+    let cluster = Cluster::shared();
+    let proxy = TestProxy::start(cluster).await;
+    // Protocol 3.2 (PostgreSQL 18's) with a protocol extension option: a 15
+    // server answers NegotiateProtocolVersion, relayed as it sent it.
+    let (_raw, via) =
+        RawClient::login_with(proxy.addr.port(), 196_610, &[("_pq_.test_option", "on")]).await;
+    let (_raw, direct) =
+        RawClient::login_with(cluster.port, 196_610, &[("_pq_.test_option", "on")]).await;
+    let negotiate = |seen: &[(u8, Vec<u8>)]| seen.iter().find(|(t, _)| *t == b'v').cloned();
+    let v = negotiate(&via).expect("NegotiateProtocolVersion through the proxy");
+    assert_eq!(Some(v.clone()), negotiate(&direct));
+    assert!(String::from_utf8_lossy(&v.1).contains("_pq_.test_option"));
+    // BackendKeyData and ParameterStatus arrive as the server sent them.
+    let statuses = |seen: &[(u8, Vec<u8>)]| {
+        seen.iter()
+            .filter(|(t, _)| *t == b'S')
+            .map(|(_, b)| b.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(statuses(&via), statuses(&direct));
+    assert_eq!(via.iter().filter(|(t, _)| *t == b'K').count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gssenc_and_ssl_requests_are_declined_without_certificates() {
+    let cluster = Cluster::shared();
+    let proxy = TestProxy::start(cluster).await;
+    let mut raw = RawClient::connect(proxy.addr.port()).await;
+    for code in [80_877_104u32, 80_877_103] {
+        let mut packet = 8u32.to_be_bytes().to_vec();
+        packet.extend_from_slice(&code.to_be_bytes());
+        raw.send(&packet).await;
+        let mut answer = [0u8; 1];
+        use tokio::io::AsyncReadExt;
+        raw.stream.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"N", "request {code}");
+    }
+    // The same connection then starts a normal session.
+    raw.send(&ddlguard::wire::startup::build_startup(
+        196_608,
+        &[("user", "postgres"), ("database", "postgres")],
+    ))
+    .await;
+    loop {
+        let (tag, _) = raw.read_message().await.expect("startup reply");
+        assert_ne!(tag, b'E');
+        if tag == b'Z' {
+            break;
+        }
+    }
+    raw.send(&query("SELECT 1")).await;
+    let (tag, _) = raw.read_message().await.unwrap();
+    assert_eq!(tag, b'T');
+}

@@ -14,17 +14,33 @@ pub struct RawClient {
 impl RawClient {
     /// Connects and completes a trust-authenticated startup as `postgres`.
     pub async fn login(port: u16) -> RawClient {
+        RawClient::login_with(port, 196_608, &[]).await.0
+    }
+
+    /// Logs in with a protocol version and extra startup parameters; returns
+    /// the client and the types of the messages up to ReadyForQuery.
+    pub async fn login_with(
+        port: u16,
+        version: u32,
+        extra: &[(&str, &str)],
+    ) -> (RawClient, Vec<(u8, Vec<u8>)>) {
         let mut raw = RawClient::connect(port).await;
-        let startup = ddlguard::wire::startup::build_startup(
-            196_608,
-            &[("user", "postgres"), ("database", "postgres")],
-        );
-        raw.send(&startup).await;
+        let mut params = vec![("user", "postgres"), ("database", "postgres")];
+        params.extend_from_slice(extra);
+        raw.send(&ddlguard::wire::startup::build_startup(version, &params))
+            .await;
+        let mut seen = Vec::new();
         loop {
-            let (tag, _) = raw.read_message().await.expect("startup reply");
-            assert_ne!(tag, b'E', "startup failed");
+            let (tag, body) = raw.read_message().await.expect("startup reply");
+            assert_ne!(
+                tag,
+                b'E',
+                "startup failed: {:?}",
+                String::from_utf8_lossy(&body)
+            );
+            seen.push((tag, body));
             if tag == b'Z' {
-                return raw;
+                return (raw, seen);
             }
         }
     }
