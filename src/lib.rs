@@ -4,6 +4,8 @@
 //! The binary (`main.rs`) is a thin command line over this library, so that
 //! tests can start a proxy in process.
 
+pub mod analysis;
+pub mod catalog;
 pub mod config;
 pub mod logging;
 pub mod proxy;

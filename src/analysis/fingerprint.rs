@@ -1,0 +1,518 @@
+//! The single-pass lexer that turns SQL text into its normalized fingerprint.
+//!
+//! Literals become `$n`, lists of literals fold to one shape, keywords and
+//! unquoted identifiers fold to lower case, whitespace and comments vanish.
+//! Texts that differ only in literal values share one fingerprint, which is
+//! the key of the analysis cache and the only query text ddlguard stores
+//! (no literal value ever reaches a report, a log or a metric).
+
+use xxhash_rust::xxh3::xxh3_64;
+
+/// A normalized statement text and its stable 64-bit id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Normalized text, e.g. `select * from users where id = $1`.
+    pub text: String,
+    /// xxh3-64 of `text`: stable across processes and versions of ddlguard.
+    pub id: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok {
+    /// A word: keyword or unquoted identifier (already lower-cased).
+    Word,
+    /// A quoted identifier.
+    Quoted,
+    /// A literal or parameter, written as `$n`.
+    Literal,
+    /// Punctuation or an operator.
+    Punct,
+}
+
+/// Builds the fingerprint of `sql`.
+pub fn fingerprint(sql: &str) -> Fingerprint {
+    let mut out = Normalizer::with_capacity(sql.len());
+    let b = sql.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0c => i += 1,
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i),
+            b'\'' => {
+                i = skip_string(b, i + 1, false);
+                out.literal();
+            }
+            b'"' => {
+                let end = skip_quoted_ident(b, i + 1);
+                out.push(Tok::Quoted, &sql[i..end]);
+                i = end;
+            }
+            b'$' => {
+                if b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                    out.literal();
+                } else if let Some(end) = skip_dollar_string(b, i) {
+                    i = end;
+                    out.literal();
+                } else {
+                    out.push(Tok::Punct, "$");
+                    i += 1;
+                }
+            }
+            b'0'..=b'9' => {
+                i = skip_number(b, i);
+                out.literal();
+            }
+            b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                i = skip_number(b, i);
+                out.literal();
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                let start = i;
+                while i < b.len()
+                    && (b[i].is_ascii_alphanumeric()
+                        || b[i] == b'_'
+                        || b[i] == b'$'
+                        || b[i] >= 0x80)
+                {
+                    i += 1;
+                }
+                let word = &sql[start..i];
+                // String prefixes: E'..', B'..', X'..', N'..', U&'..'.
+                if b.get(i) == Some(&b'\'')
+                    && word.len() == 1
+                    && matches!(c | 0x20, b'e' | b'b' | b'x' | b'n')
+                {
+                    i = skip_string(b, i + 1, c | 0x20 == b'e');
+                    out.literal();
+                } else if word.len() == 1
+                    && c | 0x20 == b'u'
+                    && b.get(i) == Some(&b'&')
+                    && b.get(i + 1) == Some(&b'\'')
+                {
+                    i = skip_string(b, i + 2, false);
+                    out.literal();
+                } else if word.len() == 1
+                    && c | 0x20 == b'u'
+                    && b.get(i) == Some(&b'&')
+                    && b.get(i + 1) == Some(&b'"')
+                {
+                    let end = skip_quoted_ident(b, i + 2);
+                    out.push(Tok::Quoted, &sql[start..end]);
+                    i = end;
+                } else {
+                    out.word(word);
+                }
+            }
+            b':' if b.get(i + 1) == Some(&b':') => {
+                out.push(Tok::Punct, "::");
+                i += 2;
+            }
+            b'(' | b')' | b',' | b';' | b'[' | b']' | b'.' | b':' => {
+                out.punct(c);
+                i += 1;
+            }
+            _ if is_op_char(c) => {
+                let start = i;
+                while i < b.len() && is_op_char(b[i]) {
+                    // `--` and `/*` start comments even inside operators.
+                    if (b[i] == b'-' && b.get(i + 1) == Some(&b'-'))
+                        || (b[i] == b'/' && b.get(i + 1) == Some(&b'*'))
+                    {
+                        break;
+                    }
+                    i += 1;
+                }
+                out.push(Tok::Punct, &sql[start..i]);
+            }
+            _ => {
+                // Anything else (stray bytes): keep it, one char at a time.
+                let len = utf8_len(c);
+                let end = (i + len).min(b.len());
+                out.push(Tok::Punct, sql.get(i..end).unwrap_or("?"));
+                i = end;
+            }
+        }
+    }
+    out.finish()
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xf0..=0xff => 4,
+        0xe0..=0xef => 3,
+        0xc0..=0xdf => 2,
+        _ => 1,
+    }
+}
+
+fn is_op_char(c: u8) -> bool {
+    matches!(
+        c,
+        b'+' | b'-'
+            | b'*'
+            | b'/'
+            | b'<'
+            | b'>'
+            | b'='
+            | b'~'
+            | b'!'
+            | b'@'
+            | b'#'
+            | b'%'
+            | b'^'
+            | b'&'
+            | b'|'
+            | b'`'
+            | b'?'
+    )
+}
+
+fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    while i < b.len() {
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// Skips a '...' body starting after the opening quote; `backslash` for E''.
+fn skip_string(b: &[u8], mut i: usize, backslash: bool) -> usize {
+    while i < b.len() {
+        match b[i] {
+            b'\\' if backslash => i += 2,
+            b'\'' if b.get(i + 1) == Some(&b'\'') => i += 2,
+            b'\'' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+fn skip_quoted_ident(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() {
+        if b[i] == b'"' {
+            if b.get(i + 1) == Some(&b'"') {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+/// `$tag$ ... $tag$`; `None` if `$` does not start a dollar-quoted string.
+fn skip_dollar_string(b: &[u8], start: usize) -> Option<usize> {
+    let mut j = start + 1;
+    while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] >= 0x80) {
+        j += 1;
+    }
+    if b.get(j) != Some(&b'$') {
+        return None;
+    }
+    let tag = &b[start..=j];
+    let mut k = j + 1;
+    while k + tag.len() <= b.len() {
+        if b[k] == b'$' && &b[k..k + tag.len()] == tag {
+            return Some(k + tag.len());
+        }
+        k += 1;
+    }
+    Some(b.len())
+}
+
+fn skip_number(b: &[u8], mut i: usize) -> usize {
+    if b[i] == b'0' && matches!(b.get(i + 1), Some(b'x' | b'X' | b'o' | b'O' | b'b' | b'B')) {
+        i += 2;
+        while i < b.len() && (b[i].is_ascii_hexdigit() || b[i] == b'_') {
+            i += 1;
+        }
+        return i;
+    }
+    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_' || b[i] == b'.') {
+        // `1..2` is not a number continuation (array slices).
+        if b[i] == b'.' && b.get(i + 1) == Some(&b'.') {
+            return i;
+        }
+        i += 1;
+    }
+    if i < b.len() && (b[i] | 0x20) == b'e' {
+        let mut j = i + 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        if b.get(j).is_some_and(u8::is_ascii_digit) {
+            i = j;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+    }
+    i
+}
+
+/// Writes normalized tokens and folds literal lists.
+struct Normalizer {
+    text: String,
+    prev: Option<Tok>,
+    prev_punct: u8,
+    literals: usize,
+    /// Open parentheses: (byte offset after '(', only literals so far,
+    /// literal items, literal count at the opening).
+    groups: Vec<(usize, bool, usize, usize)>,
+    /// End offset of the last folded group and the literal count after it,
+    /// to fold runs of rows `(..), (..)` into the first.
+    last_folded: Option<(usize, usize)>,
+}
+
+impl Normalizer {
+    fn with_capacity(n: usize) -> Self {
+        Normalizer {
+            text: String::with_capacity(n.min(4096)),
+            prev: None,
+            prev_punct: 0,
+            literals: 0,
+            groups: Vec::new(),
+            last_folded: None,
+        }
+    }
+
+    fn space_before(&self, tok: Tok, s: &str) -> bool {
+        let Some(prev) = self.prev else { return false };
+        if prev == Tok::Punct && matches!(self.prev_punct, b'(' | b'[' | b'.' | b':') {
+            return false;
+        }
+        if prev == Tok::Punct && self.text.ends_with("::") {
+            return false;
+        }
+        if tok == Tok::Punct {
+            return !matches!(
+                s.as_bytes().first(),
+                Some(b')' | b',' | b';' | b']' | b'[' | b'.' | b':')
+            ) && s != "::"
+                && !(s == "(" && matches!(prev, Tok::Word | Tok::Quoted));
+        }
+        true
+    }
+
+    fn push(&mut self, tok: Tok, s: &str) {
+        if tok != Tok::Literal {
+            if let Some(g) = self.groups.last_mut() {
+                if !(tok == Tok::Punct && s == ",") {
+                    g.1 = false;
+                }
+            }
+        }
+        if self.space_before(tok, s) {
+            self.text.push(' ');
+        }
+        self.text.push_str(s);
+        self.prev = Some(tok);
+        self.prev_punct = if tok == Tok::Punct {
+            s.as_bytes()[0]
+        } else {
+            0
+        };
+        if tok != Tok::Punct || s != "," {
+            // Anything but a comma between two folded rows breaks the row run.
+            if !(tok == Tok::Punct && s == "(") {
+                self.last_folded = None;
+            }
+        }
+    }
+
+    fn word(&mut self, w: &str) {
+        if w.bytes().any(|c| c.is_ascii_uppercase()) {
+            self.push(Tok::Word, &w.to_ascii_lowercase());
+        } else {
+            self.push(Tok::Word, w);
+        }
+    }
+
+    fn literal(&mut self) {
+        self.literals += 1;
+        if let Some(g) = self.groups.last_mut() {
+            g.2 += 1;
+        }
+        let n = self.literals;
+        let mut buf = itoa_buf(n);
+        buf.insert(0, '$');
+        let last_folded = self.last_folded;
+        self.push(Tok::Literal, &buf);
+        self.last_folded = last_folded;
+    }
+
+    fn punct(&mut self, c: u8) {
+        match c {
+            b'(' => {
+                let folded_before = self.last_folded;
+                self.push(Tok::Punct, "(");
+                self.last_folded = folded_before;
+                self.groups.push((self.text.len(), true, 0, self.literals));
+            }
+            b')' => {
+                if let Some((start, only_literals, items, literals_before)) = self.groups.pop() {
+                    if only_literals && items >= 2 {
+                        // `(1, 2, 3)` of any length becomes `($k, ...)`, and
+                        // the literals after it are numbered as if it had one.
+                        let first_end = self.text[start..]
+                            .find(',')
+                            .map(|p| start + p)
+                            .unwrap_or(self.text.len());
+                        self.text.truncate(first_end);
+                        self.text.push_str(", ...)");
+                        self.literals = literals_before + 1;
+                        self.prev = Some(Tok::Punct);
+                        self.prev_punct = b')';
+                        let open = start - 1;
+                        // A run of folded rows `(..), (..)` keeps only the first.
+                        if let Some((prev_end, literals_after)) = self.last_folded {
+                            if self
+                                .text
+                                .get(prev_end..open)
+                                .is_some_and(|between| between.trim() == ",")
+                            {
+                                self.text.truncate(prev_end);
+                                self.literals = literals_after;
+                                return;
+                            }
+                        }
+                        self.last_folded = Some((self.text.len(), self.literals));
+                        return;
+                    }
+                    if let Some(outer) = self.groups.last_mut() {
+                        outer.1 = false;
+                    }
+                }
+                self.push(Tok::Punct, ")");
+            }
+            _ => {
+                let s = [c];
+                self.push(Tok::Punct, std::str::from_utf8(&s).unwrap_or("?"));
+            }
+        }
+    }
+
+    fn finish(mut self) -> Fingerprint {
+        while self.text.ends_with(';') || self.text.ends_with(' ') {
+            self.text.pop();
+        }
+        let id = xxh3_64(self.text.as_bytes());
+        Fingerprint {
+            text: self.text,
+            id,
+        }
+    }
+}
+
+fn itoa_buf(n: usize) -> String {
+    let mut s = String::with_capacity(4);
+    use std::fmt::Write;
+    let _ = write!(s, "{n}");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(s: &str) -> String {
+        fingerprint(s).text
+    }
+
+    #[test]
+    fn literals_become_numbered_parameters() {
+        assert_eq!(
+            fp("SELECT * FROM users WHERE id = 42"),
+            "select * from users where id = $1"
+        );
+        assert_eq!(
+            fp("select name from users where email = 'a@b.c' and age > 1.5e3"),
+            "select name from users where email = $1 and age > $2"
+        );
+        assert_eq!(fp("SELECT $1, $2"), "select $1, $2");
+    }
+
+    #[test]
+    fn texts_differing_in_literals_share_a_fingerprint() {
+        let a = fingerprint("SELECT * FROM t WHERE id = 1 AND s = 'x'");
+        let b = fingerprint("select *   from t\nwhere id = 99999 and s = E'it''s \\' here'");
+        assert_eq!(a, b);
+        assert_ne!(a.id, fingerprint("SELECT * FROM t WHERE id = 1").id);
+    }
+
+    #[test]
+    fn in_lists_of_any_length_fold() {
+        let one = fp("SELECT * FROM t WHERE id IN (1, 2)");
+        assert_eq!(one, "select * from t where id in($1, ...)");
+        assert_eq!(one, fp("SELECT * FROM t WHERE id IN (1, 2, 3, 4, 5, 6, 7)"));
+        assert_eq!(fp("SELECT * FROM t WHERE id IN ($1, $2, $3)"), one);
+    }
+
+    #[test]
+    fn literals_after_a_folded_list_are_numbered_alike() {
+        let a = fp("SELECT * FROM t WHERE id IN (1, 2, 3) AND x = 5");
+        assert_eq!(a, "select * from t where id in($1, ...) and x = $2");
+        assert_eq!(a, fp("SELECT * FROM t WHERE id IN (7, 8) AND x = 9"));
+        let rows = fp("INSERT INTO t VALUES (1, 2), (3, 4), (5, 6) RETURNING id, 'z'");
+        assert_eq!(rows, "insert into t values($1, ...) returning id, $2");
+        assert_eq!(rows, fp("INSERT INTO t VALUES (1, 2) RETURNING id, 'q'"));
+    }
+
+    #[test]
+    fn multi_row_values_fold() {
+        let a = fp("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z')");
+        assert_eq!(a, "insert into t(a, b) values($1, ...)");
+        assert_eq!(a, fp("insert into t (a, b) values (5, 'q')"));
+    }
+
+    #[test]
+    fn quoted_identifiers_keep_case_and_comments_vanish() {
+        assert_eq!(
+            fp("SELECT \"Users\".\"Email\" /* c /* nested */ */ FROM \"Users\" -- tail"),
+            "select \"Users\".\"Email\" from \"Users\""
+        );
+    }
+
+    #[test]
+    fn dollar_quotes_casts_and_operators() {
+        assert_eq!(fp("SELECT $$a 'b' c$$::text"), "select $1::text");
+        assert_eq!(fp("SELECT $tag$x$tag$ || 'y'"), "select $1 || $2");
+        assert_eq!(
+            fp("SELECT data->>'k' FROM t WHERE data @> '{}'"),
+            "select data ->> $1 from t where data @> $2"
+        );
+        assert_eq!(fp("SELECT a[1:2] FROM t"), "select a[$1:$2] from t");
+    }
+
+    #[test]
+    fn no_literal_survives() {
+        let secret = "SELECT * FROM accounts WHERE ssn = '123-45-6789' AND pin = 4242 AND note = E'p\\'w' AND d = $q$hunter2$q$";
+        let f = fp(secret);
+        for leak in ["123", "4242", "hunter2", "p\\'w"] {
+            assert!(!f.contains(leak), "{f}");
+        }
+    }
+}

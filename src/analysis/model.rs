@@ -1,0 +1,103 @@
+//! What an analysis says about a statement, before and after names are
+//! resolved against the catalog.
+
+use super::Fingerprint;
+
+/// The broad class of a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StatementKind {
+    /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ...
+    Transaction,
+    /// SET, SHOW, LISTEN, EXPLAIN, PREPARE, ...
+    Utility,
+    /// SELECT and other statements that only read.
+    Read,
+    /// INSERT, UPDATE, DELETE, MERGE, COPY FROM, TRUNCATE.
+    Write,
+    /// CREATE, ALTER, DROP, ...
+    Ddl,
+}
+
+impl StatementKind {
+    /// Lower-case name used in reports and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatementKind::Transaction => "transaction",
+            StatementKind::Utility => "utility",
+            StatementKind::Read => "read",
+            StatementKind::Write => "write",
+            StatementKind::Ddl => "ddl",
+        }
+    }
+}
+
+/// Read or write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mode {
+    /// The statement reads the object.
+    Read,
+    /// The statement writes (or alters) the object.
+    Write,
+}
+
+/// A relation name as written: schema when qualified, identifiers folded as
+/// Postgres folds them (unquoted to lower case, quoted kept).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RelationName {
+    /// Explicit schema, if the statement qualified the name.
+    pub schema: Option<String>,
+    /// Relation name.
+    pub name: String,
+}
+
+impl std::fmt::Display for RelationName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.schema {
+            Some(s) => write!(f, "{s}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// A use of a relation as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RelationUse {
+    /// The relation.
+    pub relation: RelationName,
+    /// Read or write.
+    pub mode: Mode,
+    /// The statement depends on all of its columns without naming them
+    /// (`SELECT *`, `t.*`, `RETURNING *`, `INSERT` without a column list,
+    /// `COPY t` without one).
+    pub all_columns: bool,
+}
+
+/// A column named by the statement; `scopes` lists the relations it may
+/// belong to, innermost query scope first, until the catalog decides.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ColumnUse {
+    /// Column name.
+    pub column: String,
+    /// Candidate relations per scope, innermost first. A qualified column has
+    /// exactly one scope with one relation.
+    pub scopes: Vec<Vec<RelationName>>,
+    /// Read or write.
+    pub mode: Mode,
+}
+
+/// Everything ddlguard knows about one statement text (a simple Query may
+/// hold several statements; their uses are merged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analysis {
+    /// The normalized text and its id.
+    pub fingerprint: Fingerprint,
+    /// The strongest kind among the statements.
+    pub kind: StatementKind,
+    /// False when sqlparser could not parse the text; the kind then comes
+    /// from the lexical classifier and uses may be incomplete.
+    pub parsed: bool,
+    /// Relations used.
+    pub relations: Vec<RelationUse>,
+    /// Columns named.
+    pub columns: Vec<ColumnUse>,
+}
