@@ -9,4 +9,5 @@ pub mod catalog;
 pub mod config;
 pub mod logging;
 pub mod proxy;
+pub mod usage;
 pub mod wire;

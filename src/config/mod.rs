@@ -22,9 +22,36 @@ pub struct Config {
     /// The Postgres server every session is relayed to.
     #[serde(default)]
     pub upstream: UpstreamConfig,
+    /// Usage tracking.
+    #[serde(default)]
+    pub usage: UsageConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+}
+
+/// `[usage]`: what the proxy records about each client's statements.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsageConfig {
+    /// Analyse statements and record usage per client. Off, the proxy is a
+    /// plain relay (useful to measure what tracking costs).
+    pub enabled: bool,
+    /// At most this many (client, statement shape) entries are kept; beyond
+    /// it new entries are dropped and counted.
+    pub max_entries: usize,
+    /// Statement shapes whose analysis is cached.
+    pub analysis_cache: usize,
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        UsageConfig {
+            enabled: true,
+            max_entries: 100_000,
+            analysis_cache: 10_000,
+        }
+    }
 }
 
 /// `[server]`: the client-facing listener.
@@ -209,6 +236,9 @@ impl Config {
                 })?;
             }
             (None, None) => {}
+        }
+        if self.usage.max_entries == 0 {
+            return Err(("usage", "max_entries", "must be at least 1".into()));
         }
         let u = &self.upstream;
         if u.host.trim().is_empty() {

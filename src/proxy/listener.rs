@@ -123,6 +123,16 @@ impl ServerHandle {
         self.shared.active_sessions()
     }
 
+    /// The usage aggregate (what reports read).
+    pub fn usage(&self) -> Arc<crate::usage::UsageRegistry> {
+        self.shared.tracking.usage.clone()
+    }
+
+    /// The analysis cache and its hit/miss counters.
+    pub fn analyzer(&self) -> Arc<crate::analysis::Analyzer> {
+        self.shared.tracking.analyzer.clone()
+    }
+
     /// Applies a new configuration to sessions started from now on. Returns
     /// the keys whose change needs a restart to take effect.
     pub fn reload(&self, config: Config) -> Result<Vec<&'static str>, TlsError> {
@@ -130,6 +140,12 @@ impl ServerHandle {
         let mut restart = Vec::new();
         if old.config.server.listen != config.server.listen {
             restart.push("server.listen");
+        }
+        if old.config.usage.max_entries != config.usage.max_entries {
+            restart.push("usage.max_entries");
+        }
+        if old.config.usage.analysis_cache != config.usage.analysis_cache {
+            restart.push("usage.analysis_cache");
         }
         let settings = Settings::new(config)?;
         self.shared.replace_settings(settings);

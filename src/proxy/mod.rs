@@ -7,6 +7,7 @@ mod session;
 mod shared;
 pub mod stream;
 pub mod tls;
+pub mod tracker;
 pub mod upstream;
 
 pub use listener::{ServeError, Server, ServerHandle};

@@ -8,12 +8,14 @@
 //! ready bytes are written in one go.
 
 use super::stream::Stream;
+use super::tracker::Tracker;
 use crate::wire::{messages, FrameHeader, WireError};
 use bytes::{Buf, BytesMut};
 use std::future::Future;
 use std::io;
 use std::pin::pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWrite};
 
 /// Minimum free space before a read; reads are at least this large.
@@ -112,6 +114,8 @@ pub struct Relay {
     pub backend_key: Option<Vec<u8>>,
     /// Set by `drain_server`: the client is no longer read.
     draining: bool,
+    /// Statement tracking and usage recording, when `[usage] enabled`.
+    pub tracker: Option<Tracker>,
 }
 
 impl Relay {
@@ -142,15 +146,17 @@ impl Relay {
             },
             backend_key: None,
             draining: false,
+            tracker: None,
         }
     }
 
     /// Relays until one side closes or fails.
     pub async fn run(&mut self) -> RelayEnd {
-        if let Err(e) = self.scan_client() {
+        let now = Instant::now();
+        if let Err(e) = self.scan_client(now) {
             return RelayEnd::Protocol(e);
         }
-        self.scan_server();
+        self.scan_server(now);
         std::future::poll_fn(|cx| self.poll_relay(cx)).await
     }
 
@@ -165,7 +171,7 @@ impl Relay {
                         progress = true;
                     }
                     Poll::Ready(Ok(_)) => {
-                        if let Err(e) = self.scan_client() {
+                        if let Err(e) = self.scan_client(Instant::now()) {
                             return Poll::Ready(RelayEnd::Protocol(e));
                         }
                         progress = true;
@@ -181,7 +187,7 @@ impl Relay {
                         progress = true;
                     }
                     Poll::Ready(Ok(_)) => {
-                        self.scan_server();
+                        self.scan_server(Instant::now());
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ServerIo(e)),
@@ -227,9 +233,10 @@ impl Relay {
         std::future::poll_fn(|cx| self.poll_relay(cx)).await
     }
 
-    /// Frames newly read client bytes. Only headers are needed for now: the
-    /// statement hooks (analysis, policy) will ask for whole Query/Parse bodies.
-    fn scan_client(&mut self) -> Result<(), WireError> {
+    /// Frames newly read client bytes. Message bodies are read only when the
+    /// tracker needs them (Query, Parse, Bind, Execute, Close); everything
+    /// else passes through unread, even while it is still arriving.
+    fn scan_client(&mut self, now: Instant) -> Result<(), WireError> {
         let lane = &mut self.from_client;
         loop {
             let avail = lane.buf.len() - lane.ready;
@@ -253,7 +260,6 @@ impl Relay {
                 });
             }
             let st = &mut self.state;
-            tracing::trace!(tag = %(head.tag as char), len = head.total_len, "client message");
             match head.tag {
                 b'Q' | b'F' => st.awaiting_ready += 1,
                 b'S' => {
@@ -265,13 +271,26 @@ impl Relay {
                 b'd' | b'c' | b'f' | b'p' => {}
                 _ => st.unknown_client += 1,
             }
+            if let Some(tracker) = self.tracker.as_mut() {
+                if Tracker::wants_client_body(head.tag) {
+                    if avail < head.total_len {
+                        lane.buf.reserve(head.total_len - avail);
+                        return Ok(());
+                    }
+                    let body = &lane.buf[lane.ready + 5..lane.ready + head.total_len];
+                    tracker.on_client(head.tag, body, now);
+                    lane.ready += head.total_len;
+                    continue;
+                }
+                tracker.on_client(head.tag, &[], now);
+            }
             lane.pass = head.total_len;
         }
     }
 
     /// Frames newly read server bytes; ReadyForQuery and ErrorResponse are
     /// read whole (they are small), everything else passes through unread.
-    fn scan_server(&mut self) {
+    fn scan_server(&mut self, now: Instant) {
         let lane = &mut self.from_server;
         loop {
             let avail = lane.buf.len() - lane.ready;
@@ -304,6 +323,9 @@ impl Relay {
                         return;
                     }
                     let body = &lane.buf[lane.ready + 5..lane.ready + head.total_len];
+                    if let Some(tracker) = self.tracker.as_mut() {
+                        tracker.on_server(head.tag, body, now);
+                    }
                     if head.tag == b'Z' {
                         st.tx_status = messages::ready_status(body).unwrap_or(st.tx_status);
                         st.awaiting_ready = st.awaiting_ready.saturating_sub(1);
@@ -314,8 +336,13 @@ impl Relay {
                     lane.ready += head.total_len;
                     continue;
                 }
-                b'1' | b'2' | b'3' | b'A' | b'c' | b'C' | b'd' | b'D' | b'G' | b'H' | b'I'
-                | b'K' | b'n' | b'N' | b'R' | b's' | b'S' | b't' | b'T' | b'v' | b'V' | b'W' => {}
+                b'C' | b'I' | b's' | b'1' => {
+                    if let Some(tracker) = self.tracker.as_mut() {
+                        tracker.on_server(head.tag, &[], now);
+                    }
+                }
+                b'2' | b'3' | b'A' | b'c' | b'd' | b'D' | b'G' | b'H' | b'K' | b'n' | b'N'
+                | b'R' | b'S' | b't' | b'T' | b'v' | b'V' | b'W' => {}
                 _ => st.unknown_server += 1,
             }
             st.last_server_tag = head.tag;

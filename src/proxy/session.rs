@@ -5,7 +5,9 @@ use super::handshake::{self, Opening, StartupError};
 use super::relay::{Relay, RelayEnd};
 use super::shared::{reached, ClientSlot, Phase, SessionGuard, Settings, Shared};
 use super::stream::Stream;
+use super::tracker::Tracker;
 use super::upstream::Upstream;
+use crate::usage::ClientIdentity;
 use crate::wire::messages::ProxyError;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -77,7 +79,11 @@ async fn start(
     shared: &Arc<Shared>,
 ) -> Result<Option<(Relay, Arc<Upstream>, ClientSlot)>, StartupError> {
     let _ = tcp.set_nodelay(true);
-    let (mut client, raw) = match handshake::open(tcp, settings.acceptor.as_ref()).await? {
+    let peer_ip = tcp
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let (mut client, raw, params) = match handshake::open(tcp, settings.acceptor.as_ref()).await? {
         Opening::Cancel(key) => {
             forward_cancel(shared, &key).await;
             return Ok(None);
@@ -97,7 +103,7 @@ async fn start(
                 tls = client.is_tls(),
                 "startup"
             );
-            (client, raw)
+            (client, raw, params)
         }
     };
     let server_cfg = &settings.config.server;
@@ -159,6 +165,17 @@ async fn start(
         server_cfg.max_message_size.0,
     );
     relay.backend_key = auth.backend_key;
+    if settings.config.usage.enabled {
+        let identity = ClientIdentity {
+            application_name: params.application_name.clone(),
+            user: params.user.clone(),
+            database: params.database.clone(),
+            client_addr: peer_ip,
+        };
+        let ctx = shared.tracking.clone();
+        let id = ctx.usage.client_id(&identity);
+        relay.tracker = Some(Tracker::new(ctx, id));
+    }
     Ok(Some((relay, upstream, slot)))
 }
 
@@ -216,8 +233,9 @@ async fn relay_session(mut relay: Relay, upstream: Arc<Upstream>, shared: &Share
             cancel_if_busy("client connection failed");
             info!("client connection failed: {e}");
         }
+        Some(RelayEnd::ServerClosed) if st.terminated => debug!("session ended by the client"),
         Some(RelayEnd::ServerClosed) | Some(RelayEnd::ServerIo(_)) => {
-            if !st.server_fatal {
+            if !st.server_fatal && !st.terminated {
                 let detail = match &end {
                     Some(RelayEnd::ServerIo(e)) => e.to_string(),
                     _ => "the server closed the connection unexpectedly".to_string(),

@@ -1,9 +1,12 @@
 //! State shared by the listener and all sessions: live settings, the cancel
 //! key registry, the shutdown phase and a few counters.
 
+use super::tracker::TrackingContext;
 use super::upstream::Upstream;
+use crate::analysis::Analyzer;
 use crate::config::Config;
 use crate::proxy::tls::{self, TlsError};
+use crate::usage::UsageRegistry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -70,6 +73,8 @@ pub struct Shared {
     pub cancels: CancelRegistry,
     /// Counters.
     pub counters: Counters,
+    /// Analysis cache and usage aggregate (sized at start).
+    pub tracking: TrackingContext,
     phase: watch::Sender<Phase>,
     active: AtomicUsize,
     clients: AtomicUsize,
@@ -80,7 +85,13 @@ pub struct Shared {
 impl Shared {
     /// Creates the shared state for the first configuration.
     pub fn new(settings: Settings) -> Arc<Shared> {
+        let usage = &settings.config.usage;
+        let tracking = TrackingContext {
+            analyzer: Arc::new(Analyzer::new(usage.analysis_cache)),
+            usage: Arc::new(UsageRegistry::new(usage.max_entries)),
+        };
         Arc::new(Shared {
+            tracking,
             settings: RwLock::new(Arc::new(settings)),
             cancels: CancelRegistry::default(),
             counters: Counters::default(),

@@ -10,3 +10,4 @@ mod clients;
 mod faults;
 mod relay;
 mod tls;
+mod usage;

@@ -17,6 +17,13 @@ impl RawClient {
         RawClient::login_with(port, 196_608, &[]).await.0
     }
 
+    /// Logs in to database `db`.
+    pub async fn login_db(port: u16, db: &str) -> RawClient {
+        RawClient::login_with(port, 196_608, &[("database", db)])
+            .await
+            .0
+    }
+
     /// Logs in with a protocol version and extra startup parameters; returns
     /// the client and the types of the messages up to ReadyForQuery.
     pub async fn login_with(
@@ -25,7 +32,10 @@ impl RawClient {
         extra: &[(&str, &str)],
     ) -> (RawClient, Vec<(u8, Vec<u8>)>) {
         let mut raw = RawClient::connect(port).await;
-        let mut params = vec![("user", "postgres"), ("database", "postgres")];
+        let mut params = vec![("user", "postgres")];
+        if !extra.iter().any(|(k, _)| *k == "database") {
+            params.push(("database", "postgres"));
+        }
         params.extend_from_slice(extra);
         raw.send(&ddlguard::wire::startup::build_startup(version, &params))
             .await;

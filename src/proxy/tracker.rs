@@ -1,0 +1,252 @@
+//! Per-session statement tracking: prepared statements and portals by name,
+//! the queue of executions waiting for their answer, and recording each
+//! finished execution into the usage aggregate.
+//!
+//! This is the interception point of DESIGN section 4: every statement, of
+//! the simple or the extended protocol, passes through `on_client`.
+
+use crate::analysis::{Analysis, Analyzer};
+use crate::usage::UsageRegistry;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// An execution whose answer has not come back yet.
+enum Pending {
+    /// A simple Query (or FunctionCall): done at ReadyForQuery.
+    Simple {
+        analysis: Option<Arc<Analysis>>,
+        start: Instant,
+        error: Option<[u8; 5]>,
+    },
+    /// An Execute: done at CommandComplete, EmptyQueryResponse,
+    /// PortalSuspended or ErrorResponse.
+    Execute {
+        analysis: Option<Arc<Analysis>>,
+        start: Instant,
+    },
+    /// A Parse: done at ParseComplete (not an execution) or ErrorResponse
+    /// (recorded: a statement that no longer parses after a migration is
+    /// exactly what the error report must show).
+    Parse {
+        analysis: Option<Arc<Analysis>>,
+        start: Instant,
+    },
+    /// A Sync: done at ReadyForQuery.
+    Sync,
+}
+
+/// Shared parts a tracker needs.
+#[derive(Clone)]
+pub struct TrackingContext {
+    /// Analysis cache.
+    pub analyzer: Arc<Analyzer>,
+    /// Usage aggregate.
+    pub usage: Arc<UsageRegistry>,
+}
+
+/// The statement tracker of one session.
+pub struct Tracker {
+    ctx: TrackingContext,
+    client: u32,
+    statements: HashMap<Vec<u8>, Arc<Analysis>>,
+    portals: HashMap<Vec<u8>, Arc<Analysis>>,
+    pending: VecDeque<Pending>,
+}
+
+/// Splits off a NUL-terminated string.
+fn cstr(body: &[u8]) -> (&[u8], &[u8]) {
+    match body.iter().position(|&b| b == 0) {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (body, &[]),
+    }
+}
+
+impl Tracker {
+    /// A tracker recording under client id `client`.
+    pub fn new(ctx: TrackingContext, client: u32) -> Tracker {
+        Tracker {
+            ctx,
+            client,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// True for client message types whose body the tracker reads.
+    pub fn wants_client_body(tag: u8) -> bool {
+        matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C')
+    }
+
+    /// True for server message types whose body the tracker reads.
+    pub fn wants_server_body(tag: u8) -> bool {
+        matches!(tag, b'E' | b'Z')
+    }
+
+    /// Drops the answered Parse at the front of the queue.
+    fn parse_complete(&mut self) {
+        if let Some(Pending::Parse { .. }) = self.pending.front() {
+            self.pending.pop_front();
+        }
+    }
+
+    /// A client message (body given for the types `wants_client_body` names).
+    pub fn on_client(&mut self, tag: u8, body: &[u8], now: Instant) {
+        match tag {
+            b'Q' => {
+                let (sql, _) = cstr(body);
+                let analysis = self.analyze(sql);
+                self.pending.push_back(Pending::Simple {
+                    analysis,
+                    start: now,
+                    error: None,
+                });
+            }
+            b'F' => self.pending.push_back(Pending::Simple {
+                analysis: None,
+                start: now,
+                error: None,
+            }),
+            b'P' => {
+                let (name, rest) = cstr(body);
+                let (sql, _) = cstr(rest);
+                let analysis = self.analyze(sql);
+                match &analysis {
+                    Some(a) => {
+                        self.statements.insert(name.to_vec(), a.clone());
+                    }
+                    None => {
+                        self.statements.remove(name);
+                    }
+                }
+                self.pending.push_back(Pending::Parse {
+                    analysis,
+                    start: now,
+                });
+            }
+            b'B' => {
+                let (portal, rest) = cstr(body);
+                let (statement, _) = cstr(rest);
+                match self.statements.get(statement) {
+                    Some(a) => {
+                        let a = a.clone();
+                        self.portals.insert(portal.to_vec(), a);
+                    }
+                    None => {
+                        self.portals.remove(portal);
+                    }
+                }
+            }
+            b'E' => {
+                let (portal, _) = cstr(body);
+                let analysis = self.portals.get(portal).cloned();
+                self.pending.push_back(Pending::Execute {
+                    analysis,
+                    start: now,
+                });
+            }
+            b'C' => {
+                let (kind, rest) = body.split_first().unwrap_or((&0, &[]));
+                let (name, _) = cstr(rest);
+                match kind {
+                    b'S' => {
+                        self.statements.remove(name);
+                    }
+                    b'P' => {
+                        self.portals.remove(name);
+                    }
+                    _ => {}
+                }
+            }
+            b'S' => self.pending.push_back(Pending::Sync),
+            _ => {}
+        }
+    }
+
+    fn analyze(&self, sql: &[u8]) -> Option<Arc<Analysis>> {
+        std::str::from_utf8(sql)
+            .ok()
+            .map(|s| self.ctx.analyzer.analyze(s))
+    }
+
+    /// A server message (body given for the types `wants_server_body` names).
+    pub fn on_server(&mut self, tag: u8, body: &[u8], now: Instant) {
+        match tag {
+            b'1' => self.parse_complete(),
+            b'C' | b'I' | b's' => {
+                if let Some(Pending::Execute { .. }) = self.pending.front() {
+                    if let Some(Pending::Execute { analysis, start }) = self.pending.pop_front() {
+                        self.finish(analysis, start, now, None);
+                    }
+                }
+            }
+            b'E' => {
+                let code = sqlstate(body);
+                match self.pending.front_mut() {
+                    Some(Pending::Simple { error, .. }) => *error = code,
+                    Some(Pending::Execute { .. }) | Some(Pending::Parse { .. }) => {
+                        if let Some(
+                            Pending::Execute { analysis, start }
+                            | Pending::Parse { analysis, start },
+                        ) = self.pending.pop_front()
+                        {
+                            self.finish(analysis, start, now, code.or(Some(*b"XX000")));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            b'Z' => {
+                // Parses and Executes still queued before the Sync were
+                // skipped by the server after an error.
+                while let Some(Pending::Execute { .. } | Pending::Parse { .. }) =
+                    self.pending.front()
+                {
+                    self.pending.pop_front();
+                }
+                match self.pending.pop_front() {
+                    Some(Pending::Simple {
+                        analysis,
+                        start,
+                        error,
+                    }) => self.finish(analysis, start, now, error),
+                    Some(Pending::Sync)
+                    | Some(Pending::Execute { .. })
+                    | Some(Pending::Parse { .. })
+                    | None => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(
+        &self,
+        analysis: Option<Arc<Analysis>>,
+        start: Instant,
+        now: Instant,
+        error: Option<[u8; 5]>,
+    ) {
+        if let Some(a) = analysis {
+            let us = now.saturating_duration_since(start).as_micros() as u64;
+            self.ctx.usage.record(self.client, &a, us, error);
+        }
+    }
+}
+
+/// The SQLSTATE field of an ErrorResponse body.
+fn sqlstate(body: &[u8]) -> Option<[u8; 5]> {
+    let mut rest = body;
+    while let Some((&t, tail)) = rest.split_first() {
+        if t == 0 {
+            break;
+        }
+        let (value, next) = cstr(tail);
+        if t == b'C' {
+            return value.try_into().ok();
+        }
+        rest = next;
+    }
+    None
+}

@@ -1,0 +1,108 @@
+//! A small fixed-size latency histogram: log-linear buckets of microseconds
+//! (four per power of two, so quantiles are within about 19%), 512 bytes.
+
+/// Buckets per power of two.
+const SUB: usize = 4;
+/// Powers of two covered: 1 µs to about 2^31 µs (36 minutes).
+const POWERS: usize = 32;
+
+/// Latency distribution of one statement shape.
+#[derive(Clone, Debug)]
+pub struct LatencyHistogram {
+    counts: Box<[u32; SUB * POWERS]>,
+    total: u64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            counts: Box::new([0; SUB * POWERS]),
+            total: 0,
+        }
+    }
+}
+
+fn bucket(us: u64) -> usize {
+    let us = us.max(1);
+    let power = 63 - us.leading_zeros() as usize;
+    let sub = if power >= 2 {
+        ((us >> (power - 2)) & 0b11) as usize
+    } else {
+        ((us << (2 - power)) & 0b11) as usize
+    };
+    (power * SUB + sub).min(SUB * POWERS - 1)
+}
+
+fn bucket_upper(index: usize) -> u64 {
+    let power = index / SUB;
+    let sub = (index % SUB) as u64;
+    let base = 1u64 << power;
+    base + ((sub + 1) * base) / SUB as u64
+}
+
+impl LatencyHistogram {
+    /// Adds one observation.
+    pub fn record(&mut self, us: u64) {
+        let b = bucket(us);
+        self.counts[b] = self.counts[b].saturating_add(1);
+        self.total += 1;
+    }
+
+    /// Adds another histogram's counts.
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a = a.saturating_add(*b);
+        }
+        self.total += other.total;
+    }
+
+    /// Observations recorded.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The latency (µs, bucket upper bound) below which `q` of observations fall.
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let mut seen = 0u64;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += *c as u64;
+            if seen >= rank {
+                return bucket_upper(i);
+            }
+        }
+        bucket_upper(SUB * POWERS - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_close() {
+        let mut h = LatencyHistogram::default();
+        for us in 1..=1000 {
+            h.record(us);
+        }
+        let p50 = h.quantile(0.5);
+        let p99 = h.quantile(0.99);
+        assert!((450..=620).contains(&p50), "{p50}");
+        assert!((950..=1250).contains(&p99), "{p99}");
+        assert_eq!(h.count(), 1000);
+    }
+
+    #[test]
+    fn buckets_are_monotonic() {
+        let mut last = 0;
+        for us in [1, 2, 3, 5, 8, 13, 100, 1000, 10_000, 1_000_000] {
+            let b = bucket(us);
+            assert!(b >= last);
+            assert!(bucket_upper(b) >= us, "{us}");
+            last = b;
+        }
+    }
+}

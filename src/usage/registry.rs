@@ -1,0 +1,327 @@
+//! The in-memory usage aggregate, bounded, shared by all sessions.
+
+use super::{ClientIdentity, LatencyHistogram};
+use crate::analysis::{resolve, Analysis, Dependency, Mode};
+use crate::catalog::Catalog;
+use dashmap::DashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Aggregate of one client running one statement shape.
+#[derive(Debug, Clone)]
+struct Entry {
+    analysis: Arc<Analysis>,
+    calls: u64,
+    errors: u64,
+    error_codes: Vec<([u8; 5], u64)>,
+    total_us: u64,
+    max_us: u64,
+    first_seen_ms: u64,
+    last_seen_ms: u64,
+}
+
+/// One expanded usage row: a client, an object it used, through a shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    /// The client.
+    pub client: ClientIdentity,
+    /// Schema of the table (or of each candidate, `|`-joined, when ambiguous).
+    pub schema: String,
+    /// Table (or `|`-joined candidates).
+    pub table: String,
+    /// Column, `None` for the table as a whole or all columns (`*`).
+    pub column: Option<String>,
+    /// Read or write.
+    pub mode: Mode,
+    /// Explicit, or implicit (all columns).
+    pub dependency: Dependency,
+    /// Normalized statement text.
+    pub fingerprint: String,
+    /// Stable id of the fingerprint.
+    pub fingerprint_id: u64,
+    /// Executions.
+    pub calls: u64,
+    /// Executions that ended in an error.
+    pub errors: u64,
+    /// SQLSTATEs of those errors with their counts.
+    pub error_codes: Vec<(String, u64)>,
+    /// Sum of latencies, µs.
+    pub total_us: u64,
+    /// Largest latency, µs.
+    pub max_us: u64,
+    /// First execution, ms since the Unix epoch.
+    pub first_seen_ms: u64,
+    /// Last execution, ms since the Unix epoch.
+    pub last_seen_ms: u64,
+}
+
+/// Counters about the aggregate itself, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageStats {
+    /// (client, shape) entries held.
+    pub entries: usize,
+    /// Executions not recorded because the aggregate was full.
+    pub dropped: u64,
+    /// Executions recorded.
+    pub recorded: u64,
+}
+
+/// All usage since start (or since the last load from a store).
+pub struct UsageRegistry {
+    clients: DashMap<ClientIdentity, u32>,
+    client_list: RwLock<Vec<ClientIdentity>>,
+    entries: DashMap<(u32, u64), Entry>,
+    latency: DashMap<u64, LatencyHistogram>,
+    len: AtomicUsize,
+    cap: usize,
+    dropped: AtomicU64,
+    recorded: AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl UsageRegistry {
+    /// An empty aggregate holding at most `cap` (client, shape) entries;
+    /// beyond that new entries are dropped and counted.
+    pub fn new(cap: usize) -> UsageRegistry {
+        UsageRegistry {
+            clients: DashMap::new(),
+            client_list: RwLock::new(Vec::new()),
+            entries: DashMap::new(),
+            latency: DashMap::new(),
+            len: AtomicUsize::new(0),
+            cap,
+            dropped: AtomicU64::new(0),
+            recorded: AtomicU64::new(0),
+        }
+    }
+
+    /// The small integer a session records under (interned once per session).
+    pub fn client_id(&self, identity: &ClientIdentity) -> u32 {
+        if let Some(id) = self.clients.get(identity) {
+            return *id;
+        }
+        let mut list = match self.client_list.write() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        *self.clients.entry(identity.clone()).or_insert_with(|| {
+            list.push(identity.clone());
+            (list.len() - 1) as u32
+        })
+    }
+
+    fn identity(&self, id: u32) -> Option<ClientIdentity> {
+        let list = match self.client_list.read() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        list.get(id as usize).cloned()
+    }
+
+    /// Records one execution of `analysis` by `client`.
+    pub fn record(
+        &self,
+        client: u32,
+        analysis: &Arc<Analysis>,
+        latency_us: u64,
+        error: Option<[u8; 5]>,
+    ) {
+        let now = now_ms();
+        let key = (client, analysis.fingerprint.id);
+        match self.entries.get_mut(&key) {
+            Some(mut e) => update(&mut e, latency_us, error, now),
+            None => {
+                if self.len.load(Ordering::Relaxed) >= self.cap {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                let mut fresh = Entry {
+                    analysis: analysis.clone(),
+                    calls: 0,
+                    errors: 0,
+                    error_codes: Vec::new(),
+                    total_us: 0,
+                    max_us: 0,
+                    first_seen_ms: now,
+                    last_seen_ms: now,
+                };
+                update(&mut fresh, latency_us, error, now);
+                if self.entries.insert(key, fresh).is_none() {
+                    self.len.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        match self.latency.get_mut(&analysis.fingerprint.id) {
+            Some(mut h) => h.record(latency_us),
+            None if self.latency.len() < self.cap => {
+                self.latency
+                    .entry(analysis.fingerprint.id)
+                    .or_default()
+                    .record(latency_us);
+            }
+            None => {}
+        }
+        self.recorded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counters about the aggregate.
+    pub fn stats(&self) -> UsageStats {
+        UsageStats {
+            entries: self.len.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            recorded: self.recorded.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Latency distribution of one shape across all clients.
+    pub fn latency(&self, fingerprint_id: u64) -> Option<LatencyHistogram> {
+        self.latency.get(&fingerprint_id).map(|h| h.clone())
+    }
+
+    /// Every entry expanded into one row per table/column use, resolved with
+    /// `catalog` and `search_path`.
+    pub fn rows(&self, catalog: &Catalog, search_path: &[String]) -> Vec<UsageRow> {
+        let mut rows = Vec::new();
+        for item in self.entries.iter() {
+            let ((client, _), e) = item.pair();
+            let Some(identity) = self.identity(*client) else {
+                continue;
+            };
+            for u in resolve(&e.analysis, catalog, search_path) {
+                rows.push(UsageRow {
+                    client: identity.clone(),
+                    schema: u
+                        .relations
+                        .iter()
+                        .map(|r| r.schema.as_str())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                    table: u
+                        .relations
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                    column: u.column.clone(),
+                    mode: u.mode,
+                    dependency: u.dependency,
+                    fingerprint: e.analysis.fingerprint.text.clone(),
+                    fingerprint_id: e.analysis.fingerprint.id,
+                    calls: e.calls,
+                    errors: e.errors,
+                    error_codes: e
+                        .error_codes
+                        .iter()
+                        .map(|(c, n)| (String::from_utf8_lossy(c).into_owned(), *n))
+                        .collect(),
+                    total_us: e.total_us,
+                    max_us: e.max_us,
+                    first_seen_ms: e.first_seen_ms,
+                    last_seen_ms: e.last_seen_ms,
+                });
+            }
+        }
+        rows
+    }
+}
+
+fn update(e: &mut Entry, latency_us: u64, error: Option<[u8; 5]>, now: u64) {
+    e.calls += 1;
+    e.total_us += latency_us;
+    e.max_us = e.max_us.max(latency_us);
+    e.last_seen_ms = now;
+    if let Some(code) = error {
+        e.errors += 1;
+        match e.error_codes.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => e.error_codes.push((code, 1)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Analyzer;
+
+    fn client(app: &str) -> ClientIdentity {
+        ClientIdentity {
+            application_name: app.into(),
+            user: "u".into(),
+            database: "d".into(),
+            client_addr: "127.0.0.1".into(),
+        }
+    }
+
+    #[test]
+    fn records_expand_into_table_and_column_rows() {
+        let reg = UsageRegistry::new(100);
+        let analyzer = Analyzer::new(100);
+        let a = reg.client_id(&client("a"));
+        assert_eq!(reg.client_id(&client("a")), a);
+        let b = reg.client_id(&client("b"));
+        assert_ne!(a, b);
+        let q = analyzer.analyze("SELECT email FROM users WHERE id = 1");
+        reg.record(a, &q, 100, None);
+        reg.record(
+            a,
+            &analyzer.analyze("SELECT email FROM users WHERE id = 2"),
+            300,
+            Some(*b"42703"),
+        );
+        reg.record(b, &analyzer.analyze("SELECT * FROM users"), 50, None);
+        let rows = reg.rows(&Catalog::default(), &["public".into()]);
+        let email: Vec<&UsageRow> = rows
+            .iter()
+            .filter(|r| r.column.as_deref() == Some("email"))
+            .collect();
+        assert_eq!(email.len(), 1);
+        assert_eq!(email[0].client.application_name, "a");
+        assert_eq!(
+            (email[0].calls, email[0].errors, email[0].max_us),
+            (2, 1, 300)
+        );
+        assert_eq!(email[0].error_codes, vec![("42703".to_string(), 1)]);
+        assert_eq!(
+            email[0].fingerprint,
+            "select email from users where id = $1"
+        );
+        let star = rows
+            .iter()
+            .find(|r| r.client.application_name == "b")
+            .unwrap();
+        assert_eq!(
+            (star.table.as_str(), star.dependency),
+            ("users", Dependency::Implicit)
+        );
+        assert_eq!(reg.latency(q.fingerprint.id).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn the_cap_bounds_memory_and_counts_what_is_dropped() {
+        let reg = UsageRegistry::new(10);
+        let analyzer = Analyzer::new(100);
+        let c = reg.client_id(&client("a"));
+        for i in 0..50 {
+            reg.record(
+                c,
+                &analyzer.analyze(&format!("SELECT * FROM t{i}")),
+                1,
+                None,
+            );
+        }
+        let stats = reg.stats();
+        assert_eq!(stats.entries, 10);
+        assert_eq!(stats.dropped, 40);
+        // Known shapes keep counting when full.
+        reg.record(c, &analyzer.analyze("SELECT * FROM t0"), 1, None);
+        assert_eq!(reg.stats().dropped, 40);
+    }
+}

@@ -1,0 +1,208 @@
+//! Usage tracking through the proxy: what each client touched, by table and
+//! column, for the simple and the extended protocol.
+
+use crate::support::raw::{query, RawClient};
+use crate::support::{connect, Cluster, TestProxy};
+use ddlguard::analysis::{Dependency, Mode};
+use ddlguard::catalog::Catalog;
+use ddlguard::usage::UsageRow;
+
+async fn setup(db: &str) -> (&'static Cluster, String) {
+    let cluster = Cluster::shared();
+    let db = cluster.create_db(db);
+    let direct = connect(&cluster.direct_conn(&db)).await;
+    direct
+        .batch_execute(
+            "CREATE TABLE users (id int PRIMARY KEY, email text, name text);
+             INSERT INTO users SELECT i, 'u' || i || '@example.com', 'user ' || i FROM generate_series(1, 10) i;",
+        )
+        .await
+        .unwrap();
+    (cluster, db)
+}
+
+fn rows_for<'a>(rows: &'a [UsageRow], app: &str) -> Vec<&'a UsageRow> {
+    rows.iter()
+        .filter(|r| r.client.application_name == app)
+        .collect()
+}
+
+fn has(rows: &[&UsageRow], table: &str, column: Option<&str>, mode: Mode, dep: Dependency) -> bool {
+    rows.iter().any(|r| {
+        r.table == table && r.column.as_deref() == column && r.mode == mode && r.dependency == dep
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_recorded_per_client_for_both_protocols() {
+    let (cluster, db) = setup("usage_protocols").await;
+    let proxy = TestProxy::start(cluster).await;
+    let conn = |app: &str| format!("{} application_name={app}", proxy.conn(&db));
+
+    // A: extended protocol, names users.email.
+    let a = connect(&conn("app_a")).await;
+    for id in 1..=3i32 {
+        let row = a
+            .query_one("SELECT email FROM users WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        assert!(row.get::<_, String>(0).starts_with('u'));
+    }
+    // B: simple protocol, SELECT *, literals inline.
+    let b = connect(&conn("app_b")).await;
+    for id in 1..=2 {
+        b.simple_query(&format!("SELECT * FROM users WHERE id = {id}"))
+            .await
+            .unwrap();
+    }
+    // C: never touches users; writes through the extended protocol.
+    let c = connect(&conn("app_c")).await;
+    c.execute("CREATE TEMP TABLE scratch (x int)", &[])
+        .await
+        .unwrap();
+    c.execute("INSERT INTO scratch (x) VALUES ($1)", &[&1i32])
+        .await
+        .unwrap();
+    // A also fails once: 42703 is recorded against the statement.
+    let err = a.query("SELECT emial FROM users", &[]).await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42703");
+
+    let rows = proxy
+        .handle
+        .usage()
+        .rows(&Catalog::default(), &["public".into()]);
+    let a_rows = rows_for(&rows, "app_a");
+    assert!(
+        has(
+            &a_rows,
+            "users",
+            Some("email"),
+            Mode::Read,
+            Dependency::Explicit
+        ),
+        "{a_rows:#?}"
+    );
+    assert!(has(
+        &a_rows,
+        "users",
+        Some("id"),
+        Mode::Read,
+        Dependency::Explicit
+    ));
+    let email = a_rows
+        .iter()
+        .find(|r| r.column.as_deref() == Some("email") && r.errors == 0)
+        .unwrap();
+    assert_eq!(email.calls, 3, "three executions of one shape");
+    assert_eq!(email.fingerprint, "select email from users where id = $1");
+    assert_eq!(email.client.user, "postgres");
+    assert_eq!(email.client.database, db);
+    assert_eq!(email.client.client_addr, "127.0.0.1");
+    let failed = a_rows
+        .iter()
+        .find(|r| r.column.as_deref() == Some("emial"))
+        .unwrap();
+    assert_eq!(failed.error_codes, vec![("42703".to_string(), 1)]);
+
+    let b_rows = rows_for(&rows, "app_b");
+    assert!(
+        has(&b_rows, "users", None, Mode::Read, Dependency::Implicit),
+        "{b_rows:#?}"
+    );
+    let star = b_rows.iter().find(|r| r.column.is_none()).unwrap();
+    assert_eq!(star.calls, 2, "literals differ, one shape");
+    assert_eq!(star.fingerprint, "select * from users where id = $1");
+
+    let c_rows = rows_for(&rows, "app_c");
+    assert!(c_rows.iter().all(|r| r.table != "users"));
+    assert!(
+        has(
+            &c_rows,
+            "scratch",
+            Some("x"),
+            Mode::Write,
+            Dependency::Explicit
+        ),
+        "{c_rows:#?}"
+    );
+
+    // Nothing recorded holds a literal value.
+    assert!(rows
+        .iter()
+        .all(|r| !r.fingerprint.contains("example.com") && !r.fingerprint.contains("= 1")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_executes_and_errors_are_matched_to_their_statements() {
+    let (cluster, db) = setup("usage_pipeline").await;
+    let proxy = TestProxy::start(cluster).await;
+    let mut raw = RawClient::login_db(proxy.addr.port(), &db).await;
+    // Three simple queries in one write, the second fails.
+    let mut batch = query("SELECT name FROM users WHERE id = 1");
+    batch.extend(query("SELECT nope FROM users"));
+    batch.extend(query("SELECT email FROM users WHERE id = 2"));
+    raw.send(&batch).await;
+    let mut ready = 0;
+    while ready < 3 {
+        if raw.read_message().await.expect("reply").0 == b'Z' {
+            ready += 1;
+        }
+    }
+    let rows = proxy
+        .handle
+        .usage()
+        .rows(&Catalog::default(), &["public".into()]);
+    let col = |c: &str| {
+        rows.iter()
+            .find(|r| r.column.as_deref() == Some(c))
+            .unwrap()
+    };
+    assert_eq!((col("name").calls, col("name").errors), (1, 0));
+    assert_eq!((col("nope").calls, col("nope").errors), (1, 1));
+    assert_eq!((col("email").calls, col("email").errors), (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracking_can_be_turned_off() {
+    let (cluster, db) = setup("usage_off").await;
+    let proxy = TestProxy::start_with(cluster, |c| c.usage.enabled = false).await;
+    let a = proxy.connect(&db).await;
+    a.query("SELECT email FROM users", &[]).await.unwrap();
+    assert_eq!(proxy.handle.usage().stats().recorded, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_distinct_shapes_stay_under_the_cap() {
+    let (cluster, db) = setup("usage_cap").await;
+    let proxy = TestProxy::start_with(cluster, |c| {
+        c.usage.max_entries = 500;
+        c.usage.analysis_cache = 200;
+    })
+    .await;
+    let mut raw = RawClient::login_db(proxy.addr.port(), &db).await;
+    // 20,000 distinct shapes (distinct aliases), pipelined in batches.
+    for chunk in 0..20 {
+        let mut batch = Vec::new();
+        for i in 0..1000 {
+            batch.extend(query(&format!(
+                "SELECT id AS c{} FROM users WHERE id = {i}",
+                chunk * 1000 + i
+            )));
+        }
+        raw.send(&batch).await;
+        let mut ready = 0;
+        while ready < 1000 {
+            if raw.read_message().await.expect("reply").0 == b'Z' {
+                ready += 1;
+            }
+        }
+    }
+    let stats = proxy.handle.usage().stats();
+    assert_eq!(stats.entries, 500);
+    assert_eq!(stats.recorded + stats.dropped, 20_000);
+    assert!(
+        proxy.handle.analyzer().len() <= 200 + 64,
+        "cache bounded: {}",
+        proxy.handle.analyzer().len()
+    );
+}
