@@ -67,7 +67,19 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let runtime = match tokio::runtime::Runtime::new() {
+            let threads = config.server.worker_threads;
+            let runtime = if threads == 1 {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            } else {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                if threads > 1 {
+                    b.worker_threads(threads);
+                }
+                b.enable_all().build()
+            };
+            let runtime = match runtime {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the runtime: {e}");

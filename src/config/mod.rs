@@ -68,6 +68,11 @@ pub struct ServerConfig {
     pub max_message_size: ByteSize,
     /// On SIGTERM/SIGINT, how long sessions may go on before they are closed with 57P01.
     pub shutdown_grace: HumanDuration,
+    /// Threads that run sessions. 1 (default) is a single thread without work
+    /// stealing, the cheapest per transaction (PgBouncer is single-threaded
+    /// too); 0 = one per CPU core, for more than one core's worth of traffic.
+    /// Needs a restart.
+    pub worker_threads: usize,
     /// PEM certificate chain; with `tls_key` it enables TLS towards clients.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
@@ -84,6 +89,7 @@ impl Default for ServerConfig {
             startup_timeout: HumanDuration(Duration::from_secs(10)),
             max_message_size: ByteSize(256 << 20),
             shutdown_grace: HumanDuration(Duration::from_secs(30)),
+            worker_threads: 1,
             tls_cert: None,
             tls_key: None,
         }

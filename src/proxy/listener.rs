@@ -16,8 +16,8 @@ use tracing::{error, info, warn};
 #[derive(Debug, Error)]
 pub enum ServeError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot listen on {addr}: {error} (server.listen)")]
+    Bind { addr: SocketAddr, error: io::Error },
     /// TLS material could not be loaded.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -42,7 +42,7 @@ impl Server {
         let settings = Settings::new(config)?;
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| ServeError::Bind { addr, source })?;
+            .map_err(|error| ServeError::Bind { addr, error })?;
         Ok(Server {
             listener,
             shared: Shared::new(settings),
@@ -140,6 +140,9 @@ impl ServerHandle {
         let mut restart = Vec::new();
         if old.config.server.listen != config.server.listen {
             restart.push("server.listen");
+        }
+        if old.config.server.worker_threads != config.server.worker_threads {
+            restart.push("server.worker_threads");
         }
         if old.config.usage.max_entries != config.usage.max_entries {
             restart.push("usage.max_entries");
