@@ -71,11 +71,15 @@ pub fn classify(fingerprint: &str) -> Classified {
                 | "unlogged"
                 | "temporary"
                 | "temp"
+                | "analyze"
+                | "full"
+                | "freeze"
         )
     };
     let mut command = first.to_string();
     let mut target = None;
     match first {
+        "table" => target = words.get(1).map(|w| relation(w)),
         "alter" | "drop" | "create" | "reindex" | "truncate" | "lock" | "cluster" | "vacuum"
         | "analyze" | "refresh" => {
             let object = words

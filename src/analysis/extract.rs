@@ -4,11 +4,12 @@
 
 use super::model::{ColumnUse, Mode, RelationName, RelationUse, StatementKind};
 use sqlparser::ast::{
-    Assignment, AssignmentTarget, ConflictTarget, CopySource, Expr, FromTable, GroupByExpr, Ident,
-    Insert, JoinConstraint, JoinOperator, NamedWindowExpr, ObjectName, ObjectNamePart,
-    OnConflictAction, OnInsert, OrderByKind, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject, TableWithJoins,
-    UpdateTableFromKind, Visit, Visitor,
+    AlterTableOperation, Assignment, AssignmentTarget, ColumnOption, ConflictTarget, CopySource,
+    Expr, ForeignKeyConstraint, FromTable, GroupByExpr, Ident, Insert, JoinConstraint,
+    JoinOperator, MergeAction, MergeInsertKind, MergeUpdateKind, NamedWindowExpr, ObjectName,
+    ObjectNamePart, OnConflictAction, OnInsert, OrderByKind, Query, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableConstraint, TableFactor, TableObject,
+    TableWithJoins, UpdateTableFromKind, Visit, Visitor,
 };
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -66,7 +67,11 @@ struct Source {
 struct Scope {
     sources: Vec<Source>,
     ctes: Vec<(String, Option<Vec<String>>)>,
+    /// Output names, visible to unqualified names while walking ORDER BY / GROUP BY.
     output_aliases: Vec<String>,
+    aliases_visible: bool,
+    /// Columns merged by JOIN ... USING (recorded for both sides already).
+    using_columns: Vec<String>,
 }
 
 /// The statement walker.
@@ -174,16 +179,55 @@ impl Extractor {
                 StatementKind::Write
             }
             Statement::Merge(merge) => {
-                // Relations only: MERGE is rare in application traffic.
-                let _ = merge.visit(&mut RelationCollector {
-                    x: self,
-                    mode: Mode::Write,
+                self.with_scope(|x| {
+                    let target = x.add_factor(&merge.table, Mode::Write);
+                    x.add_factor(&merge.source, Mode::Read);
+                    x.expr(&merge.on);
+                    let rel = target.as_ref().and_then(|t| t.relation.clone());
+                    for clause in &merge.clauses {
+                        if let Some(p) = &clause.predicate {
+                            x.expr(p);
+                        }
+                        match &clause.action {
+                            MergeAction::Update(update) => {
+                                if let MergeUpdateKind::Set(assignments) = &update.kind {
+                                    x.assignments(assignments, target.as_ref());
+                                }
+                            }
+                            MergeAction::Insert(insert) => {
+                                if let Some(rel) = &rel {
+                                    for c in &insert.columns {
+                                        let col = parts(c).pop().unwrap_or_default();
+                                        x.column_certain(rel, col, Mode::Write);
+                                    }
+                                    if insert.columns.is_empty() {
+                                        x.relation(rel.clone(), Mode::Write, true);
+                                    }
+                                }
+                                if let MergeInsertKind::Values(values) = &insert.kind {
+                                    for row in &values.rows {
+                                        for e in row.iter() {
+                                            x.expr(e);
+                                        }
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
                 });
                 StatementKind::Write
             }
-            Statement::Explain { statement, .. } => {
-                self.statement(statement);
-                StatementKind::Utility
+            Statement::Explain {
+                statement, analyze, ..
+            } => {
+                let inner = self.statement(statement);
+                // EXPLAIN ANALYZE runs the statement.
+                if *analyze {
+                    inner
+                } else {
+                    StatementKind::Utility
+                }
             }
             Statement::Prepare { statement, .. } => {
                 self.statement(statement);
@@ -195,7 +239,20 @@ impl Extractor {
             | Statement::Savepoint { .. }
             | Statement::ReleaseSavepoint { .. } => StatementKind::Transaction,
             Statement::CreateTable(ct) => {
-                self.relation(relation_name(&ct.name), Mode::Write, false);
+                let rel = relation_name(&ct.name);
+                self.relation(rel, Mode::Write, false);
+                for col in &ct.columns {
+                    for opt in &col.options {
+                        if let ColumnOption::ForeignKey(fk) = &opt.option {
+                            self.foreign_key(fk);
+                        }
+                    }
+                }
+                for constraint in &ct.constraints {
+                    if let TableConstraint::ForeignKey(fk) = constraint {
+                        self.foreign_key(fk);
+                    }
+                }
                 if let Some(q) = &ct.query {
                     self.query(q, false);
                 }
@@ -209,15 +266,56 @@ impl Extractor {
             Statement::CreateIndex(ci) => {
                 let rel = relation_name(&ci.table_name);
                 self.relation(rel.clone(), Mode::Write, false);
-                for col in &ci.columns {
-                    if let Expr::Identifier(id) = &col.column.expr {
-                        self.column_certain(&rel, ident_name(id), Mode::Read);
+                self.with_scope(|x| {
+                    x.scope().sources.push(Source {
+                        name: rel.name.clone(),
+                        relation: Some(rel.clone()),
+                        columns: None,
+                    });
+                    for col in &ci.columns {
+                        x.expr(&col.column.expr);
                     }
-                }
+                    for inc in &ci.include {
+                        x.column_certain(&rel, ident_name(inc), Mode::Read);
+                    }
+                    if let Some(p) = &ci.predicate {
+                        x.expr(p);
+                    }
+                });
                 StatementKind::Ddl
             }
             Statement::AlterTable(at) => {
-                self.relation(relation_name(&at.name), Mode::Write, false);
+                let rel = relation_name(&at.name);
+                self.relation(rel.clone(), Mode::Write, false);
+                for op in &at.operations {
+                    match op {
+                        AlterTableOperation::DropColumn { column_names, .. } => {
+                            for c in column_names {
+                                self.column_certain(&rel, ident_name(c), Mode::Write);
+                            }
+                        }
+                        AlterTableOperation::RenameColumn {
+                            old_column_name, ..
+                        } => {
+                            self.column_certain(&rel, ident_name(old_column_name), Mode::Write);
+                        }
+                        AlterTableOperation::AlterColumn { column_name, .. } => {
+                            self.column_certain(&rel, ident_name(column_name), Mode::Write);
+                        }
+                        AlterTableOperation::AddColumn { column_def, .. } => {
+                            for opt in &column_def.options {
+                                if let ColumnOption::ForeignKey(fk) = &opt.option {
+                                    self.foreign_key(fk);
+                                }
+                            }
+                        }
+                        AlterTableOperation::AddConstraint {
+                            constraint: TableConstraint::ForeignKey(fk),
+                            ..
+                        } => self.foreign_key(fk),
+                        _ => {}
+                    }
+                }
                 StatementKind::Ddl
             }
             Statement::Drop { names, .. } => {
@@ -226,7 +324,13 @@ impl Extractor {
                 }
                 StatementKind::Ddl
             }
-            other => classify_other(other),
+            other => {
+                let c = super::classify::classify(&super::fingerprint(&other.to_string()).text);
+                if let Some(target) = c.target {
+                    self.relation(target, Mode::Write, false);
+                }
+                c.kind
+            }
         }
     }
 
@@ -257,6 +361,7 @@ impl Extractor {
         self.uses.columns.insert(ColumnUse {
             column,
             scopes: vec![vec![rel.clone()]],
+            certain: true,
             mode,
         });
     }
@@ -279,8 +384,16 @@ impl Extractor {
             if let Some(with) = &q.with {
                 for cte in &with.cte_tables {
                     let name = ident_name(&cte.alias.name);
+                    let declared: Option<Vec<String>> =
+                        (!cte.alias.columns.is_empty()).then(|| {
+                            cte.alias
+                                .columns
+                                .iter()
+                                .map(|c| ident_name(&c.name))
+                                .collect()
+                        });
                     if with.recursive {
-                        x.scope().ctes.push((name.clone(), None));
+                        x.scope().ctes.push((name.clone(), declared.clone()));
                     }
                     let mut cols = x.query(&cte.query, true);
                     if !cte.alias.columns.is_empty() {
@@ -354,11 +467,7 @@ impl Extractor {
             match item {
                 SelectItem::UnnamedExpr(e) => {
                     self.expr(e);
-                    let name = match e {
-                        Expr::Identifier(i) => Some(ident_name(i)),
-                        Expr::CompoundIdentifier(ids) => ids.last().map(ident_name),
-                        _ => None,
-                    };
+                    let name = output_name(e);
                     match (name, outputs.as_mut()) {
                         (Some(n), Some(o)) => o.push(n),
                         _ => outputs = None,
@@ -397,14 +506,14 @@ impl Extractor {
                 }
             }
         }
-        self.scope().output_aliases = aliases;
-        if let Some(sel) = &s.selection {
-            self.expr(sel);
-        }
-        if let GroupByExpr::Expressions(exprs, _) = &s.group_by {
+        if let Some(sqlparser::ast::Distinct::On(exprs)) = &s.distinct {
             for e in exprs {
                 self.expr(e);
             }
+        }
+        self.scope().output_aliases = aliases;
+        if let Some(sel) = &s.selection {
+            self.expr(sel);
         }
         if let Some(h) = &s.having {
             self.expr(h);
@@ -422,9 +531,17 @@ impl Extractor {
         if let Some(q) = &s.qualify {
             self.expr(q);
         }
+        // Output names count in GROUP BY and ORDER BY only.
+        self.scope().aliases_visible = true;
+        if let GroupByExpr::Expressions(exprs, _) = &s.group_by {
+            for e in exprs {
+                self.expr(e);
+            }
+        }
         for e in order_by {
             self.expr(e);
         }
+        self.scope().aliases_visible = false;
         outputs
     }
 
@@ -464,11 +581,14 @@ impl Extractor {
                                 before.iter().filter_map(|s| s.relation.clone()).collect();
                             if !left.is_empty() {
                                 self.uses.columns.insert(ColumnUse {
-                                    column: col,
+                                    column: col.clone(),
                                     scopes: vec![left],
+                                    certain: false,
                                     mode: Mode::Read,
                                 });
                             }
+                            // The merged column, named unqualified later, is both sides'.
+                            self.scope().using_columns.push(col);
                         }
                     }
                     _ => {}
@@ -566,12 +686,23 @@ impl Extractor {
         Some(source)
     }
 
+    /// `REFERENCES t (col)`: the referenced table and columns are read.
+    fn foreign_key(&mut self, fk: &ForeignKeyConstraint) {
+        let rel = relation_name(&fk.foreign_table);
+        self.relation(rel.clone(), Mode::Read, false);
+        for c in &fk.referred_columns {
+            self.column_certain(&rel, ident_name(c), Mode::Read);
+        }
+    }
+
     fn insert(&mut self, insert: &Insert) {
         let TableObject::TableName(name) = &insert.table else {
             return;
         };
         let rel = relation_name(name);
-        self.relation(rel.clone(), Mode::Write, insert.columns.is_empty());
+        // `DEFAULT VALUES` names no column and supplies no value.
+        let all_columns = insert.columns.is_empty() && insert.source.is_some();
+        self.relation(rel.clone(), Mode::Write, all_columns);
         for c in &insert.columns {
             let col = parts(c).pop().unwrap_or_default();
             self.column_certain(&rel, col, Mode::Write);
@@ -701,14 +832,16 @@ impl Extractor {
     }
 
     fn unqualified(&mut self, col: String) {
-        let mut scopes: Vec<Vec<RelationName>> = Vec::new();
-        for (depth, scope) in self.scopes.iter().rev().enumerate() {
-            if depth == 0
-                && scope.output_aliases.contains(&col)
-                && scope.sources.iter().all(|s| s.relation.is_none())
-            {
+        if let Some(scope) = self.scopes.last() {
+            if scope.aliases_visible && scope.output_aliases.contains(&col) {
                 return;
             }
+            if scope.using_columns.contains(&col) {
+                return;
+            }
+        }
+        let mut scopes: Vec<Vec<RelationName>> = Vec::new();
+        for scope in self.scopes.iter().rev() {
             // A derived source that outputs this name: the column is the
             // subquery's, already recorded inside it.
             if scope
@@ -730,19 +863,33 @@ impl Extractor {
                 scopes.push(rels);
             }
         }
-        if let Some(scope) = self.scopes.last() {
-            // An output alias used in ORDER BY / GROUP BY / HAVING.
-            if scope.output_aliases.contains(&col) {
-                return;
+        // `json_agg(o)`: the bare name of a FROM item is a whole-row reference.
+        if let Some(src) = self.find_source(std::slice::from_ref(&col)) {
+            if let Some(rel) = src.relation {
+                self.relation(rel, Mode::Read, true);
             }
+            return;
         }
         if !scopes.is_empty() {
             self.uses.columns.insert(ColumnUse {
                 column: col,
                 scopes,
+                certain: false,
                 mode: Mode::Read,
             });
         }
+    }
+}
+
+/// The name Postgres gives an unaliased select-list expression, when it is
+/// a column name (an identifier, a function's name, a cast's operand).
+fn output_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(ident_name(i)),
+        Expr::CompoundIdentifier(ids) => ids.last().map(ident_name),
+        Expr::Function(f) => parts(&f.name).pop(),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => output_name(expr),
+        _ => None,
     }
 }
 
@@ -814,24 +961,6 @@ fn query_writes(q: &Query) -> bool {
     w.0
 }
 
-/// Kinds of the statements the walker does not take apart.
-fn classify_other(stmt: &Statement) -> StatementKind {
-    let text = stmt.to_string();
-    let first = text
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    match first.as_str() {
-        "CREATE" | "ALTER" | "DROP" | "COMMENT" | "GRANT" | "REVOKE" | "REINDEX" | "CLUSTER"
-        | "VACUUM" | "ANALYZE" | "REFRESH" => StatementKind::Ddl,
-        "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE" => {
-            StatementKind::Transaction
-        }
-        _ => StatementKind::Utility,
-    }
-}
-
 /// Visitor that records column references at its own query level and hands
 /// each nested query to the extractor, which walks it with its own scope.
 /// (sqlparser's visitor cannot skip a subtree, so references inside nested
@@ -871,22 +1000,21 @@ impl Visitor for ExprCollector<'_> {
             Expr::Identifier(id) => self.x.column_ref(std::slice::from_ref(id)),
             Expr::CompoundIdentifier(ids) => self.x.column_ref(ids),
             Expr::QualifiedWildcard(name, _) => self.x.star(Some(&parts(name))),
+            Expr::Function(f) => {
+                // `row_to_json(u.*)`: a qualified star as a function argument.
+                if let sqlparser::ast::FunctionArguments::List(list) = &f.args {
+                    for arg in &list.args {
+                        if let sqlparser::ast::FunctionArg::Unnamed(
+                            sqlparser::ast::FunctionArgExpr::QualifiedWildcard(name),
+                        ) = arg
+                        {
+                            self.x.star(Some(&parts(name)));
+                        }
+                    }
+                }
+            }
             _ => {}
         }
-        ControlFlow::Continue(())
-    }
-}
-
-/// Records every relation in a statement with one mode (for MERGE).
-struct RelationCollector<'a> {
-    x: &'a mut Extractor,
-    mode: Mode,
-}
-
-impl Visitor for RelationCollector<'_> {
-    type Break = ();
-    fn pre_visit_relation(&mut self, r: &ObjectName) -> ControlFlow<()> {
-        self.x.relation(relation_name(r), self.mode, false);
         ControlFlow::Continue(())
     }
 }

@@ -318,6 +318,12 @@ impl Normalizer {
     }
 
     fn push(&mut self, tok: Tok, s: &str) {
+        self.begin(tok, s);
+        self.text.push_str(s);
+    }
+
+    /// Spacing and bookkeeping before a token's text is appended.
+    fn begin(&mut self, tok: Tok, s: &str) {
         if tok != Tok::Literal {
             if let Some(g) = self.groups.last_mut() {
                 if !(tok == Tok::Punct && s == ",") {
@@ -328,27 +334,23 @@ impl Normalizer {
         if self.space_before(tok, s) {
             self.text.push(' ');
         }
-        self.text.push_str(s);
         self.prev = Some(tok);
         self.prev_punct = if tok == Tok::Punct {
             s.as_bytes()[0]
         } else {
             0
         };
-        if tok != Tok::Punct || s != "," {
+        if (tok != Tok::Punct || s != ",") && !(tok == Tok::Punct && s == "(") {
             // Anything but a comma between two folded rows breaks the row run.
-            if !(tok == Tok::Punct && s == "(") {
-                self.last_folded = None;
-            }
+            self.last_folded = None;
         }
     }
 
     fn word(&mut self, w: &str) {
-        if w.bytes().any(|c| c.is_ascii_uppercase()) {
-            self.push(Tok::Word, &w.to_ascii_lowercase());
-        } else {
-            self.push(Tok::Word, w);
-        }
+        self.begin(Tok::Word, w);
+        let start = self.text.len();
+        self.text.push_str(w);
+        self.text[start..].make_ascii_lowercase();
     }
 
     fn literal(&mut self) {
@@ -356,11 +358,11 @@ impl Normalizer {
         if let Some(g) = self.groups.last_mut() {
             g.2 += 1;
         }
-        let n = self.literals;
-        let mut buf = itoa_buf(n);
-        buf.insert(0, '$');
         let last_folded = self.last_folded;
-        self.push(Tok::Literal, &buf);
+        self.begin(Tok::Literal, "$");
+        self.text.push('$');
+        use std::fmt::Write;
+        let _ = write!(self.text, "{}", self.literals);
         self.last_folded = last_folded;
     }
 
@@ -425,13 +427,6 @@ impl Normalizer {
             id,
         }
     }
-}
-
-fn itoa_buf(n: usize) -> String {
-    let mut s = String::with_capacity(4);
-    use std::fmt::Write;
-    let _ = write!(s, "{n}");
-    s
 }
 
 #[cfg(test)]

@@ -55,10 +55,13 @@ pub fn analyze_uncached(sql: &str, fp: Fingerprint) -> Analysis {
                 let c = classify::classify(part.trim());
                 kind = kind.max(c.kind);
                 if let Some(target) = c.target {
+                    // `TABLE t` reads every column; everything else the
+                    // classifier recognises targets an object it changes.
+                    let read = c.command == "table";
                     relations.push(RelationUse {
                         relation: target,
-                        mode: Mode::Write,
-                        all_columns: false,
+                        mode: if read { Mode::Read } else { Mode::Write },
+                        all_columns: read,
                     });
                 }
             }

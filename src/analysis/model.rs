@@ -78,9 +78,11 @@ pub struct RelationUse {
 pub struct ColumnUse {
     /// Column name.
     pub column: String,
-    /// Candidate relations per scope, innermost first. A qualified column has
-    /// exactly one scope with one relation.
+    /// Candidate relations per scope, innermost first.
     pub scopes: Vec<Vec<RelationName>>,
+    /// The statement named the relation (`t.col`) or the syntax fixes it
+    /// (INSERT column lists, SET targets): no catalog check needed.
+    pub certain: bool,
     /// Read or write.
     pub mode: Mode,
 }

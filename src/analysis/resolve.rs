@@ -90,8 +90,8 @@ pub fn resolve(analysis: &Analysis, catalog: &Catalog, search_path: &[String]) -
     for c in &analysis.columns {
         let mut chosen: Option<Vec<&RelationName>> = None;
         for scope in &c.scopes {
-            if scope.len() == 1 && c.scopes.len() == 1 {
-                chosen = Some(vec![&scope[0]]);
+            if c.certain {
+                chosen = Some(scope.iter().collect());
                 break;
             }
             let known: Vec<Option<bool>> = scope
