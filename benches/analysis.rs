@@ -3,8 +3,9 @@
 //!
 //! cargo bench --bench analysis
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 use ddlguard::analysis::{analyze_uncached, fingerprint, Analyzer};
+use std::hint::black_box;
 
 const PK_LOOKUP: &str = "SELECT \"users\".* FROM \"users\" WHERE \"users\".\"id\" = 42 LIMIT 1";
 
