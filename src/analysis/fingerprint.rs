@@ -8,6 +8,9 @@
 
 use xxhash_rust::xxh3::xxh3_64;
 
+/// What a folded list keeps after its first item: `in($1 /*, ... */)`.
+const FOLD_MARKER: &str = "/*, ... */";
+
 /// A normalized statement text and its stable 64-bit id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {
@@ -43,7 +46,14 @@ pub fn fingerprint(sql: &str) -> Fingerprint {
                     i += 1;
                 }
             }
-            b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i),
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let end = skip_block_comment(b, i);
+                // Our own fold marker: fingerprinting a fingerprint gives it back.
+                if &b[i..end] == FOLD_MARKER.as_bytes() {
+                    out.fold_marker();
+                }
+                i = end;
+            }
             b'\'' => {
                 i = skip_string(b, i + 1, false);
                 out.literal();
@@ -366,6 +376,13 @@ impl Normalizer {
         self.last_folded = last_folded;
     }
 
+    /// A fold marker inside a group counts as more literal items.
+    fn fold_marker(&mut self) {
+        if let Some(g) = self.groups.last_mut() {
+            g.2 += 1;
+        }
+    }
+
     fn punct(&mut self, c: u8) {
         match c {
             b'(' => {
@@ -377,14 +394,17 @@ impl Normalizer {
             b')' => {
                 if let Some((start, only_literals, items, literals_before)) = self.groups.pop() {
                     if only_literals && items >= 2 {
-                        // `(1, 2, 3)` of any length becomes `($k, ...)`, and
+                        // `(1, 2, 3)` of any length becomes `($k /*, ... */)` (still valid
+                        // SQL, so a stored fingerprint can be analysed again), and
                         // the literals after it are numbered as if it had one.
                         let first_end = self.text[start..]
                             .find(',')
                             .map(|p| start + p)
                             .unwrap_or(self.text.len());
                         self.text.truncate(first_end);
-                        self.text.push_str(", ...)");
+                        self.text.push(' ');
+                        self.text.push_str(FOLD_MARKER);
+                        self.text.push(')');
                         self.literals = literals_before + 1;
                         self.prev = Some(Tok::Punct);
                         self.prev_punct = b')';
@@ -461,7 +481,7 @@ mod tests {
     #[test]
     fn in_lists_of_any_length_fold() {
         let one = fp("SELECT * FROM t WHERE id IN (1, 2)");
-        assert_eq!(one, "select * from t where id in($1, ...)");
+        assert_eq!(one, "select * from t where id in($1 /*, ... */)");
         assert_eq!(one, fp("SELECT * FROM t WHERE id IN (1, 2, 3, 4, 5, 6, 7)"));
         assert_eq!(fp("SELECT * FROM t WHERE id IN ($1, $2, $3)"), one);
     }
@@ -469,17 +489,17 @@ mod tests {
     #[test]
     fn literals_after_a_folded_list_are_numbered_alike() {
         let a = fp("SELECT * FROM t WHERE id IN (1, 2, 3) AND x = 5");
-        assert_eq!(a, "select * from t where id in($1, ...) and x = $2");
+        assert_eq!(a, "select * from t where id in($1 /*, ... */) and x = $2");
         assert_eq!(a, fp("SELECT * FROM t WHERE id IN (7, 8) AND x = 9"));
         let rows = fp("INSERT INTO t VALUES (1, 2), (3, 4), (5, 6) RETURNING id, 'z'");
-        assert_eq!(rows, "insert into t values($1, ...) returning id, $2");
+        assert_eq!(rows, "insert into t values($1 /*, ... */) returning id, $2");
         assert_eq!(rows, fp("INSERT INTO t VALUES (1, 2) RETURNING id, 'q'"));
     }
 
     #[test]
     fn multi_row_values_fold() {
         let a = fp("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z')");
-        assert_eq!(a, "insert into t(a, b) values($1, ...)");
+        assert_eq!(a, "insert into t(a, b) values($1 /*, ... */)");
         assert_eq!(a, fp("insert into t (a, b) values (5, 'q')"));
     }
 
@@ -500,6 +520,25 @@ mod tests {
             "select data ->> $1 from t where data @> $2"
         );
         assert_eq!(fp("SELECT a[1:2] FROM t"), "select a[$1:$2] from t");
+    }
+
+    #[test]
+    fn folded_fingerprints_parse_and_analyse_like_the_original() {
+        use crate::analysis::analyze_uncached;
+        for sql in [
+            "SELECT email FROM users WHERE id IN (1, 2, 3) AND org_id = 7",
+            "INSERT INTO users (id, email) VALUES (1, 'a'), (2, 'b') ON CONFLICT (id) DO NOTHING",
+        ] {
+            let original = analyze_uncached(sql, fingerprint(sql));
+            let text = original.fingerprint.text.clone();
+            let again = analyze_uncached(&text, fingerprint(&text));
+            assert!(again.parsed, "{text}");
+            assert_eq!(again.fingerprint, original.fingerprint, "{text}");
+            assert_eq!(
+                (again.relations, again.columns),
+                (original.relations, original.columns)
+            );
+        }
     }
 
     #[test]
