@@ -2,5 +2,9 @@
 //! upstream, used to resolve unqualified and ambiguous column names.
 
 mod model;
+mod set;
+pub mod snapshot;
 
 pub use model::{Catalog, Column, Table};
+pub use set::Catalogs;
+pub use snapshot::{CatalogError, ServiceLogin};

@@ -42,6 +42,9 @@ pub struct UsageConfig {
     pub max_entries: usize,
     /// Statement shapes whose analysis is cached.
     pub analysis_cache: usize,
+    /// How often each database's catalog snapshot is refreshed (it is also
+    /// refreshed after a DDL statement passes through).
+    pub catalog_refresh: HumanDuration,
 }
 
 impl Default for UsageConfig {
@@ -50,6 +53,7 @@ impl Default for UsageConfig {
             enabled: true,
             max_entries: 100_000,
             analysis_cache: 10_000,
+            catalog_refresh: HumanDuration(Duration::from_secs(300)),
         }
     }
 }
@@ -111,6 +115,13 @@ pub struct UpstreamConfig {
     pub ca_file: Option<PathBuf>,
     /// How long to wait for the TCP connection and TLS handshake.
     pub connect_timeout: HumanDuration,
+    /// Service login the proxy uses itself (catalog snapshots). Without it,
+    /// column resolution degrades and the log says so once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Environment variable holding the service login's password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
 }
 
 impl Default for UpstreamConfig {
@@ -121,6 +132,8 @@ impl Default for UpstreamConfig {
             tls: UpstreamTls::Prefer,
             ca_file: None,
             connect_timeout: HumanDuration(Duration::from_secs(5)),
+            user: None,
+            password_env: None,
         }
     }
 }
@@ -252,6 +265,22 @@ impl Config {
         }
         if u.port == 0 {
             return Err(("upstream", "port", "must be between 1 and 65535".into()));
+        }
+        if let Some(var) = &u.password_env {
+            if u.user.is_none() {
+                return Err((
+                    "upstream",
+                    "password_env",
+                    "is set but upstream.user is not".into(),
+                ));
+            }
+            if var.is_empty() {
+                return Err((
+                    "upstream",
+                    "password_env",
+                    "must name an environment variable".into(),
+                ));
+            }
         }
         if matches!(u.tls, UpstreamTls::VerifyCa | UpstreamTls::VerifyFull) && u.ca_file.is_none() {
             return Err((

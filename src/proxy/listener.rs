@@ -128,6 +128,23 @@ impl ServerHandle {
         self.shared.tracking.usage.clone()
     }
 
+    /// Catalog snapshots per database.
+    pub fn catalogs(&self) -> Arc<crate::catalog::Catalogs> {
+        self.shared.tracking.catalogs.clone()
+    }
+
+    /// The upstream new sessions connect to.
+    pub fn upstream(&self) -> Arc<crate::proxy::upstream::Upstream> {
+        self.shared.settings().upstream.clone()
+    }
+
+    /// Usage rows resolved with each database's catalog snapshot.
+    pub fn usage_rows(&self) -> Vec<crate::usage::UsageRow> {
+        let catalogs = self.catalogs();
+        self.usage()
+            .rows(|db| catalogs.get(db), &["public".to_string()])
+    }
+
     /// The analysis cache and its hit/miss counters.
     pub fn analyzer(&self) -> Arc<crate::analysis::Analyzer> {
         self.shared.tracking.analyzer.clone()

@@ -174,7 +174,12 @@ async fn start(
         };
         let ctx = shared.tracking.clone();
         let id = ctx.usage.client_id(&identity);
-        relay.tracker = Some(Tracker::new(ctx, id));
+        relay.tracker = Some(Tracker::new(
+            ctx,
+            id,
+            params.database.clone(),
+            upstream.clone(),
+        ));
     }
     Ok(Some((relay, upstream, slot)))
 }

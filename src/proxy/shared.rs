@@ -4,6 +4,7 @@
 use super::tracker::TrackingContext;
 use super::upstream::Upstream;
 use crate::analysis::Analyzer;
+use crate::catalog::{Catalogs, ServiceLogin};
 use crate::config::Config;
 use crate::proxy::tls::{self, TlsError};
 use crate::usage::UsageRegistry;
@@ -86,9 +87,19 @@ impl Shared {
     /// Creates the shared state for the first configuration.
     pub fn new(settings: Settings) -> Arc<Shared> {
         let usage = &settings.config.usage;
+        let login = settings
+            .config
+            .upstream
+            .user
+            .clone()
+            .map(|user| ServiceLogin {
+                user,
+                password_env: settings.config.upstream.password_env.clone(),
+            });
         let tracking = TrackingContext {
             analyzer: Arc::new(Analyzer::new(usage.analysis_cache)),
             usage: Arc::new(UsageRegistry::new(usage.max_entries)),
+            catalogs: Arc::new(Catalogs::new(login, usage.catalog_refresh.0)),
         };
         Arc::new(Shared {
             tracking,

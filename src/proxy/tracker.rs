@@ -5,7 +5,9 @@
 //! This is the interception point of DESIGN section 4: every statement, of
 //! the simple or the extended protocol, passes through `on_client`.
 
-use crate::analysis::{Analysis, Analyzer};
+use super::upstream::Upstream;
+use crate::analysis::{Analysis, Analyzer, StatementKind};
+use crate::catalog::Catalogs;
 use crate::usage::UsageRegistry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -43,12 +45,16 @@ pub struct TrackingContext {
     pub analyzer: Arc<Analyzer>,
     /// Usage aggregate.
     pub usage: Arc<UsageRegistry>,
+    /// Catalog snapshots per database.
+    pub catalogs: Arc<Catalogs>,
 }
 
 /// The statement tracker of one session.
 pub struct Tracker {
     ctx: TrackingContext,
     client: u32,
+    database: String,
+    upstream: Arc<Upstream>,
     statements: HashMap<Vec<u8>, Arc<Analysis>>,
     portals: HashMap<Vec<u8>, Arc<Analysis>>,
     pending: VecDeque<Pending>,
@@ -63,11 +69,20 @@ fn cstr(body: &[u8]) -> (&[u8], &[u8]) {
 }
 
 impl Tracker {
-    /// A tracker recording under client id `client`.
-    pub fn new(ctx: TrackingContext, client: u32) -> Tracker {
+    /// A tracker recording under client id `client` for a session on
+    /// `database`; starts loading that database's catalog if needed.
+    pub fn new(
+        ctx: TrackingContext,
+        client: u32,
+        database: String,
+        upstream: Arc<Upstream>,
+    ) -> Tracker {
+        ctx.catalogs.ensure(&database, &upstream);
         Tracker {
             ctx,
             client,
+            database,
+            upstream,
             statements: HashMap::new(),
             portals: HashMap::new(),
             pending: VecDeque::new(),
@@ -231,6 +246,11 @@ impl Tracker {
         if let Some(a) = analysis {
             let us = now.saturating_duration_since(start).as_micros() as u64;
             self.ctx.usage.record(self.client, &a, us, error);
+            if a.kind == StatementKind::Ddl && error.is_none() {
+                // The schema changed: resolve new names against a new snapshot.
+                self.ctx.catalogs.invalidate(&self.database);
+                self.ctx.catalogs.ensure(&self.database, &self.upstream);
+            }
         }
     }
 }

@@ -186,15 +186,20 @@ impl UsageRegistry {
     }
 
     /// Every entry expanded into one row per table/column use, resolved with
-    /// `catalog` and `search_path`.
-    pub fn rows(&self, catalog: &Catalog, search_path: &[String]) -> Vec<UsageRow> {
+    /// the catalog of the entry's database and `search_path`.
+    pub fn rows(
+        &self,
+        catalog_of: impl Fn(&str) -> Arc<Catalog>,
+        search_path: &[String],
+    ) -> Vec<UsageRow> {
         let mut rows = Vec::new();
         for item in self.entries.iter() {
             let ((client, _), e) = item.pair();
             let Some(identity) = self.identity(*client) else {
                 continue;
             };
-            for u in resolve(&e.analysis, catalog, search_path) {
+            let catalog = catalog_of(&identity.database);
+            for u in resolve(&e.analysis, &catalog, search_path) {
                 rows.push(UsageRow {
                     client: identity.clone(),
                     schema: u
@@ -277,7 +282,7 @@ mod tests {
             Some(*b"42703"),
         );
         reg.record(b, &analyzer.analyze("SELECT * FROM users"), 50, None);
-        let rows = reg.rows(&Catalog::default(), &["public".into()]);
+        let rows = reg.rows(|_| Arc::new(Catalog::default()), &["public".into()]);
         let email: Vec<&UsageRow> = rows
             .iter()
             .filter(|r| r.column.as_deref() == Some("email"))

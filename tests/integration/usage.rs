@@ -4,7 +4,6 @@
 use crate::support::raw::{query, RawClient};
 use crate::support::{connect, Cluster, TestProxy};
 use ddlguard::analysis::{Dependency, Mode};
-use ddlguard::catalog::Catalog;
 use ddlguard::usage::UsageRow;
 
 async fn setup(db: &str) -> (&'static Cluster, String) {
@@ -67,10 +66,7 @@ async fn usage_is_recorded_per_client_for_both_protocols() {
     let err = a.query("SELECT emial FROM users", &[]).await.unwrap_err();
     assert_eq!(err.code().unwrap().code(), "42703");
 
-    let rows = proxy
-        .handle
-        .usage()
-        .rows(&Catalog::default(), &["public".into()]);
+    let rows = proxy.handle.usage_rows();
     let a_rows = rows_for(&rows, "app_a");
     assert!(
         has(
@@ -148,10 +144,7 @@ async fn pipelined_executes_and_errors_are_matched_to_their_statements() {
             ready += 1;
         }
     }
-    let rows = proxy
-        .handle
-        .usage()
-        .rows(&Catalog::default(), &["public".into()]);
+    let rows = proxy.handle.usage_rows();
     let col = |c: &str| {
         rows.iter()
             .find(|r| r.column.as_deref() == Some(c))
@@ -205,4 +198,69 @@ async fn many_distinct_shapes_stay_under_the_cap() {
         "cache bounded: {}",
         proxy.handle.analyzer().len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_snapshot_resolves_columns_and_follows_ddl() {
+    let (cluster, db) = setup("usage_catalog").await;
+    let direct = connect(&cluster.direct_conn(&db)).await;
+    direct
+        .batch_execute("CREATE TABLE orders (id int, user_id int, total numeric)")
+        .await
+        .unwrap();
+    let join = "SELECT email, total FROM users JOIN orders ON orders.user_id = users.id";
+
+    // Without a service login: two tables in scope, the columns stay ambiguous.
+    let blind = TestProxy::start(cluster).await;
+    blind.connect(&db).await.query(join, &[]).await.unwrap();
+    let rows = blind.handle.usage_rows();
+    let email = rows
+        .iter()
+        .find(|r| r.column.as_deref() == Some("email"))
+        .unwrap();
+    assert_eq!(email.table, "orders|users");
+
+    // With one, the snapshot decides.
+    let proxy = TestProxy::start_with(cluster, |c| c.upstream.user = Some("postgres".into())).await;
+    proxy
+        .handle
+        .catalogs()
+        .load_now(&db, &proxy.handle.upstream())
+        .await
+        .unwrap();
+    let via = proxy.connect(&db).await;
+    via.query(join, &[]).await.unwrap();
+    let rows = proxy.handle.usage_rows();
+    let table_of = |rows: &[UsageRow], col: &str| {
+        rows.iter()
+            .find(|r| r.column.as_deref() == Some(col))
+            .map(|r| r.table.clone())
+    };
+    assert_eq!(table_of(&rows, "email").as_deref(), Some("users"));
+    assert_eq!(table_of(&rows, "total").as_deref(), Some("orders"));
+    assert!(rows
+        .iter()
+        .all(|r| r.schema.split('|').all(|s| s == "public")));
+
+    // A DDL through the proxy refreshes the snapshot in the background.
+    via.batch_execute("ALTER TABLE users ADD COLUMN phone text")
+        .await
+        .unwrap();
+    via.query(
+        "SELECT phone, total FROM users JOIN orders ON orders.user_id = users.id",
+        &[],
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if table_of(&proxy.handle.usage_rows(), "phone").as_deref() == Some("users") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "phone never resolved to users"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -1,0 +1,111 @@
+//! Loading a catalog snapshot through the service login of `[upstream]`.
+
+use super::{Catalog, Column, Table};
+use crate::proxy::upstream::{Upstream, UpstreamError};
+use thiserror::Error;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::NoTls;
+
+/// Why a snapshot could not be taken.
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    /// No `upstream.user` is configured.
+    #[error(
+        "no service login: set [upstream] user (and password_env) so ddlguard can read the catalog"
+    )]
+    NoLogin,
+    /// The password variable named by `upstream.password_env` is not set.
+    #[error("environment variable {0} (upstream.password_env) is not set")]
+    MissingPassword(String),
+    /// The connection failed.
+    #[error(transparent)]
+    Connect(#[from] UpstreamError),
+    /// Login or query failed.
+    #[error("catalog query as {user} on database {database} failed: {error}")]
+    Query {
+        /// Service login.
+        user: String,
+        /// Database.
+        database: String,
+        /// The driver's error.
+        error: tokio_postgres::Error,
+    },
+}
+
+/// Relations and columns of user schemas, with row estimates.
+const SNAPSHOT_SQL: &str = "\
+SELECT n.nspname::text, c.relname::text, c.reltuples::float8,
+       a.attname::text, a.attnum, format_type(a.atttypid, a.atttypmod), a.attnotnull
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+ORDER BY 1, 2, a.attnum";
+
+/// The service login from `[upstream]`.
+#[derive(Clone, Debug)]
+pub struct ServiceLogin {
+    /// Role name.
+    pub user: String,
+    /// Variable holding the password, if any.
+    pub password_env: Option<String>,
+}
+
+/// Takes a snapshot of `database` through the service login.
+pub async fn load(
+    upstream: &Upstream,
+    login: &ServiceLogin,
+    database: &str,
+) -> Result<Catalog, CatalogError> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .user(&login.user)
+        .dbname(database)
+        .application_name("ddlguard catalog")
+        .ssl_mode(SslMode::Disable);
+    if let Some(var) = &login.password_env {
+        let password =
+            std::env::var(var).map_err(|_| CatalogError::MissingPassword(var.clone()))?;
+        config.password(password);
+    }
+    // TLS, if any, is already negotiated by the upstream connector.
+    let stream = upstream.connect().await?;
+    let query_err = |error| CatalogError::Query {
+        user: login.user.clone(),
+        database: database.to_string(),
+        error,
+    };
+    let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(query_err)?;
+    let driver = tokio::spawn(connection);
+    let rows = client.query(SNAPSHOT_SQL, &[]).await.map_err(query_err);
+    drop(client);
+    let _ = driver.await;
+    let mut tables: Vec<Table> = Vec::new();
+    for row in rows? {
+        let schema: String = row.get(0);
+        let name: String = row.get(1);
+        let reltuples: f64 = row.get(2);
+        let needs_new = tables
+            .last()
+            .is_none_or(|t| t.schema != schema || t.name != name);
+        if needs_new {
+            tables.push(Table {
+                schema,
+                name,
+                columns: Vec::new(),
+                row_estimate: reltuples as i64,
+            });
+        }
+        if let (Some(attname), Some(table)) = (row.get::<_, Option<String>>(3), tables.last_mut()) {
+            table.columns.push(Column {
+                name: attname,
+                attnum: row.get(4),
+                type_name: row.get::<_, Option<String>>(5).unwrap_or_default(),
+                not_null: row.get(6),
+            });
+        }
+    }
+    Ok(Catalog::from_tables(tables))
+}
