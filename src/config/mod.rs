@@ -34,6 +34,11 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UsageConfig {
+    /// Where usage survives restarts: `memory`, `sqlite:PATH` (relative to
+    /// this file) or `postgres://...` (shared by several proxies).
+    pub store: crate::usage::store::StoreSpec,
+    /// How often usage is written to the store (and at shutdown).
+    pub flush_interval: HumanDuration,
     /// Analyse statements and record usage per client. Off, the proxy is a
     /// plain relay (useful to measure what tracking costs).
     pub enabled: bool,
@@ -50,6 +55,8 @@ pub struct UsageConfig {
 impl Default for UsageConfig {
     fn default() -> Self {
         UsageConfig {
+            store: crate::usage::store::StoreSpec::Sqlite(PathBuf::from("ddlguard-usage.db")),
+            flush_interval: HumanDuration(Duration::from_secs(5)),
             enabled: true,
             max_entries: 100_000,
             analysis_cache: 10_000,
@@ -216,6 +223,11 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
+        if let crate::usage::store::StoreSpec::Sqlite(p) = &mut self.usage.store {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
     }
 
     /// Checks what a single value's parser cannot: combinations, files, filters.
@@ -255,6 +267,9 @@ impl Config {
                 })?;
             }
             (None, None) => {}
+        }
+        if self.usage.flush_interval.0 < Duration::from_millis(100) {
+            return Err(("usage", "flush_interval", "must be at least 100ms".into()));
         }
         if self.usage.max_entries == 0 {
             return Err(("usage", "max_entries", "must be at least 1".into()));

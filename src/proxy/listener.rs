@@ -66,6 +66,17 @@ impl Server {
     pub async fn run(self) {
         let shared = self.shared;
         let mut phase = shared.phase();
+        let (stop_flush, stop_rx) = tokio::sync::watch::channel(false);
+        let usage_cfg = shared.settings().config.usage.clone();
+        let flusher = tokio::spawn(
+            crate::usage::Flusher {
+                spec: usage_cfg.store.clone(),
+                usage: shared.tracking.usage.clone(),
+                analyzer: shared.tracking.analyzer.clone(),
+                interval: usage_cfg.flush_interval.0,
+            }
+            .run(stop_rx),
+        );
         info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "ddlguard accepting connections");
         loop {
             tokio::select! {
@@ -102,6 +113,14 @@ impl Server {
                     "sessions still open at exit"
                 );
             }
+        }
+        // Last flush, so a graceful restart loses nothing.
+        let _ = stop_flush.send(true);
+        if timeout(std::time::Duration::from_secs(10), flusher)
+            .await
+            .is_err()
+        {
+            warn!("final usage flush did not finish within 10 s");
         }
         info!("ddlguard stopped");
     }
@@ -163,6 +182,9 @@ impl ServerHandle {
         }
         if old.config.usage.max_entries != config.usage.max_entries {
             restart.push("usage.max_entries");
+        }
+        if old.config.usage.store != config.usage.store {
+            restart.push("usage.store");
         }
         if old.config.usage.analysis_cache != config.usage.analysis_cache {
             restart.push("usage.analysis_cache");

@@ -5,10 +5,13 @@
 //! tables and columns of a fingerprint come from its analysis when a report
 //! or a flush expands the entries.
 
+mod flusher;
 mod histogram;
 mod identity;
 mod registry;
+pub mod store;
 
+pub use flusher::Flusher;
 pub use histogram::LatencyHistogram;
 pub use identity::ClientIdentity;
-pub use registry::{UsageRegistry, UsageRow, UsageStats};
+pub use registry::{UsageRecord, UsageRegistry, UsageRow, UsageStats};

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Aggregate of one client running one statement shape.
+/// Aggregate of one client running one statement shape. `flushed` holds
+/// the part of the totals the store already has.
 #[derive(Debug, Clone)]
 struct Entry {
     analysis: Arc<Analysis>,
@@ -19,6 +20,59 @@ struct Entry {
     max_us: u64,
     first_seen_ms: u64,
     last_seen_ms: u64,
+    flushed: Flushed,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Flushed {
+    calls: u64,
+    errors: u64,
+    total_us: u64,
+    error_codes: Vec<([u8; 5], u64)>,
+}
+
+/// Totals (from a store) or increments (to a store) of one (client, shape).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// The client.
+    pub client: ClientIdentity,
+    /// Stable fingerprint id.
+    pub fingerprint_id: u64,
+    /// Normalized text (re-analysed when loaded).
+    pub fingerprint: String,
+    /// Executions.
+    pub calls: u64,
+    /// Failed executions.
+    pub errors: u64,
+    /// Sum of latencies, µs.
+    pub total_us: u64,
+    /// Largest latency, µs.
+    pub max_us: u64,
+    /// First execution, ms since the epoch.
+    pub first_seen_ms: u64,
+    /// Last execution, ms since the epoch.
+    pub last_seen_ms: u64,
+    /// Errors by SQLSTATE.
+    pub error_codes: Vec<(String, u64)>,
+}
+
+fn code_bytes(code: &str) -> Option<[u8; 5]> {
+    code.as_bytes().try_into().ok()
+}
+
+fn add_code(codes: &mut Vec<([u8; 5], u64)>, code: [u8; 5], n: u64) {
+    match codes.iter_mut().find(|(c, _)| *c == code) {
+        Some((_, m)) => *m += n,
+        None => codes.push((code, n)),
+    }
+}
+
+fn count_of(codes: &[([u8; 5], u64)], code: &[u8; 5]) -> u64 {
+    codes
+        .iter()
+        .find(|(c, _)| c == code)
+        .map(|(_, n)| *n)
+        .unwrap_or(0)
 }
 
 /// One expanded usage row: a client, an object it used, through a shape.
@@ -151,6 +205,7 @@ impl UsageRegistry {
                     max_us: 0,
                     first_seen_ms: now,
                     last_seen_ms: now,
+                    flushed: Flushed::default(),
                 };
                 update(&mut fresh, latency_us, error, now);
                 if self.entries.insert(key, fresh).is_none() {
@@ -177,6 +232,124 @@ impl UsageRegistry {
             entries: self.len.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             recorded: self.recorded.load(Ordering::Relaxed),
+        }
+    }
+
+    /// What the store does not have yet: one increment per changed entry.
+    pub fn deltas(&self) -> Vec<UsageRecord> {
+        let mut out = Vec::new();
+        for item in self.entries.iter() {
+            let ((client, fp), e) = item.pair();
+            if e.calls == e.flushed.calls && e.errors == e.flushed.errors {
+                continue;
+            }
+            let Some(identity) = self.identity(*client) else {
+                continue;
+            };
+            out.push(UsageRecord {
+                client: identity,
+                fingerprint_id: *fp,
+                fingerprint: e.analysis.fingerprint.text.clone(),
+                calls: e.calls - e.flushed.calls,
+                errors: e.errors - e.flushed.errors,
+                total_us: e.total_us - e.flushed.total_us,
+                max_us: e.max_us,
+                first_seen_ms: e.first_seen_ms,
+                last_seen_ms: e.last_seen_ms,
+                error_codes: e
+                    .error_codes
+                    .iter()
+                    .map(|(c, n)| {
+                        (
+                            String::from_utf8_lossy(c).into_owned(),
+                            n - count_of(&e.flushed.error_codes, c),
+                        )
+                    })
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
+            });
+        }
+        out
+    }
+
+    /// Records that `deltas` reached the store.
+    pub fn mark_flushed(&self, deltas: &[UsageRecord]) {
+        for d in deltas {
+            let id = self.client_id(&d.client);
+            if let Some(mut e) = self.entries.get_mut(&(id, d.fingerprint_id)) {
+                e.flushed.calls += d.calls;
+                e.flushed.errors += d.errors;
+                e.flushed.total_us += d.total_us;
+                for (code, n) in &d.error_codes {
+                    if let Some(c) = code_bytes(code) {
+                        add_code(&mut e.flushed.error_codes, c, *n);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes totals from the store as the new baseline (at start, and after
+    /// each flush so that proxies sharing a store see each other's usage);
+    /// what this proxy has not flushed yet is kept on top.
+    pub fn merge_stored(&self, records: Vec<UsageRecord>, analyze: impl Fn(&str) -> Arc<Analysis>) {
+        for r in records {
+            let id = self.client_id(&r.client);
+            let stored_codes: Vec<([u8; 5], u64)> = r
+                .error_codes
+                .iter()
+                .filter_map(|(c, n)| code_bytes(c).map(|c| (c, *n)))
+                .collect();
+            match self.entries.get_mut(&(id, r.fingerprint_id)) {
+                Some(mut e) => {
+                    let e = &mut *e;
+                    e.calls = r.calls + (e.calls - e.flushed.calls);
+                    e.errors = r.errors + (e.errors - e.flushed.errors);
+                    e.total_us = r.total_us + (e.total_us - e.flushed.total_us);
+                    let mut codes = stored_codes.clone();
+                    for (c, n) in &e.error_codes {
+                        let unflushed = n - count_of(&e.flushed.error_codes, c);
+                        if unflushed > 0 {
+                            add_code(&mut codes, *c, unflushed);
+                        }
+                    }
+                    e.error_codes = codes;
+                    e.max_us = e.max_us.max(r.max_us);
+                    e.first_seen_ms = e.first_seen_ms.min(r.first_seen_ms);
+                    e.last_seen_ms = e.last_seen_ms.max(r.last_seen_ms);
+                    e.flushed = Flushed {
+                        calls: r.calls,
+                        errors: r.errors,
+                        total_us: r.total_us,
+                        error_codes: stored_codes,
+                    };
+                }
+                None => {
+                    if self.len.load(Ordering::Relaxed) >= self.cap {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let entry = Entry {
+                        analysis: analyze(&r.fingerprint),
+                        calls: r.calls,
+                        errors: r.errors,
+                        error_codes: stored_codes.clone(),
+                        total_us: r.total_us,
+                        max_us: r.max_us,
+                        first_seen_ms: r.first_seen_ms,
+                        last_seen_ms: r.last_seen_ms,
+                        flushed: Flushed {
+                            calls: r.calls,
+                            errors: r.errors,
+                            total_us: r.total_us,
+                            error_codes: stored_codes,
+                        },
+                    };
+                    if self.entries.insert((id, r.fingerprint_id), entry).is_none() {
+                        self.len.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
         }
     }
 
@@ -244,10 +417,7 @@ fn update(e: &mut Entry, latency_us: u64, error: Option<[u8; 5]>, now: u64) {
     e.last_seen_ms = now;
     if let Some(code) = error {
         e.errors += 1;
-        match e.error_codes.iter_mut().find(|(c, _)| *c == code) {
-            Some((_, n)) => *n += 1,
-            None => e.error_codes.push((code, 1)),
-        }
+        add_code(&mut e.error_codes, code, 1);
     }
 }
 
@@ -307,6 +477,53 @@ mod tests {
             ("users", Dependency::Implicit)
         );
         assert_eq!(reg.latency(q.fingerprint.id).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn deltas_flush_once_and_stored_totals_become_the_baseline() {
+        let reg = UsageRegistry::new(100);
+        let analyzer = Analyzer::new(100);
+        let c = reg.client_id(&client("a"));
+        let q = analyzer.analyze("SELECT email FROM users");
+        reg.record(c, &q, 10, None);
+        reg.record(c, &q, 20, Some(*b"42703"));
+        let d = reg.deltas();
+        assert_eq!(
+            (d.len(), d[0].calls, d[0].errors, d[0].total_us),
+            (1, 2, 1, 30)
+        );
+        reg.mark_flushed(&d);
+        assert!(reg.deltas().is_empty());
+        reg.record(c, &q, 5, None);
+        // Another proxy added 10 calls to the same row in the store.
+        let mut stored = d[0].clone();
+        stored.calls += 10;
+        reg.merge_stored(vec![stored], |t| analyzer.analyze(t));
+        let d = reg.deltas();
+        assert_eq!(
+            (d[0].calls, d[0].errors, d[0].total_us),
+            (1, 0, 5),
+            "only the unflushed call"
+        );
+        let rows = reg.rows(|_| Arc::new(Catalog::default()), &["public".into()]);
+        assert_eq!(rows[0].calls, 13);
+        // A fresh registry loads the stored totals.
+        let fresh = UsageRegistry::new(100);
+        fresh.merge_stored(
+            reg.deltas()
+                .into_iter()
+                .map(|mut r| {
+                    r.calls = 13;
+                    r
+                })
+                .collect(),
+            |t| analyzer.analyze(t),
+        );
+        assert!(fresh.deltas().is_empty());
+        assert!(fresh
+            .rows(|_| Arc::new(Catalog::default()), &["public".into()])
+            .iter()
+            .any(|r| r.column.as_deref() == Some("email") && r.calls == 13));
     }
 
     #[test]

@@ -264,3 +264,103 @@ async fn the_catalog_snapshot_resolves_columns_and_follows_ddl() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+async fn run_queries(proxy: &TestProxy, db: &str, app: &str, n: i32) {
+    let c = connect(&format!("{} application_name={app}", proxy.conn(db))).await;
+    for id in 0..n {
+        c.query("SELECT email FROM users WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+    }
+}
+
+fn calls_of(rows: &[UsageRow], app: &str) -> u64 {
+    rows.iter()
+        .filter(|r| r.client.application_name == app && r.column.as_deref() == Some("email"))
+        .map(|r| r.calls)
+        .sum()
+}
+
+async fn wait_calls(proxy: &TestProxy, app: &str, want: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got = calls_of(&proxy.handle.usage_rows(), app);
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{app}: {got} calls, want {want}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_survives_a_restart_with_the_sqlite_store() {
+    use ddlguard::usage::store::StoreSpec;
+    let (cluster, db) = setup("usage_sqlite").await;
+    let dir =
+        std::env::temp_dir().join(format!("ddlguard-test-{}-sqlite-store", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = StoreSpec::Sqlite(dir.join("usage.db"));
+    let configure = |c: &mut ddlguard::config::Config| {
+        c.usage.store = store.clone();
+        c.usage.flush_interval.0 = std::time::Duration::from_millis(200);
+        c.server.shutdown_grace.0 = std::time::Duration::from_millis(100);
+    };
+    let first = TestProxy::start_with(cluster, configure).await;
+    run_queries(&first, &db, "restart_app", 7).await;
+    first.handle.shutdown();
+    tokio::time::timeout(std::time::Duration::from_secs(30), first.task)
+        .await
+        .expect("first proxy stops")
+        .unwrap();
+
+    let second = TestProxy::start_with(cluster, configure).await;
+    wait_calls(&second, "restart_app", 7).await;
+    let rows = second.handle.usage_rows();
+    let row = rows
+        .iter()
+        .find(|r| r.column.as_deref() == Some("email"))
+        .unwrap();
+    assert_eq!(row.fingerprint, "select email from users where id = $1");
+    // New calls add to the loaded history, and are flushed once only.
+    run_queries(&second, &db, "restart_app", 3).await;
+    wait_calls(&second, "restart_app", 10).await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(calls_of(&second.handle.usage_rows(), "restart_app"), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_proxies_sharing_a_postgres_store_see_each_others_usage() {
+    use ddlguard::usage::store::StoreSpec;
+    let (cluster, db) = setup("usage_pgstore").await;
+    let store_db = cluster.create_db("ddlguard_usage_store");
+    let store = StoreSpec::Postgres(format!(
+        "postgres://postgres@127.0.0.1:{}/{store_db}?sslmode=disable",
+        cluster.port
+    ));
+    let configure = |c: &mut ddlguard::config::Config| {
+        c.usage.store = store.clone();
+        c.usage.flush_interval.0 = std::time::Duration::from_millis(200);
+    };
+    let a = TestProxy::start_with(cluster, configure).await;
+    let b = TestProxy::start_with(cluster, configure).await;
+    run_queries(&a, &db, "fleet_a", 4).await;
+    run_queries(&b, &db, "fleet_b", 6).await;
+    run_queries(&b, &db, "fleet_a", 1).await;
+    for proxy in [&a, &b] {
+        wait_calls(proxy, "fleet_a", 5).await;
+        wait_calls(proxy, "fleet_b", 6).await;
+    }
+    // The shared history holds each increment once.
+    let direct = connect(&cluster.direct_conn(&store_db)).await;
+    let total: i64 = direct
+        .query_one("SELECT sum(calls)::bigint FROM ddlguard_usage", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total, 11);
+}

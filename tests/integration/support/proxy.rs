@@ -27,6 +27,8 @@ pub fn test_config(cluster: &Cluster) -> Config {
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.upstream.port = cluster.port;
     config.upstream.tls = UpstreamTls::Prefer;
+    // Tests that want a persistent store set one; none writes into the repo.
+    config.usage.store = ddlguard::usage::store::StoreSpec::Memory;
     config
 }
 

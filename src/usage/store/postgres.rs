@@ -1,0 +1,158 @@
+//! A Postgres store shared by several proxies: each adds its increments.
+
+use super::{decode_codes, StoreError};
+use crate::usage::{ClientIdentity, UsageRecord};
+use tokio_postgres::{Client, NoTls};
+
+/// Created under an advisory lock: proxies starting together do not race.
+const SCHEMA: &str = "
+BEGIN;
+SELECT pg_advisory_xact_lock(7140512351);
+CREATE TABLE IF NOT EXISTS ddlguard_usage (
+    application_name text NOT NULL,
+    user_name text NOT NULL,
+    database_name text NOT NULL,
+    client_addr text NOT NULL,
+    fingerprint_id bigint NOT NULL,
+    fingerprint text NOT NULL,
+    calls bigint NOT NULL,
+    errors bigint NOT NULL,
+    total_us bigint NOT NULL,
+    max_us bigint NOT NULL,
+    first_seen_ms bigint NOT NULL,
+    last_seen_ms bigint NOT NULL,
+    error_codes jsonb NOT NULL DEFAULT '{}',
+    PRIMARY KEY (application_name, user_name, database_name, client_addr, fingerprint_id)
+);
+CREATE INDEX IF NOT EXISTS ddlguard_usage_last_seen ON ddlguard_usage (last_seen_ms);
+COMMIT;
+";
+
+/// Upsert adding increments; error counts are summed per SQLSTATE in jsonb.
+const UPSERT: &str = "
+INSERT INTO ddlguard_usage AS u VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+    (SELECT coalesce(jsonb_object_agg(k, v::bigint), '{}') FROM json_each_text($13::text::json) AS e(k, v)))
+ON CONFLICT (application_name, user_name, database_name, client_addr, fingerprint_id) DO UPDATE SET
+    calls = u.calls + excluded.calls,
+    errors = u.errors + excluded.errors,
+    total_us = u.total_us + excluded.total_us,
+    max_us = greatest(u.max_us, excluded.max_us),
+    first_seen_ms = least(u.first_seen_ms, excluded.first_seen_ms),
+    last_seen_ms = greatest(u.last_seen_ms, excluded.last_seen_ms),
+    error_codes = (SELECT coalesce(jsonb_object_agg(k, s), '{}') FROM (
+        SELECT k, sum(v::bigint) AS s FROM (
+            SELECT * FROM jsonb_each_text(u.error_codes)
+            UNION ALL SELECT * FROM jsonb_each_text(excluded.error_codes)) AS x(k, v)
+        GROUP BY k) AS y)";
+
+/// The server's message when there is one ("db error" says nothing).
+fn pg_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+/// A connection to the store database (plain TCP; see README for TLS).
+pub struct PostgresStore {
+    url: String,
+    client: tokio::sync::Mutex<Client>,
+}
+
+impl PostgresStore {
+    /// Connects and creates the table.
+    pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let masked = super::StoreSpec::Postgres(url.to_string()).display();
+        let err = |error: tokio_postgres::Error| StoreError::Postgres {
+            url: masked.clone(),
+            error: pg_text(&error),
+        };
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(err)?;
+        tokio::spawn(connection);
+        client.batch_execute(SCHEMA).await.map_err(err)?;
+        Ok(PostgresStore {
+            url: masked.clone(),
+            client: tokio::sync::Mutex::new(client),
+        })
+    }
+
+    fn err(&self, error: tokio_postgres::Error) -> StoreError {
+        StoreError::Postgres {
+            url: self.url.clone(),
+            error: pg_text(&error),
+        }
+    }
+
+    /// Adds increments in one transaction.
+    pub async fn add(&self, deltas: Vec<UsageRecord>) -> Result<(), StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await.map_err(|e| self.err(e))?;
+        let stmt = tx.prepare(UPSERT).await.map_err(|e| self.err(e))?;
+        for d in &deltas {
+            let codes = format!(
+                "{{{}}}",
+                d.error_codes
+                    .iter()
+                    .map(|(c, n)| format!("\"{c}\": {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            tx.execute(
+                &stmt,
+                &[
+                    &d.client.application_name,
+                    &d.client.user,
+                    &d.client.database,
+                    &d.client.client_addr,
+                    &(d.fingerprint_id as i64),
+                    &d.fingerprint,
+                    &(d.calls as i64),
+                    &(d.errors as i64),
+                    &(d.total_us as i64),
+                    &(d.max_us as i64),
+                    &(d.first_seen_ms as i64),
+                    &(d.last_seen_ms as i64),
+                    &codes,
+                ],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Totals of rows last seen at or after `since_ms`.
+    pub async fn read_since(&self, since_ms: u64) -> Result<Vec<UsageRecord>, StoreError> {
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                "SELECT application_name, user_name, database_name, client_addr, fingerprint_id, fingerprint,
+                        calls, errors, total_us, max_us, first_seen_ms, last_seen_ms,
+                        (SELECT coalesce(string_agg(k || ':' || v, ',' ORDER BY k), '') FROM jsonb_each_text(error_codes) AS e(k, v))
+                 FROM ddlguard_usage WHERE last_seen_ms >= $1",
+                &[&(since_ms as i64)],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| UsageRecord {
+                client: ClientIdentity {
+                    application_name: r.get(0),
+                    user: r.get(1),
+                    database: r.get(2),
+                    client_addr: r.get(3),
+                },
+                fingerprint_id: r.get::<_, i64>(4) as u64,
+                fingerprint: r.get(5),
+                calls: r.get::<_, i64>(6) as u64,
+                errors: r.get::<_, i64>(7) as u64,
+                total_us: r.get::<_, i64>(8) as u64,
+                max_us: r.get::<_, i64>(9) as u64,
+                first_seen_ms: r.get::<_, i64>(10) as u64,
+                last_seen_ms: r.get::<_, i64>(11) as u64,
+                error_codes: decode_codes(&r.get::<_, String>(12)),
+            })
+            .collect())
+    }
+}
