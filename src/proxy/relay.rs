@@ -288,8 +288,9 @@ impl Relay {
         }
     }
 
-    /// Frames newly read server bytes; ReadyForQuery and ErrorResponse are
-    /// read whole (they are small), everything else passes through unread.
+    /// Frames newly read server bytes; ReadyForQuery and ErrorResponse (and
+    /// ParameterStatus when tracking) are read whole, being small; everything
+    /// else passes through unread.
     fn scan_server(&mut self, now: Instant) {
         let lane = &mut self.from_server;
         loop {
@@ -317,7 +318,7 @@ impl Relay {
             let st = &mut self.state;
             tracing::trace!(tag = %(head.tag as char), len = head.total_len, "server message");
             match head.tag {
-                b'Z' | b'E' => {
+                b'Z' | b'E' | b'S' if head.tag != b'S' || self.tracker.is_some() => {
                     if avail < head.total_len {
                         lane.buf.reserve(head.total_len - avail);
                         return;
@@ -329,7 +330,7 @@ impl Relay {
                     if head.tag == b'Z' {
                         st.tx_status = messages::ready_status(body).unwrap_or(st.tx_status);
                         st.awaiting_ready = st.awaiting_ready.saturating_sub(1);
-                    } else {
+                    } else if head.tag == b'E' {
                         st.server_fatal = messages::error_fields(body).severity == "FATAL";
                     }
                     st.last_server_tag = head.tag;

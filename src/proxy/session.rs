@@ -172,12 +172,9 @@ async fn start(
             database: params.database.clone(),
             client_addr: peer_ip,
         };
-        let ctx = shared.tracking.clone();
-        let id = ctx.usage.client_id(&identity);
         relay.tracker = Some(Tracker::new(
-            ctx,
-            id,
-            params.database.clone(),
+            shared.tracking.clone(),
+            identity,
             upstream.clone(),
         ));
     }

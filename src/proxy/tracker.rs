@@ -8,7 +8,7 @@
 use super::upstream::Upstream;
 use crate::analysis::{Analysis, Analyzer, StatementKind};
 use crate::catalog::Catalogs;
-use crate::usage::UsageRegistry;
+use crate::usage::{ClientIdentity, UsageRegistry};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,6 +52,7 @@ pub struct TrackingContext {
 /// The statement tracker of one session.
 pub struct Tracker {
     ctx: TrackingContext,
+    identity: ClientIdentity,
     client: u32,
     database: String,
     upstream: Arc<Upstream>,
@@ -69,17 +70,15 @@ fn cstr(body: &[u8]) -> (&[u8], &[u8]) {
 }
 
 impl Tracker {
-    /// A tracker recording under client id `client` for a session on
-    /// `database`; starts loading that database's catalog if needed.
-    pub fn new(
-        ctx: TrackingContext,
-        client: u32,
-        database: String,
-        upstream: Arc<Upstream>,
-    ) -> Tracker {
+    /// A tracker recording under `identity`; starts loading the catalog of
+    /// the identity's database if needed.
+    pub fn new(ctx: TrackingContext, identity: ClientIdentity, upstream: Arc<Upstream>) -> Tracker {
+        let database = identity.database.clone();
         ctx.catalogs.ensure(&database, &upstream);
+        let client = ctx.usage.client_id(&identity);
         Tracker {
             ctx,
+            identity,
             client,
             database,
             upstream,
@@ -96,7 +95,7 @@ impl Tracker {
 
     /// True for server message types whose body the tracker reads.
     pub fn wants_server_body(tag: u8) -> bool {
-        matches!(tag, b'E' | b'Z')
+        matches!(tag, b'E' | b'Z' | b'S')
     }
 
     /// Drops the answered Parse at the front of the queue.
@@ -189,6 +188,19 @@ impl Tracker {
     pub fn on_server(&mut self, tag: u8, body: &[u8], now: Instant) {
         match tag {
             b'1' => self.parse_complete(),
+            b'S' => {
+                // `SET application_name` is reported by the server: usage
+                // from here on belongs to the new name.
+                let (name, rest) = cstr(body);
+                if name == b"application_name" {
+                    let (value, _) = cstr(rest);
+                    let value = String::from_utf8_lossy(value);
+                    if value != self.identity.application_name {
+                        self.identity.application_name = value.into_owned();
+                        self.client = self.ctx.usage.client_id(&self.identity);
+                    }
+                }
+            }
             b'C' | b'I' | b's' => {
                 if let Some(Pending::Execute { .. }) = self.pending.front() {
                     if let Some(Pending::Execute { analysis, start }) = self.pending.pop_front() {

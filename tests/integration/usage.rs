@@ -364,3 +364,19 @@ async fn two_proxies_sharing_a_postgres_store_see_each_others_usage() {
         .get(0);
     assert_eq!(total, 11);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_application_name_moves_later_usage_to_the_new_name() {
+    let (cluster, db) = setup("usage_appname").await;
+    let proxy = TestProxy::start(cluster).await;
+    let c = connect(&format!("{} application_name=before", proxy.conn(&db))).await;
+    c.query("SELECT email FROM users", &[]).await.unwrap();
+    c.batch_execute("SET application_name = 'after'")
+        .await
+        .unwrap();
+    c.query("SELECT email FROM users", &[]).await.unwrap();
+    c.query("SELECT email FROM users", &[]).await.unwrap();
+    let rows = proxy.handle.usage_rows();
+    assert_eq!(calls_of(&rows, "before"), 1);
+    assert_eq!(calls_of(&rows, "after"), 2);
+}
