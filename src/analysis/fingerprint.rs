@@ -40,7 +40,13 @@ pub fn fingerprint(sql: &str) -> Fingerprint {
     while i < b.len() {
         let c = b[i];
         match c {
-            b' ' | b'\t' | b'\n' | b'\r' | 0x0c => i += 1,
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0c => {
+                // Whitespace comes in runs (indentation): one tight loop.
+                i += 1;
+                while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0c) {
+                    i += 1;
+                }
+            }
             b'-' if b.get(i + 1) == Some(&b'-') => {
                 while i < b.len() && b[i] != b'\n' {
                     i += 1;
@@ -156,6 +162,23 @@ pub fn fingerprint(sql: &str) -> Fingerprint {
     out.finish()
 }
 
+/// Appends a decimal number without the formatting machinery.
+fn push_number(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in digits[..len].iter().rev() {
+        out.push(*d as char);
+    }
+}
+
 fn utf8_len(first: u8) -> usize {
     match first {
         0xf0..=0xff => 4,
@@ -220,15 +243,13 @@ fn skip_string(b: &[u8], mut i: usize, backslash: bool) -> usize {
 }
 
 fn skip_quoted_ident(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() {
-        if b[i] == b'"' {
-            if b.get(i + 1) == Some(&b'"') {
-                i += 2;
-                continue;
-            }
-            return i + 1;
+    while let Some(p) = memchr::memchr(b'"', &b[i..]) {
+        i += p;
+        if b.get(i + 1) == Some(&b'"') {
+            i += 2;
+            continue;
         }
-        i += 1;
+        return i + 1;
     }
     b.len()
 }
@@ -371,8 +392,7 @@ impl Normalizer {
         let last_folded = self.last_folded;
         self.begin(Tok::Literal, "$");
         self.text.push('$');
-        use std::fmt::Write;
-        let _ = write!(self.text, "{}", self.literals);
+        push_number(&mut self.text, self.literals);
         self.last_folded = last_folded;
     }
 
@@ -431,8 +451,16 @@ impl Normalizer {
                 self.push(Tok::Punct, ")");
             }
             _ => {
-                let s = [c];
-                self.push(Tok::Punct, std::str::from_utf8(&s).unwrap_or("?"));
+                let s = match c {
+                    b',' => ",",
+                    b';' => ";",
+                    b'[' => "[",
+                    b']' => "]",
+                    b'.' => ".",
+                    b':' => ":",
+                    _ => "?",
+                };
+                self.push(Tok::Punct, s);
             }
         }
     }
