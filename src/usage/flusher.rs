@@ -3,11 +3,12 @@
 //! totals back so that proxies sharing a store see each other's usage.
 //! Store errors are logged and retried; traffic never waits on this.
 
+use super::registry::now_ms;
 use super::store::{Store, StoreSpec};
 use super::UsageRegistry;
 use crate::analysis::Analyzer;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -21,13 +22,6 @@ pub struct Flusher {
     pub analyzer: Arc<Analyzer>,
     /// Time between flushes.
     pub interval: Duration,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Flusher {
