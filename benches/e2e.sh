@@ -424,6 +424,9 @@ host = "127.0.0.1"
 port = $PG_PORT
 tls = "disable"
 
+[admin]
+http_listen = ""
+
 [log]
 level = "warn"
 EOF

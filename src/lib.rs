@@ -4,6 +4,7 @@
 //! The binary (`main.rs`) is a thin command line over this library, so that
 //! tests can start a proxy in process.
 
+pub mod admin;
 pub mod analysis;
 pub mod catalog;
 pub mod config;

@@ -26,6 +26,29 @@ enum Command {
     Serve(ConfigArg),
     /// Validate the configuration file and print the effective settings.
     CheckConfig(ConfigArg),
+    /// Ask a running proxy about usage.
+    Report {
+        /// The proxy's HTTP address ([admin] http_listen).
+        #[arg(long, default_value = "127.0.0.1:9187")]
+        http: String,
+        #[command(subcommand)]
+        what: ReportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Clients that depended on TABLE[.COLUMN] (or SCHEMA.TABLE.COLUMN) within the window.
+    Dependents {
+        /// `users`, `users.email` or `billing.invoices.amount`.
+        target: String,
+        /// How far back to look, e.g. 1h, 7d (default: the proxy's [usage] window).
+        #[arg(long)]
+        since: Option<String>,
+        /// Print the JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -57,6 +80,19 @@ fn main() -> ExitCode {
                 eprintln!("error: {e}");
                 ExitCode::from(2)
             }
+        },
+        Command::Report { http, what } => match what {
+            ReportCommand::Dependents {
+                target,
+                since,
+                json,
+            } => match report_dependents(&http, &target, since.as_deref(), json) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            },
         },
         Command::Serve(arg) => {
             let path = arg.path();
@@ -147,4 +183,120 @@ fn stop(handle: &ddlguard::proxy::ServerHandle, stopping: &mut bool, name: &str)
         *stopping = true;
         handle.shutdown();
     }
+}
+
+/// One row of the dependents contract (DESIGN section 7).
+#[derive(serde::Deserialize, serde::Serialize)]
+struct DependentRow {
+    application_name: String,
+    user: String,
+    database: String,
+    client_addr: String,
+    dependency: String,
+    calls: u64,
+    first_seen: String,
+    last_seen: String,
+    fingerprint: String,
+}
+
+fn report_dependents(
+    http: &str,
+    target: &str,
+    since: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let t = ddlguard::admin::dependents::Target::parse_dotted(target);
+    let base = if http.starts_with("http://") || http.starts_with("https://") {
+        http.trim_end_matches('/').to_string()
+    } else {
+        format!("http://{http}")
+    };
+    let url = format!("{base}/api/v1/dependents");
+    let mut req = ureq::get(&url).query("table", format!("{}.{}", t.schema, t.table));
+    if let Some(c) = &t.column {
+        req = req.query("column", c);
+    }
+    if let Some(s) = since {
+        req = req.query("since", s);
+    }
+    if let Ok(token) = std::env::var("DDLGUARD_HTTP_TOKEN") {
+        req = req.header("Authorization", format!("Bearer {token}"));
+    }
+    let mut response = req.call().with_context(|| {
+        format!("asking {url} (is ddlguard running with [admin] http_listen = {http:?}?)")
+    })?;
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .context("reading the answer")?;
+    let rows: Vec<DependentRow> = serde_json::from_str(&body)
+        .with_context(|| format!("unexpected answer from {url}: {body}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let what = match &t.column {
+        Some(c) => format!("{}.{}.{c}", t.schema, t.table),
+        None => format!("{}.{}", t.schema, t.table),
+    };
+    if rows.is_empty() {
+        println!("no client depended on {what} in the window");
+        return Ok(());
+    }
+    println!("{} client(s) depended on {what}:", rows.len());
+    let header = [
+        "application_name",
+        "user",
+        "database",
+        "client_addr",
+        "dependency",
+        "calls",
+        "last_seen",
+        "fingerprint",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.application_name.clone(),
+                r.user.clone(),
+                r.database.clone(),
+                r.client_addr.clone(),
+                r.dependency.clone(),
+                r.calls.to_string(),
+                r.last_seen.clone(),
+                r.fingerprint.clone(),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..8)
+        .map(|i| {
+            cells
+                .iter()
+                .map(|c| c[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cols: Vec<&str>| {
+        cols.iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    println!("{}", line(header.to_vec()));
+    println!(
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-")
+    );
+    for c in &cells {
+        println!("{}", line(c.iter().map(String::as_str).collect()));
+    }
+    Ok(())
 }

@@ -22,12 +22,61 @@ pub struct Config {
     /// The Postgres server every session is relayed to.
     #[serde(default)]
     pub upstream: UpstreamConfig,
+    /// Reports: HTTP API (and the admin console, later).
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// Usage tracking.
     #[serde(default)]
     pub usage: UsageConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+}
+
+/// `[admin]`: where reports are served.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// HTTP address for /healthz, /readyz and /api/v1/...; `""` turns HTTP off.
+    #[serde(with = "optional_addr")]
+    pub http_listen: Option<SocketAddr>,
+    /// When set, /api/v1 needs `Authorization: Bearer <value of this variable>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_token_env: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9187))),
+            http_token_env: None,
+        }
+    }
+}
+
+/// `http_listen = ""` means no HTTP server.
+mod optional_addr {
+    use serde::{de, Deserialize, Deserializer, Serializer};
+    use std::net::SocketAddr;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim().is_empty() {
+            return Ok(None);
+        }
+        s.parse().map(Some).map_err(|_| {
+            de::Error::custom(format!(
+                "invalid address {s:?}; write e.g. \"127.0.0.1:9187\", or \"\" for none"
+            ))
+        })
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(a) => s.serialize_str(&a.to_string()),
+            None => s.serialize_str(""),
+        }
+    }
 }
 
 /// `[usage]`: what the proxy records about each client's statements.
@@ -39,6 +88,8 @@ pub struct UsageConfig {
     pub store: crate::usage::store::StoreSpec,
     /// How often usage is written to the store (and at shutdown).
     pub flush_interval: HumanDuration,
+    /// How far back "still depends on" looks by default.
+    pub window: HumanDuration,
     /// Analyse statements and record usage per client. Off, the proxy is a
     /// plain relay (useful to measure what tracking costs).
     pub enabled: bool,
@@ -57,6 +108,7 @@ impl Default for UsageConfig {
         UsageConfig {
             store: crate::usage::store::StoreSpec::Sqlite(PathBuf::from("ddlguard-usage.db")),
             flush_interval: HumanDuration(Duration::from_secs(5)),
+            window: HumanDuration(Duration::from_secs(24 * 3600)),
             enabled: true,
             max_entries: 100_000,
             analysis_cache: 10_000,

@@ -26,6 +26,7 @@ pub enum ServeError {
 /// A bound, not yet running proxy.
 pub struct Server {
     listener: TcpListener,
+    http: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -39,12 +40,22 @@ impl Server {
     /// Binds `server.listen` and prepares the shared state.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
         let addr = config.server.listen;
+        let http_addr = config.admin.http_listen;
         let settings = Settings::new(config)?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|error| ServeError::Bind { addr, error })?;
+        let http = match http_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|error| ServeError::Bind { addr, error })?,
+            ),
+            None => None,
+        };
         Ok(Server {
             listener,
+            http,
             shared: Shared::new(settings),
         })
     }
@@ -52,6 +63,11 @@ impl Server {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The HTTP API's address, when it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// A handle for reloads and shutdown.
@@ -67,6 +83,25 @@ impl Server {
         let shared = self.shared;
         let mut phase = shared.phase();
         let (stop_flush, stop_rx) = tokio::sync::watch::channel(false);
+        let http = self.http.map(|listener| {
+            let config = &shared.settings().config;
+            let token = config.admin.http_token_env.as_ref().map(|var| {
+                let value = std::env::var(var).ok().filter(|v| !v.is_empty());
+                if value.is_none() {
+                    warn!("{var} (admin.http_token_env) is not set: /api/v1 refuses every request");
+                }
+                value
+            });
+            info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
+            tokio::spawn(crate::admin::http::serve(
+                listener,
+                crate::admin::http::HttpState {
+                    handle: ServerHandle { shared: shared.clone() },
+                    window: config.usage.window.0,
+                    token,
+                },
+            ))
+        });
         let usage_cfg = shared.settings().config.usage.clone();
         let flusher = tokio::spawn(
             crate::usage::Flusher {
@@ -113,6 +148,9 @@ impl Server {
                     "sessions still open at exit"
                 );
             }
+        }
+        if let Some(http) = http {
+            http.abort();
         }
         // Last flush, so a graceful restart loses nothing.
         let _ = stop_flush.send(true);

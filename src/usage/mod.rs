@@ -14,4 +14,4 @@ pub mod store;
 pub use flusher::Flusher;
 pub use histogram::LatencyHistogram;
 pub use identity::ClientIdentity;
-pub use registry::{UsageRecord, UsageRegistry, UsageRow, UsageStats};
+pub use registry::{now_ms, UsageRecord, UsageRegistry, UsageRow, UsageStats};

@@ -15,7 +15,7 @@ fn workdir(name: &str) -> std::path::PathBuf {
 
 fn config_text(port: u16, upstream: u16, extra_server: &str) -> String {
     format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"1s\"\n{extra_server}\n\n[upstream]\nport = {upstream}\n\n[usage]\nstore = \"memory\"\n"
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"1s\"\n{extra_server}\n\n[upstream]\nport = {upstream}\n\n[usage]\nstore = \"memory\"\n\n[admin]\nhttp_listen = \"\"\n"
     )
 }
 

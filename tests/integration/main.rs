@@ -9,5 +9,6 @@ mod cli;
 mod clients;
 mod faults;
 mod relay;
+mod reports;
 mod tls;
 mod usage;

@@ -18,6 +18,8 @@ pub struct TestProxy {
     pub handle: ServerHandle,
     /// The accept loop; ends after shutdown.
     pub task: tokio::task::JoinHandle<()>,
+    /// The HTTP API, when the test turned it on.
+    pub http: Option<SocketAddr>,
 }
 
 /// The configuration tests start from: a free port, the given cluster,
@@ -29,6 +31,8 @@ pub fn test_config(cluster: &Cluster) -> Config {
     config.upstream.tls = UpstreamTls::Prefer;
     // Tests that want a persistent store set one; none writes into the repo.
     config.usage.store = ddlguard::usage::store::StoreSpec::Memory;
+    // No fixed HTTP port shared by parallel tests; report tests turn it on.
+    config.admin.http_listen = None;
     config
 }
 
@@ -47,9 +51,15 @@ impl TestProxy {
         adjust(&mut config);
         let server = Server::bind(config).await.expect("bind proxy");
         let addr = server.local_addr().unwrap();
+        let http = server.http_addr();
         let handle = server.handle();
         let task = tokio::spawn(server.run());
-        TestProxy { addr, handle, task }
+        TestProxy {
+            addr,
+            handle,
+            task,
+            http,
+        }
     }
 
     /// tokio-postgres connection string through the proxy.
