@@ -68,7 +68,8 @@ impl Target {
     }
 }
 
-fn rfc3339(ms: u64) -> String {
+/// Milliseconds since the epoch as RFC 3339 (UTC, milliseconds).
+pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 

@@ -31,6 +31,7 @@ pub async fn serve(listener: TcpListener, state: HttpState) {
         .route("/readyz", get(readyz))
         .route("/api/v1/dependents", get(api_dependents))
         .route("/api/v1/usage", get(api_usage))
+        .route("/api/v1/errors", get(api_errors))
         .with_state(Arc::new(state));
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("HTTP server stopped: {e}");
@@ -174,4 +175,60 @@ async fn api_usage(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Resp
         })
         .collect();
     Json(rows).into_response()
+}
+
+#[derive(Deserialize)]
+struct SinceQuery {
+    since: Option<String>,
+}
+
+/// One client's failing statement shape and SQLSTATE.
+#[derive(Serialize)]
+struct ErrorJson {
+    application_name: String,
+    user: String,
+    database: String,
+    client_addr: String,
+    fingerprint: String,
+    sqlstate: String,
+    count: u64,
+    calls: u64,
+    last_seen: String,
+}
+
+/// Errors by client x fingerprint x SQLSTATE of statements run since `since`
+/// (default: the window): after a migration, 42703 and 42P01 show who broke.
+async fn api_errors(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Query(q): Query<SinceQuery>,
+) -> Response {
+    if let Err(r) = authorized(&st, &headers) {
+        return r.into_response();
+    }
+    let since = match since_ms(q.since.as_deref(), st.window) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let mut out: Vec<ErrorJson> = Vec::new();
+    for r in st.handle.usage().statements() {
+        if r.errors == 0 || r.last_seen_ms < since {
+            continue;
+        }
+        for (code, n) in &r.error_codes {
+            out.push(ErrorJson {
+                application_name: r.client.application_name.clone(),
+                user: r.client.user.clone(),
+                database: r.client.database.clone(),
+                client_addr: r.client.client_addr.clone(),
+                fingerprint: r.fingerprint.clone(),
+                sqlstate: code.clone(),
+                count: *n,
+                calls: r.calls,
+                last_seen: super::dependents::rfc3339(r.last_seen_ms),
+            });
+        }
+    }
+    out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+    Json(out).into_response()
 }

@@ -236,6 +236,33 @@ impl UsageRegistry {
         }
     }
 
+    /// One record per (client, statement shape), totals as they stand; for
+    /// reports that are about statements rather than tables (errors).
+    pub fn statements(&self) -> Vec<UsageRecord> {
+        self.entries
+            .iter()
+            .filter_map(|item| {
+                let ((client, fp), e) = item.pair();
+                Some(UsageRecord {
+                    client: self.identity(*client)?,
+                    fingerprint_id: *fp,
+                    fingerprint: e.analysis.fingerprint.text.clone(),
+                    calls: e.calls,
+                    errors: e.errors,
+                    total_us: e.total_us,
+                    max_us: e.max_us,
+                    first_seen_ms: e.first_seen_ms,
+                    last_seen_ms: e.last_seen_ms,
+                    error_codes: e
+                        .error_codes
+                        .iter()
+                        .map(|(c, n)| (String::from_utf8_lossy(c).into_owned(), *n))
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
     /// What the store does not have yet: one increment per changed entry.
     pub fn deltas(&self) -> Vec<UsageRecord> {
         let mut out = Vec::new();

@@ -158,3 +158,46 @@ async fn the_api_needs_the_bearer_token_when_configured_and_health_does_not() {
     assert_eq!(results.3.unwrap(), "ok\n");
     assert_eq!(results.4.unwrap(), "ready\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_done_directly_on_postgres_shows_who_broke() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_db("reports_errors");
+    let direct = connect(&cluster.direct_conn(&db)).await;
+    direct
+        .batch_execute("CREATE TABLE users (id int PRIMARY KEY, email text); INSERT INTO users VALUES (1, 'x');")
+        .await
+        .unwrap();
+    let proxy = TestProxy::start_with(cluster, |c| {
+        c.admin.http_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let http = proxy.http.unwrap();
+    let a = connect(&format!("{} application_name=app_a", proxy.conn(&db))).await;
+    a.query("SELECT email FROM users WHERE id = $1", &[&1i32])
+        .await
+        .unwrap();
+    direct
+        .batch_execute("ALTER TABLE users RENAME COLUMN email TO email_address")
+        .await
+        .unwrap();
+    let err = a
+        .query("SELECT email FROM users WHERE id = $1", &[&1i32])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42703");
+
+    let body = tokio::task::spawn_blocking(move || {
+        get(&format!("http://{http}/api/v1/errors?since=1h"), None)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let errors: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let hit = errors
+        .iter()
+        .find(|e| e["application_name"] == "app_a" && e["sqlstate"] == "42703")
+        .unwrap_or_else(|| panic!("app_a's 42703 is reported: {body}"));
+    assert_eq!(hit["fingerprint"], "select email from users where id = $1");
+    assert_eq!(hit["count"], 1);
+}
