@@ -84,9 +84,11 @@ pub async fn load(
     let _ = driver.await;
     let mut tables: Vec<Table> = Vec::new();
     for row in rows? {
-        let schema: String = row.get(0);
-        let name: String = row.get(1);
-        let reltuples: f64 = row.get(2);
+        // try_get: unexpected types from the server end the load, not the task.
+        let field = |e| query_err(e);
+        let schema: String = row.try_get(0).map_err(field)?;
+        let name: String = row.try_get(1).map_err(field)?;
+        let reltuples: f64 = row.try_get(2).map_err(field)?;
         let needs_new = tables
             .last()
             .is_none_or(|t| t.schema != schema || t.name != name);
@@ -98,12 +100,16 @@ pub async fn load(
                 row_estimate: reltuples as i64,
             });
         }
-        if let (Some(attname), Some(table)) = (row.get::<_, Option<String>>(3), tables.last_mut()) {
+        let attname: Option<String> = row.try_get(3).map_err(field)?;
+        if let (Some(attname), Some(table)) = (attname, tables.last_mut()) {
             table.columns.push(Column {
                 name: attname,
-                attnum: row.get(4),
-                type_name: row.get::<_, Option<String>>(5).unwrap_or_default(),
-                not_null: row.get(6),
+                attnum: row.try_get(4).map_err(field)?,
+                type_name: row
+                    .try_get::<_, Option<String>>(5)
+                    .map_err(field)?
+                    .unwrap_or_default(),
+                not_null: row.try_get(6).map_err(field)?,
             });
         }
     }

@@ -134,25 +134,28 @@ impl PostgresStore {
             )
             .await
             .map_err(|e| self.err(e))?;
-        Ok(rows
-            .iter()
-            .map(|r| UsageRecord {
-                client: ClientIdentity {
-                    application_name: r.get(0),
-                    user: r.get(1),
-                    database: r.get(2),
-                    client_addr: r.get(3),
-                },
-                fingerprint_id: r.get::<_, i64>(4) as u64,
-                fingerprint: r.get(5),
-                calls: r.get::<_, i64>(6) as u64,
-                errors: r.get::<_, i64>(7) as u64,
-                total_us: r.get::<_, i64>(8) as u64,
-                max_us: r.get::<_, i64>(9) as u64,
-                first_seen_ms: r.get::<_, i64>(10) as u64,
-                last_seen_ms: r.get::<_, i64>(11) as u64,
-                error_codes: decode_codes(&r.get::<_, String>(12)),
+        // try_get: a store table altered by hand must not panic the flusher.
+        rows.iter()
+            .map(|r| -> Result<UsageRecord, tokio_postgres::Error> {
+                Ok(UsageRecord {
+                    client: ClientIdentity {
+                        application_name: r.try_get(0)?,
+                        user: r.try_get(1)?,
+                        database: r.try_get(2)?,
+                        client_addr: r.try_get(3)?,
+                    },
+                    fingerprint_id: r.try_get::<_, i64>(4)? as u64,
+                    fingerprint: r.try_get(5)?,
+                    calls: r.try_get::<_, i64>(6)? as u64,
+                    errors: r.try_get::<_, i64>(7)? as u64,
+                    total_us: r.try_get::<_, i64>(8)? as u64,
+                    max_us: r.try_get::<_, i64>(9)? as u64,
+                    first_seen_ms: r.try_get::<_, i64>(10)? as u64,
+                    last_seen_ms: r.try_get::<_, i64>(11)? as u64,
+                    error_codes: decode_codes(&r.try_get::<_, String>(12)?),
+                })
             })
-            .collect())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
     }
 }
