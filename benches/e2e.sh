@@ -33,6 +33,8 @@
 #   SKIP_PGBOUNCER=1     leave PgBouncer out (otherwise it is apt-get installed
 #                        when missing, Debian/Ubuntu only)
 #   DDLGUARD_BIN=PATH    use this ddlguard binary, do not build
+#   TRACKING=off         run ddlguard with [usage] enabled = false (a plain
+#                        relay), to measure what usage tracking costs
 #   DDLGUARD_EXTRA_CONFIG=TEXT  appended verbatim to the generated ddlguard
 #                        config (after its [log] section: start it with a
 #                        new [table] header unless it is meant for [log])
@@ -427,6 +429,10 @@ tls = "disable"
 [admin]
 http_listen = ""
 
+[usage]
+store = "memory"
+enabled = $([ "${TRACKING:-on}" = "off" ] && echo false || echo true)
+
 [log]
 level = "warn"
 EOF
@@ -698,7 +704,7 @@ AGG="median of $ROUNDS rounds"
   echo
   echo "Machine: $(nproc) cores${CPU_MODEL:+ ($CPU_MODEL)}, load avg $LOADAVG at end; PostgreSQL $PG_VERSION; PgBouncer: $PGB_VERSION; ddlguard $GIT_REV; $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "pgbench -S -n -j 2 -T $DURATION, scale $SCALE, $AGG; all over 127.0.0.1; upstream TLS off; PgBouncer pool_mode=session; CPU = proxy utime+stime per transaction."
+  echo "pgbench -S -n -j 2 -T $DURATION, scale $SCALE, $AGG; all over 127.0.0.1; upstream TLS off; ddlguard usage tracking ${TRACKING:-on}; PgBouncer pool_mode=session; CPU = proxy utime+stime per transaction."
   echo
   echo "| mode | clients | direct TPS | ddlguard TPS | pgbouncer TPS | ddlguard/direct | ddlguard/pgbouncer | ddlguard lat ms | pgbouncer lat ms | ddlguard CPU µs/txn | pgbouncer CPU µs/txn |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -380,3 +380,56 @@ async fn set_application_name_moves_later_usage_to_the_new_name() {
     assert_eq!(calls_of(&rows, "before"), 1);
     assert_eq!(calls_of(&rows, "after"), 2);
 }
+
+/// VmRSS of this process in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_distinct_texts_keep_memory_under_the_caps() {
+    let (cluster, db) = setup("usage_million").await;
+    let proxy = TestProxy::start_with(cluster, |c| {
+        c.usage.max_entries = 500;
+        c.usage.analysis_cache = 2000;
+    })
+    .await;
+    let mut raw = RawClient::login_db(proxy.addr.port(), &db).await;
+    let mut rss_after_warmup = 0;
+    // 1,000,000 distinct texts: 1,000 shapes (distinct aliases) x distinct literals.
+    const BATCH: usize = 10_000;
+    for chunk in 0..100usize {
+        let mut batch = Vec::with_capacity(BATCH * 60);
+        for i in 0..BATCH {
+            let n = chunk * BATCH + i;
+            batch.extend(query(&format!(
+                "SELECT {n} AS c{} FROM users WHERE id = {n}",
+                n % 1000
+            )));
+        }
+        raw.send(&batch).await;
+        let mut ready = 0;
+        while ready < BATCH {
+            if raw.read_message().await.expect("reply").0 == b'Z' {
+                ready += 1;
+            }
+        }
+        if chunk == 9 {
+            rss_after_warmup = rss_kib();
+        }
+    }
+    let stats = proxy.handle.usage().stats();
+    assert_eq!(stats.recorded + stats.dropped, 1_000_000);
+    assert_eq!(stats.entries, 500, "entries stop at usage.max_entries");
+    assert!(stats.dropped > 0);
+    assert!(proxy.handle.analyzer().len() <= 2000 + 64);
+    // The last 900,000 texts did not grow this process (proxy and test client) by more than 32 MiB.
+    let growth = rss_kib().saturating_sub(rss_after_warmup);
+    assert!(growth < 32 * 1024, "RSS grew by {growth} KiB after warm-up");
+}
