@@ -1,7 +1,7 @@
 //! The in-memory usage aggregate, bounded, shared by all sessions.
 
 use super::{ClientIdentity, LatencyHistogram};
-use crate::analysis::{resolve, Analysis, Dependency, Mode};
+use crate::analysis::{resolve, Analysis, Dependency, Mode, QualifiedName};
 use crate::catalog::Catalog;
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -21,6 +21,28 @@ struct Entry {
     first_seen_ms: u64,
     last_seen_ms: u64,
     flushed: Flushed,
+}
+
+impl Entry {
+    /// The entry's totals as a record (what reports and stores read).
+    fn totals(&self, client: ClientIdentity, fingerprint_id: u64) -> UsageRecord {
+        UsageRecord {
+            client,
+            fingerprint_id,
+            fingerprint: self.analysis.fingerprint.text.clone(),
+            calls: self.calls,
+            errors: self.errors,
+            total_us: self.total_us,
+            max_us: self.max_us,
+            first_seen_ms: self.first_seen_ms,
+            last_seen_ms: self.last_seen_ms,
+            error_codes: self
+                .error_codes
+                .iter()
+                .map(|(c, n)| (String::from_utf8_lossy(c).into_owned(), *n))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -243,22 +265,7 @@ impl UsageRegistry {
             .iter()
             .filter_map(|item| {
                 let ((client, fp), e) = item.pair();
-                Some(UsageRecord {
-                    client: self.identity(*client)?,
-                    fingerprint_id: *fp,
-                    fingerprint: e.analysis.fingerprint.text.clone(),
-                    calls: e.calls,
-                    errors: e.errors,
-                    total_us: e.total_us,
-                    max_us: e.max_us,
-                    first_seen_ms: e.first_seen_ms,
-                    last_seen_ms: e.last_seen_ms,
-                    error_codes: e
-                        .error_codes
-                        .iter()
-                        .map(|(c, n)| (String::from_utf8_lossy(c).into_owned(), *n))
-                        .collect(),
-                })
+                Some(e.totals(self.identity(*client)?, *fp))
             })
             .collect()
     }
@@ -274,28 +281,17 @@ impl UsageRegistry {
             let Some(identity) = self.identity(*client) else {
                 continue;
             };
-            out.push(UsageRecord {
-                client: identity,
-                fingerprint_id: *fp,
-                fingerprint: e.analysis.fingerprint.text.clone(),
-                calls: e.calls - e.flushed.calls,
-                errors: e.errors - e.flushed.errors,
-                total_us: e.total_us - e.flushed.total_us,
-                max_us: e.max_us,
-                first_seen_ms: e.first_seen_ms,
-                last_seen_ms: e.last_seen_ms,
-                error_codes: e
-                    .error_codes
-                    .iter()
-                    .map(|(c, n)| {
-                        (
-                            String::from_utf8_lossy(c).into_owned(),
-                            n - count_of(&e.flushed.error_codes, c),
-                        )
-                    })
-                    .filter(|(_, n)| *n > 0)
-                    .collect(),
-            });
+            let mut delta = e.totals(identity, *fp);
+            delta.calls -= e.flushed.calls;
+            delta.errors -= e.flushed.errors;
+            delta.total_us -= e.flushed.total_us;
+            for (code, n) in delta.error_codes.iter_mut() {
+                if let Some(c) = code_bytes(code) {
+                    *n -= count_of(&e.flushed.error_codes, &c);
+                }
+            }
+            delta.error_codes.retain(|(_, n)| *n > 0);
+            out.push(delta);
         }
         out
     }
@@ -400,37 +396,27 @@ impl UsageRegistry {
                 continue;
             };
             let catalog = catalog_of(&identity.database);
+            let t = e.totals(identity, e.analysis.fingerprint.id);
             for u in resolve(&e.analysis, &catalog, search_path) {
+                let joined = |f: fn(&QualifiedName) -> &str| {
+                    u.relations.iter().map(f).collect::<Vec<_>>().join("|")
+                };
                 rows.push(UsageRow {
-                    client: identity.clone(),
-                    schema: u
-                        .relations
-                        .iter()
-                        .map(|r| r.schema.as_str())
-                        .collect::<Vec<_>>()
-                        .join("|"),
-                    table: u
-                        .relations
-                        .iter()
-                        .map(|r| r.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join("|"),
+                    client: t.client.clone(),
+                    schema: joined(|r| r.schema.as_str()),
+                    table: joined(|r| r.name.as_str()),
                     column: u.column.clone(),
                     mode: u.mode,
                     dependency: u.dependency,
-                    fingerprint: e.analysis.fingerprint.text.clone(),
-                    fingerprint_id: e.analysis.fingerprint.id,
-                    calls: e.calls,
-                    errors: e.errors,
-                    error_codes: e
-                        .error_codes
-                        .iter()
-                        .map(|(c, n)| (String::from_utf8_lossy(c).into_owned(), *n))
-                        .collect(),
-                    total_us: e.total_us,
-                    max_us: e.max_us,
-                    first_seen_ms: e.first_seen_ms,
-                    last_seen_ms: e.last_seen_ms,
+                    fingerprint: t.fingerprint.clone(),
+                    fingerprint_id: t.fingerprint_id,
+                    calls: t.calls,
+                    errors: t.errors,
+                    error_codes: t.error_codes.clone(),
+                    total_us: t.total_us,
+                    max_us: t.max_us,
+                    first_seen_ms: t.first_seen_ms,
+                    last_seen_ms: t.last_seen_ms,
                 });
             }
         }
