@@ -9,6 +9,7 @@ pub mod extract;
 pub mod fingerprint;
 pub mod model;
 pub mod resolve;
+pub mod search_path;
 
 pub use fingerprint::{fingerprint, Fingerprint};
 pub use model::{Analysis, ColumnUse, Mode, RelationName, RelationUse, StatementKind};

@@ -60,10 +60,18 @@ fn qualify(rel: &RelationName, catalog: &Catalog, search_path: &[String]) -> Qua
         };
     }
     QualifiedName {
+        // Unknown relation: Postgres would look in (and create in) the
+        // first schema of the path that exists.
         schema: rel
             .schema
             .clone()
-            .or_else(|| search_path.iter().find(|s| !s.starts_with('$')).cloned())
+            .or_else(|| {
+                search_path
+                    .iter()
+                    .find(|s| catalog.has_schema(s))
+                    .or_else(|| search_path.first())
+                    .cloned()
+            })
             .unwrap_or_else(|| "public".into()),
         name: rel.name.clone(),
     }

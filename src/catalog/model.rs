@@ -1,7 +1,7 @@
 //! In-memory catalog model and lookups by name and `search_path`.
 
 use crate::analysis::RelationName;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// One column of a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,17 +40,23 @@ impl Table {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     tables: HashMap<(String, String), Table>,
+    schemas: HashSet<String>,
 }
 
 impl Catalog {
     /// Builds a catalog from tables.
     pub fn from_tables(tables: impl IntoIterator<Item = Table>) -> Catalog {
-        Catalog {
-            tables: tables
-                .into_iter()
-                .map(|t| ((t.schema.clone(), t.name.clone()), t))
-                .collect(),
-        }
+        let tables: HashMap<(String, String), Table> = tables
+            .into_iter()
+            .map(|t| ((t.schema.clone(), t.name.clone()), t))
+            .collect();
+        let schemas = tables.keys().map(|(s, _)| s.clone()).collect();
+        Catalog { tables, schemas }
+    }
+
+    /// True when some relation of the snapshot lives in `schema`.
+    pub fn has_schema(&self, schema: &str) -> bool {
+        self.schemas.contains(schema)
     }
 
     /// Number of relations known.

@@ -198,8 +198,7 @@ impl ServerHandle {
     /// Usage rows resolved with each database's catalog snapshot.
     pub fn usage_rows(&self) -> Vec<crate::usage::UsageRow> {
         let catalogs = self.catalogs();
-        self.usage()
-            .rows(|db| catalogs.get(db), &["public".to_string()])
+        self.usage().rows(|db| catalogs.get(db))
     }
 
     /// The analysis cache and its hit/miss counters.

@@ -7,6 +7,7 @@ use super::shared::{reached, ClientSlot, Phase, SessionGuard, Settings, Shared};
 use super::stream::Stream;
 use super::tracker::Tracker;
 use super::upstream::Upstream;
+use crate::analysis::search_path;
 use crate::usage::ClientIdentity;
 use crate::wire::messages::ProxyError;
 use std::net::SocketAddr;
@@ -172,9 +173,12 @@ async fn start(
             database: params.database.clone(),
             client_addr: peer_ip,
         };
+        let search_path =
+            search_path::from_startup(params.search_path.as_deref(), params.options.as_deref());
         relay.tracker = Some(Tracker::new(
             shared.tracking.clone(),
             identity,
+            search_path,
             upstream.clone(),
         ));
     }

@@ -6,6 +6,7 @@
 //! the simple or the extended protocol, passes through `on_client`.
 
 use super::upstream::Upstream;
+use crate::analysis::search_path::{self, SearchPathChange};
 use crate::analysis::{Analysis, Analyzer, StatementKind};
 use crate::catalog::Catalogs;
 use crate::usage::{ClientIdentity, UsageRegistry};
@@ -18,6 +19,7 @@ enum Pending {
     /// A simple Query (or FunctionCall): done at ReadyForQuery.
     Simple {
         analysis: Option<Arc<Analysis>>,
+        client: u32,
         start: Instant,
         error: Option<[u8; 5]>,
     },
@@ -25,6 +27,7 @@ enum Pending {
     /// PortalSuspended or ErrorResponse.
     Execute {
         analysis: Option<Arc<Analysis>>,
+        client: u32,
         start: Instant,
     },
     /// A Parse: done at ParseComplete (not an execution) or ErrorResponse
@@ -32,6 +35,7 @@ enum Pending {
     /// exactly what the error report must show).
     Parse {
         analysis: Option<Arc<Analysis>>,
+        client: u32,
         start: Instant,
     },
     /// A Sync: done at ReadyForQuery.
@@ -53,7 +57,13 @@ pub struct TrackingContext {
 pub struct Tracker {
     ctx: TrackingContext,
     identity: ClientIdentity,
+    /// Interned (identity, effective search_path) that usage records under;
+    /// each pending execution keeps the one current when it was sent.
     client: u32,
+    /// `search_path` set for the session (canonical text, "" = default).
+    session_path: String,
+    /// `search_path` in effect (differs inside a `SET LOCAL` transaction).
+    path: String,
     database: String,
     upstream: Arc<Upstream>,
     statements: HashMap<Vec<u8>, Arc<Analysis>>,
@@ -72,14 +82,24 @@ fn cstr(body: &[u8]) -> (&[u8], &[u8]) {
 impl Tracker {
     /// A tracker recording under `identity`; starts loading the catalog of
     /// the identity's database if needed.
-    pub fn new(ctx: TrackingContext, identity: ClientIdentity, upstream: Arc<Upstream>) -> Tracker {
+    pub fn new(
+        ctx: TrackingContext,
+        identity: ClientIdentity,
+        startup_search_path: Option<Vec<String>>,
+        upstream: Arc<Upstream>,
+    ) -> Tracker {
         let database = identity.database.clone();
         ctx.catalogs.ensure(&database, &upstream);
-        let client = ctx.usage.client_id(&identity);
+        let path = startup_search_path
+            .map(|p| search_path::canonical(&p))
+            .unwrap_or_default();
+        let client = ctx.usage.client_id(&identity, &path);
         Tracker {
             ctx,
             identity,
             client,
+            session_path: path.clone(),
+            path,
             database,
             upstream,
             statements: HashMap::new(),
@@ -113,12 +133,14 @@ impl Tracker {
                 let analysis = self.analyze(sql);
                 self.pending.push_back(Pending::Simple {
                     analysis,
+                    client: self.client,
                     start: now,
                     error: None,
                 });
             }
             b'F' => self.pending.push_back(Pending::Simple {
                 analysis: None,
+                client: self.client,
                 start: now,
                 error: None,
             }),
@@ -136,6 +158,7 @@ impl Tracker {
                 }
                 self.pending.push_back(Pending::Parse {
                     analysis,
+                    client: self.client,
                     start: now,
                 });
             }
@@ -157,6 +180,7 @@ impl Tracker {
                 let analysis = self.portals.get(portal).cloned();
                 self.pending.push_back(Pending::Execute {
                     analysis,
+                    client: self.client,
                     start: now,
                 });
             }
@@ -178,10 +202,32 @@ impl Tracker {
         }
     }
 
-    fn analyze(&self, sql: &[u8]) -> Option<Arc<Analysis>> {
-        std::str::from_utf8(sql)
-            .ok()
-            .map(|s| self.ctx.analyzer.analyze(s))
+    /// Analyses a statement text and follows the `search_path` changes it
+    /// makes (they apply to the statements sent after it).
+    fn analyze(&mut self, sql: &[u8]) -> Option<Arc<Analysis>> {
+        let sql = std::str::from_utf8(sql).ok()?;
+        let analysis = self.ctx.analyzer.analyze(sql);
+        if search_path::may_change(&analysis.fingerprint.text) {
+            if let Some(change) = search_path::parse_change(sql) {
+                self.change_search_path(change);
+            }
+        }
+        Some(analysis)
+    }
+
+    fn change_search_path(&mut self, change: SearchPathChange) {
+        match change {
+            SearchPathChange::Set(list) => {
+                self.session_path = search_path::canonical(&list);
+                self.path = self.session_path.clone();
+            }
+            SearchPathChange::Local(list) => self.path = search_path::canonical(&list),
+            SearchPathChange::Reset => {
+                self.session_path.clear();
+                self.path.clear();
+            }
+        }
+        self.client = self.ctx.usage.client_id(&self.identity, &self.path);
     }
 
     /// A server message (body given for the types `wants_server_body` names).
@@ -197,14 +243,19 @@ impl Tracker {
                     let value = String::from_utf8_lossy(value);
                     if value != self.identity.application_name {
                         self.identity.application_name = value.into_owned();
-                        self.client = self.ctx.usage.client_id(&self.identity);
+                        self.client = self.ctx.usage.client_id(&self.identity, &self.path);
                     }
                 }
             }
             b'C' | b'I' | b's' => {
                 if let Some(Pending::Execute { .. }) = self.pending.front() {
-                    if let Some(Pending::Execute { analysis, start }) = self.pending.pop_front() {
-                        self.finish(analysis, start, now, None);
+                    if let Some(Pending::Execute {
+                        analysis,
+                        client,
+                        start,
+                    }) = self.pending.pop_front()
+                    {
+                        self.finish(analysis, client, start, now, None);
                     }
                 }
             }
@@ -214,17 +265,31 @@ impl Tracker {
                     Some(Pending::Simple { error, .. }) => *error = code,
                     Some(Pending::Execute { .. }) | Some(Pending::Parse { .. }) => {
                         if let Some(
-                            Pending::Execute { analysis, start }
-                            | Pending::Parse { analysis, start },
+                            Pending::Execute {
+                                analysis,
+                                client,
+                                start,
+                            }
+                            | Pending::Parse {
+                                analysis,
+                                client,
+                                start,
+                            },
                         ) = self.pending.pop_front()
                         {
-                            self.finish(analysis, start, now, code.or(Some(*b"XX000")));
+                            self.finish(analysis, client, start, now, code.or(Some(*b"XX000")));
                         }
                     }
                     _ => {}
                 }
             }
             b'Z' => {
+                // Idle again: a `SET LOCAL search_path` has ended with its
+                // transaction.
+                if body.first() == Some(&b'I') && self.path != self.session_path {
+                    self.path = self.session_path.clone();
+                    self.client = self.ctx.usage.client_id(&self.identity, &self.path);
+                }
                 // Parses and Executes still queued before the Sync were
                 // skipped by the server after an error.
                 while let Some(Pending::Execute { .. } | Pending::Parse { .. }) =
@@ -235,9 +300,10 @@ impl Tracker {
                 match self.pending.pop_front() {
                     Some(Pending::Simple {
                         analysis,
+                        client,
                         start,
                         error,
-                    }) => self.finish(analysis, start, now, error),
+                    }) => self.finish(analysis, client, start, now, error),
                     Some(Pending::Sync)
                     | Some(Pending::Execute { .. })
                     | Some(Pending::Parse { .. })
@@ -251,13 +317,14 @@ impl Tracker {
     fn finish(
         &self,
         analysis: Option<Arc<Analysis>>,
+        client: u32,
         start: Instant,
         now: Instant,
         error: Option<[u8; 5]>,
     ) {
         if let Some(a) = analysis {
             let us = now.saturating_duration_since(start).as_micros() as u64;
-            self.ctx.usage.record(self.client, &a, us, error);
+            self.ctx.usage.record(client, &a, us, error);
             if a.kind == StatementKind::Ddl && error.is_none() {
                 // The schema changed: resolve new names against a new snapshot.
                 self.ctx.catalogs.invalidate(&self.database);

@@ -1,6 +1,7 @@
 //! The in-memory usage aggregate, bounded, shared by all sessions.
 
 use super::{ClientIdentity, LatencyHistogram};
+use crate::analysis::search_path;
 use crate::analysis::{resolve, Analysis, Dependency, Mode, QualifiedName};
 use crate::catalog::Catalog;
 use dashmap::DashMap;
@@ -25,9 +26,10 @@ struct Entry {
 
 impl Entry {
     /// The entry's totals as a record (what reports and stores read).
-    fn totals(&self, client: ClientIdentity, fingerprint_id: u64) -> UsageRecord {
+    fn totals(&self, client: ClientIdentity, path: &str, fingerprint_id: u64) -> UsageRecord {
         UsageRecord {
             client,
+            search_path: path.to_string(),
             fingerprint_id,
             fingerprint: self.analysis.fingerprint.text.clone(),
             calls: self.calls,
@@ -58,6 +60,9 @@ struct Flushed {
 pub struct UsageRecord {
     /// The client.
     pub client: ClientIdentity,
+    /// The session's `search_path` when it ran the statement, canonical
+    /// text; empty for the server default.
+    pub search_path: String,
     /// Stable fingerprint id.
     pub fingerprint_id: u64,
     /// Normalized text (re-analysed when loaded).
@@ -143,10 +148,14 @@ pub struct UsageStats {
     pub recorded: u64,
 }
 
+/// A client identity together with the `search_path` its statements ran
+/// under: unqualified names of the same text can mean different tables.
+type SessionKey = (ClientIdentity, String);
+
 /// All usage since start (or since the last load from a store).
 pub struct UsageRegistry {
-    clients: DashMap<ClientIdentity, u32>,
-    client_list: RwLock<Vec<ClientIdentity>>,
+    clients: DashMap<SessionKey, u32>,
+    client_list: RwLock<Vec<SessionKey>>,
     entries: DashMap<(u32, u64), Entry>,
     latency: DashMap<u64, LatencyHistogram>,
     len: AtomicUsize,
@@ -179,22 +188,25 @@ impl UsageRegistry {
         }
     }
 
-    /// The small integer a session records under (interned once per session).
-    pub fn client_id(&self, identity: &ClientIdentity) -> u32 {
-        if let Some(id) = self.clients.get(identity) {
+    /// The small integer a session records under (interned once per
+    /// session, and again when its `search_path` changes; `search_path` is
+    /// canonical text, empty for the server default).
+    pub fn client_id(&self, identity: &ClientIdentity, search_path: &str) -> u32 {
+        let key = (identity.clone(), search_path.to_string());
+        if let Some(id) = self.clients.get(&key) {
             return *id;
         }
         let mut list = match self.client_list.write() {
             Ok(l) => l,
             Err(p) => p.into_inner(),
         };
-        *self.clients.entry(identity.clone()).or_insert_with(|| {
-            list.push(identity.clone());
+        *self.clients.entry(key.clone()).or_insert_with(|| {
+            list.push(key);
             (list.len() - 1) as u32
         })
     }
 
-    fn identity(&self, id: u32) -> Option<ClientIdentity> {
+    fn identity(&self, id: u32) -> Option<SessionKey> {
         let list = match self.client_list.read() {
             Ok(l) => l,
             Err(p) => p.into_inner(),
@@ -265,7 +277,8 @@ impl UsageRegistry {
             .iter()
             .filter_map(|item| {
                 let ((client, fp), e) = item.pair();
-                Some(e.totals(self.identity(*client)?, *fp))
+                let (identity, path) = self.identity(*client)?;
+                Some(e.totals(identity, &path, *fp))
             })
             .collect()
     }
@@ -278,10 +291,10 @@ impl UsageRegistry {
             if e.calls == e.flushed.calls && e.errors == e.flushed.errors {
                 continue;
             }
-            let Some(identity) = self.identity(*client) else {
+            let Some((identity, path)) = self.identity(*client) else {
                 continue;
             };
-            let mut delta = e.totals(identity, *fp);
+            let mut delta = e.totals(identity, &path, *fp);
             delta.calls -= e.flushed.calls;
             delta.errors -= e.flushed.errors;
             delta.total_us -= e.flushed.total_us;
@@ -299,7 +312,7 @@ impl UsageRegistry {
     /// Records that `deltas` reached the store.
     pub fn mark_flushed(&self, deltas: &[UsageRecord]) {
         for d in deltas {
-            let id = self.client_id(&d.client);
+            let id = self.client_id(&d.client, &d.search_path);
             if let Some(mut e) = self.entries.get_mut(&(id, d.fingerprint_id)) {
                 e.flushed.calls += d.calls;
                 e.flushed.errors += d.errors;
@@ -318,7 +331,7 @@ impl UsageRegistry {
     /// what this proxy has not flushed yet is kept on top.
     pub fn merge_stored(&self, records: Vec<UsageRecord>, analyze: impl Fn(&str) -> Arc<Analysis>) {
         for r in records {
-            let id = self.client_id(&r.client);
+            let id = self.client_id(&r.client, &r.search_path);
             let stored_codes: Vec<([u8; 5], u64)> = r
                 .error_codes
                 .iter()
@@ -383,21 +396,19 @@ impl UsageRegistry {
     }
 
     /// Every entry expanded into one row per table/column use, resolved with
-    /// the catalog of the entry's database and `search_path`.
-    pub fn rows(
-        &self,
-        catalog_of: impl Fn(&str) -> Arc<Catalog>,
-        search_path: &[String],
-    ) -> Vec<UsageRow> {
+    /// the catalog of the entry's database and the `search_path` the
+    /// statement ran under.
+    pub fn rows(&self, catalog_of: impl Fn(&str) -> Arc<Catalog>) -> Vec<UsageRow> {
         let mut rows = Vec::new();
         for item in self.entries.iter() {
             let ((client, _), e) = item.pair();
-            let Some(identity) = self.identity(*client) else {
+            let Some((identity, path)) = self.identity(*client) else {
                 continue;
             };
             let catalog = catalog_of(&identity.database);
-            let t = e.totals(identity, e.analysis.fingerprint.id);
-            for u in resolve(&e.analysis, &catalog, search_path) {
+            let schemas = search_path::effective(&path, &identity.user, |s| catalog.has_schema(s));
+            let t = e.totals(identity, &path, e.analysis.fingerprint.id);
+            for u in resolve(&e.analysis, &catalog, &schemas) {
                 let joined = |f: fn(&QualifiedName) -> &str| {
                     u.relations.iter().map(f).collect::<Vec<_>>().join("|")
                 };
@@ -453,9 +464,9 @@ mod tests {
     fn records_expand_into_table_and_column_rows() {
         let reg = UsageRegistry::new(100);
         let analyzer = Analyzer::new(100);
-        let a = reg.client_id(&client("a"));
-        assert_eq!(reg.client_id(&client("a")), a);
-        let b = reg.client_id(&client("b"));
+        let a = reg.client_id(&client("a"), "");
+        assert_eq!(reg.client_id(&client("a"), ""), a);
+        let b = reg.client_id(&client("b"), "");
         assert_ne!(a, b);
         let q = analyzer.analyze("SELECT email FROM users WHERE id = 1");
         reg.record(a, &q, 100, None);
@@ -466,7 +477,7 @@ mod tests {
             Some(*b"42703"),
         );
         reg.record(b, &analyzer.analyze("SELECT * FROM users"), 50, None);
-        let rows = reg.rows(|_| Arc::new(Catalog::default()), &["public".into()]);
+        let rows = reg.rows(|_| Arc::new(Catalog::default()));
         let email: Vec<&UsageRow> = rows
             .iter()
             .filter(|r| r.column.as_deref() == Some("email"))
@@ -497,7 +508,7 @@ mod tests {
     fn deltas_flush_once_and_stored_totals_become_the_baseline() {
         let reg = UsageRegistry::new(100);
         let analyzer = Analyzer::new(100);
-        let c = reg.client_id(&client("a"));
+        let c = reg.client_id(&client("a"), "");
         let q = analyzer.analyze("SELECT email FROM users");
         reg.record(c, &q, 10, None);
         reg.record(c, &q, 20, Some(*b"42703"));
@@ -519,7 +530,7 @@ mod tests {
             (1, 0, 5),
             "only the unflushed call"
         );
-        let rows = reg.rows(|_| Arc::new(Catalog::default()), &["public".into()]);
+        let rows = reg.rows(|_| Arc::new(Catalog::default()));
         assert_eq!(rows[0].calls, 13);
         // A fresh registry loads the stored totals.
         let fresh = UsageRegistry::new(100);
@@ -535,7 +546,7 @@ mod tests {
         );
         assert!(fresh.deltas().is_empty());
         assert!(fresh
-            .rows(|_| Arc::new(Catalog::default()), &["public".into()])
+            .rows(|_| Arc::new(Catalog::default()))
             .iter()
             .any(|r| r.column.as_deref() == Some("email") && r.calls == 13));
     }
@@ -544,7 +555,7 @@ mod tests {
     fn the_cap_bounds_memory_and_counts_what_is_dropped() {
         let reg = UsageRegistry::new(10);
         let analyzer = Analyzer::new(100);
-        let c = reg.client_id(&client("a"));
+        let c = reg.client_id(&client("a"), "");
         for i in 0..50 {
             reg.record(
                 c,

@@ -40,6 +40,10 @@ pub struct StartupParams {
     pub database: String,
     /// `application_name`, empty when not sent.
     pub application_name: String,
+    /// `search_path` sent as a startup parameter, if any.
+    pub search_path: Option<String>,
+    /// `options` (command-line style `-c name=value` settings), if any.
+    pub options: Option<String>,
 }
 
 impl StartupPacket {
@@ -87,6 +91,8 @@ fn parse_params(mut rest: &[u8]) -> Result<StartupParams, WireError> {
             b"user" => params.user = value,
             b"database" => params.database = value,
             b"application_name" => params.application_name = value,
+            b"search_path" => params.search_path = Some(value),
+            b"options" => params.options = Some(value),
             _ => {}
         }
     }

@@ -168,3 +168,53 @@ async fn sighup_reloads_live_settings_and_refuses_bad_files() {
     );
     first.query_one("SELECT 1", &[]).await.unwrap();
 }
+
+/// Calls of one fingerprint in a SQLite usage store, read straight from the file.
+fn stored_calls(path: &std::path::Path, fingerprint: &str) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row(
+        "SELECT coalesce(sum(calls), 0) FROM ddlguard_usage WHERE fingerprint = ?1",
+        [fingerprint],
+        |r| r.get(0),
+    )
+    .unwrap_or(0)
+}
+
+#[test]
+fn kill_9_loses_at_most_one_flush_interval() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_db("cli_kill9");
+    let dir = workdir("kill9");
+    let store = dir.join("usage.db");
+    let port = free_port();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\nport = {}\ntls = \"disable\"\n\n[usage]\nstore = \"sqlite:{}\"\nflush_interval = \"300ms\"\n\n[admin]\nhttp_listen = \"\"\n",
+        cluster.port,
+        store.display()
+    );
+    let proxy = BinProxy::spawn(&dir, port, &text);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fingerprint = "select $1::int + $2";
+    rt.block_on(async {
+        let conn = format!("host=127.0.0.1 port={port} user=postgres dbname={db} sslmode=disable");
+        let (client, connection) = tokio_postgres::connect(&conn, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        for i in 0..50 {
+            client
+                .simple_query(&format!("SELECT {i}::int + 1"))
+                .await
+                .unwrap();
+        }
+    });
+    // The flusher writes every interval (the wait allows for a loaded
+    // machine); once the calls are in the file, SIGKILL cannot take them:
+    // only calls newer than the last flush are at risk.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stored_calls(&store, fingerprint) < 50 {
+        assert!(Instant::now() < deadline, "not flushed: {}", proxy.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    proxy.signal(libc::SIGKILL);
+    drop(proxy);
+    assert_eq!(stored_calls(&store, fingerprint), 50);
+}

@@ -433,3 +433,75 @@ async fn a_million_distinct_texts_keep_memory_under_the_caps() {
     let growth = rss_kib().saturating_sub(rss_after_warmup);
     assert!(growth < 32 * 1024, "RSS grew by {growth} KiB after warm-up");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unqualified_names_resolve_through_the_sessions_search_path() {
+    let (cluster, db) = setup("usage_search_path").await;
+    let direct = connect(&cluster.direct_conn(&db)).await;
+    direct
+        .batch_execute("CREATE SCHEMA app; CREATE TABLE app.users (id int, email text, nick text);")
+        .await
+        .unwrap();
+    let proxy = TestProxy::start_with(cluster, |c| c.upstream.user = Some("postgres".into())).await;
+    proxy
+        .handle
+        .catalogs()
+        .load_now(&db, &proxy.handle.upstream())
+        .await
+        .unwrap();
+    let conn =
+        |app: &str, extra: &str| format!("{} application_name={app} {extra}", proxy.conn(&db));
+    let email = "SELECT email FROM users WHERE id = $1";
+
+    // The server default ("$user", public): public.users.
+    let plain = connect(&conn("sp_default", "")).await;
+    plain.query(email, &[&1i32]).await.unwrap();
+    // From the startup packet's options.
+    let opts = connect(&conn("sp_options", "options='-c search_path=app'")).await;
+    opts.query(email, &[&1i32]).await.unwrap();
+    // SET, then RESET, in one session.
+    let set = connect(&conn("sp_set", "")).await;
+    set.batch_execute("SET search_path TO app, public")
+        .await
+        .unwrap();
+    set.query(email, &[&1i32]).await.unwrap();
+    set.batch_execute("RESET search_path").await.unwrap();
+    set.query("SELECT email FROM users", &[]).await.unwrap();
+    // SET LOCAL lasts until the transaction ends.
+    let local = connect(&conn("sp_local", "")).await;
+    for sql in [
+        "BEGIN",
+        "SET LOCAL search_path = 'app'",
+        "SELECT nick FROM users",
+        "COMMIT",
+    ] {
+        local.batch_execute(sql).await.unwrap();
+    }
+    local.query("SELECT email FROM users", &[]).await.unwrap();
+
+    let rows = proxy.handle.usage_rows();
+    let schema_of = |app: &str, fingerprint: &str| -> Vec<String> {
+        let mut found: Vec<String> = rows
+            .iter()
+            .filter(|r| {
+                r.client.application_name == app
+                    && r.fingerprint == fingerprint
+                    && r.column.is_some()
+            })
+            .map(|r| format!("{}.{}", r.schema, r.table))
+            .collect();
+        found.dedup();
+        found
+    };
+    let by_id = "select email from users where id = $1";
+    let all = "select email from users";
+    assert_eq!(schema_of("sp_default", by_id), ["public.users"]);
+    assert_eq!(schema_of("sp_options", by_id), ["app.users"]);
+    assert_eq!(schema_of("sp_set", by_id), ["app.users"]);
+    assert_eq!(schema_of("sp_set", all), ["public.users"], "after RESET");
+    assert_eq!(
+        schema_of("sp_local", "select nick from users"),
+        ["app.users"]
+    );
+    assert_eq!(schema_of("sp_local", all), ["public.users"], "after COMMIT");
+}

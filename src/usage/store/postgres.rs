@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS ddlguard_usage (
     user_name text NOT NULL,
     database_name text NOT NULL,
     client_addr text NOT NULL,
+    search_path text NOT NULL DEFAULT '',
     fingerprint_id bigint NOT NULL,
     fingerprint text NOT NULL,
     calls bigint NOT NULL,
@@ -22,17 +23,30 @@ CREATE TABLE IF NOT EXISTS ddlguard_usage (
     first_seen_ms bigint NOT NULL,
     last_seen_ms bigint NOT NULL,
     error_codes jsonb NOT NULL DEFAULT '{}',
-    PRIMARY KEY (application_name, user_name, database_name, client_addr, fingerprint_id)
+    PRIMARY KEY (application_name, user_name, database_name, client_addr, search_path, fingerprint_id)
 );
+-- Tables created before search_path was part of the key: rows keep the default path.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'ddlguard_usage'
+                     AND column_name = 'search_path') THEN
+        ALTER TABLE ddlguard_usage ADD COLUMN search_path text NOT NULL DEFAULT '';
+        ALTER TABLE ddlguard_usage DROP CONSTRAINT ddlguard_usage_pkey;
+        ALTER TABLE ddlguard_usage ADD PRIMARY KEY
+            (application_name, user_name, database_name, client_addr, search_path, fingerprint_id);
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS ddlguard_usage_last_seen ON ddlguard_usage (last_seen_ms);
 COMMIT;
 ";
 
 /// Upsert adding increments; error counts are summed per SQLSTATE in jsonb.
 const UPSERT: &str = "
-INSERT INTO ddlguard_usage AS u VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-    (SELECT coalesce(jsonb_object_agg(k, v::bigint), '{}') FROM json_each_text($13::text::json) AS e(k, v)))
-ON CONFLICT (application_name, user_name, database_name, client_addr, fingerprint_id) DO UPDATE SET
+INSERT INTO ddlguard_usage AS u (application_name, user_name, database_name, client_addr, fingerprint_id,
+    fingerprint, calls, errors, total_us, max_us, first_seen_ms, last_seen_ms, error_codes, search_path)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+    (SELECT coalesce(jsonb_object_agg(k, v::bigint), '{}') FROM json_each_text($13::text::json) AS e(k, v)), $14)
+ON CONFLICT (application_name, user_name, database_name, client_addr, search_path, fingerprint_id) DO UPDATE SET
     calls = u.calls + excluded.calls,
     errors = u.errors + excluded.errors,
     total_us = u.total_us + excluded.total_us,
@@ -113,6 +127,7 @@ impl PostgresStore {
                     &(d.first_seen_ms as i64),
                     &(d.last_seen_ms as i64),
                     &codes,
+                    &d.search_path,
                 ],
             )
             .await
@@ -128,7 +143,8 @@ impl PostgresStore {
             .query(
                 "SELECT application_name, user_name, database_name, client_addr, fingerprint_id, fingerprint,
                         calls, errors, total_us, max_us, first_seen_ms, last_seen_ms,
-                        (SELECT coalesce(string_agg(k || ':' || v, ',' ORDER BY k), '') FROM jsonb_each_text(error_codes) AS e(k, v))
+                        (SELECT coalesce(string_agg(k || ':' || v, ',' ORDER BY k), '') FROM jsonb_each_text(error_codes) AS e(k, v)),
+                        search_path
                  FROM ddlguard_usage WHERE last_seen_ms >= $1",
                 &[&(since_ms as i64)],
             )
@@ -153,6 +169,7 @@ impl PostgresStore {
                     first_seen_ms: r.try_get::<_, i64>(10)? as u64,
                     last_seen_ms: r.try_get::<_, i64>(11)? as u64,
                     error_codes: decode_codes(&r.try_get::<_, String>(12)?),
+                    search_path: r.try_get(13)?,
                 })
             })
             .collect::<Result<Vec<_>, _>>()

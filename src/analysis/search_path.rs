@@ -1,0 +1,362 @@
+//! The session's `search_path`: how `SET`/`RESET` statements and the
+//! startup packet change it, and its canonical text form.
+//!
+//! Postgres does not report `search_path` to the client (it is not a
+//! `GUC_REPORT` setting before version 18), so the proxy follows the
+//! statements that change it. Unqualified names are resolved through it
+//! (DESIGN section 5). A change applies to the messages sent after the
+//! one that made it: a multi-statement simple Query is one analysis, so a
+//! `SET search_path` inside it does not re-resolve its own other statements.
+
+/// A change to the session's `search_path` made by one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchPathChange {
+    /// `SET [SESSION] search_path ...`: the new list of schemas.
+    Set(Vec<String>),
+    /// `SET LOCAL search_path ...`: until the transaction ends.
+    Local(Vec<String>),
+    /// `RESET search_path`, `RESET ALL`, `DISCARD ALL`,
+    /// `SET search_path TO DEFAULT`: back to the server's default.
+    Reset,
+}
+
+/// Cheap test on a fingerprint: could this statement change `search_path`?
+/// Only then is the raw text parsed by [`parse_change`].
+pub fn may_change(fingerprint: &str) -> bool {
+    (fingerprint.starts_with("set ") && fingerprint.contains("search_path"))
+        || fingerprint.starts_with("reset ")
+        || fingerprint.starts_with("discard all")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    /// Unquoted word, folded to lower case.
+    Word(String),
+    /// `"Quoted"` identifier, case kept.
+    Ident(String),
+    /// `'string'` literal.
+    Str(String),
+    Punct(char),
+}
+
+fn tokens(sql: &str) -> Vec<Token> {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '-' && chars.get(i + 1) == Some(&'-') {
+            // A line comment: skip to its end.
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '"' || c == '\'' {
+            i += 1;
+            let mut s = String::new();
+            while let Some(&d) = chars.get(i) {
+                i += 1;
+                if d != c {
+                    s.push(d);
+                } else if chars.get(i) == Some(&c) {
+                    s.push(c);
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            out.push(if c == '"' {
+                Token::Ident(s)
+            } else {
+                Token::Str(s)
+            });
+        } else if c.is_alphanumeric() || c == '_' || c == '$' {
+            let mut s = String::new();
+            while let Some(&d) = chars.get(i) {
+                if !(d.is_alphanumeric() || d == '_' || d == '$') {
+                    break;
+                }
+                s.extend(d.to_lowercase());
+                i += 1;
+            }
+            out.push(Token::Word(s));
+        } else {
+            out.push(Token::Punct(c));
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Splits a list setting's text the way Postgres' `SplitIdentifierString`
+/// does: comma separated, unquoted names folded to lower case, `"..."`
+/// kept as written.
+pub fn split_list(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for t in tokens(text) {
+        match t {
+            Token::Word(w) => current.get_or_insert_with(String::new).push_str(&w),
+            Token::Ident(i) => current.get_or_insert_with(String::new).push_str(&i),
+            Token::Punct(',') => {
+                if let Some(c) = current.take() {
+                    out.push(c);
+                }
+            }
+            Token::Str(_) | Token::Punct(_) => {}
+        }
+    }
+    if let Some(c) = current {
+        out.push(c);
+    }
+    out
+}
+
+/// Parses a statement that may change `search_path`; `None` when it does
+/// not (another setting, or not a SET at all).
+pub fn parse_change(sql: &str) -> Option<SearchPathChange> {
+    let toks = tokens(sql);
+    let word = |i: usize| match toks.get(i) {
+        Some(Token::Word(w)) => Some(w.as_str()),
+        _ => None,
+    };
+    match word(0)? {
+        "reset" => match word(1)? {
+            "search_path" | "all" => Some(SearchPathChange::Reset),
+            _ => None,
+        },
+        "discard" => (word(1)? == "all").then_some(SearchPathChange::Reset),
+        "set" => {
+            let (local, mut i) = match word(1)? {
+                "local" => (true, 2),
+                "session" => (false, 2),
+                _ => (false, 1),
+            };
+            if word(i)? != "search_path" {
+                return None;
+            }
+            i += 1;
+            match toks.get(i) {
+                Some(Token::Word(w)) if w == "to" => i += 1,
+                Some(Token::Punct('=')) => i += 1,
+                _ => return None,
+            }
+            if word(i) == Some("default") {
+                return Some(SearchPathChange::Reset);
+            }
+            let mut schemas = Vec::new();
+            for t in &toks[i..] {
+                match t {
+                    Token::Word(w) => schemas.push(w.clone()),
+                    Token::Ident(s) => schemas.push(s.clone()),
+                    // A string holds a list itself: 'a, b' is two schemas.
+                    Token::Str(s) => schemas.extend(split_list(s)),
+                    Token::Punct(',') => {}
+                    Token::Punct(_) => break,
+                }
+            }
+            Some(if local {
+                SearchPathChange::Local(schemas)
+            } else {
+                SearchPathChange::Set(schemas)
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The `search_path` a startup packet sets: a `search_path` parameter, or
+/// `-c search_path=...` / `--search_path=...` in `options`.
+pub fn from_startup(search_path: Option<&str>, options: Option<&str>) -> Option<Vec<String>> {
+    if let Some(p) = search_path {
+        return Some(split_list(p));
+    }
+    let options = options?;
+    // Options are whitespace separated; `\ ` escapes a space.
+    let mut args = Vec::new();
+    let mut cur = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            c if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    args.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        args.push(cur);
+    }
+    let mut found = None;
+    let mut i = 0;
+    while i < args.len() {
+        let setting = if args[i] == "-c" {
+            i += 1;
+            args.get(i).map(String::as_str)
+        } else if let Some(rest) = args[i].strip_prefix("--") {
+            Some(rest)
+        } else {
+            args[i].strip_prefix("-c")
+        };
+        if let Some((k, v)) = setting.and_then(|s| s.split_once('=')) {
+            if k.replace('-', "_") == "search_path" {
+                found = Some(split_list(v));
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
+/// Canonical text of a list (as `SHOW search_path` prints it): names that
+/// need quotes are quoted, joined by ", ". Empty means the server default.
+pub fn canonical(schemas: &[String]) -> String {
+    schemas
+        .iter()
+        .map(|s| {
+            let plain = !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+                && !s.starts_with(|c: char| c.is_ascii_digit());
+            if plain {
+                s.clone()
+            } else {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The schemas to search for a session of `user` whose path is `canonical`
+/// text ("" for the server default, `"$user", public`). `$user` names the
+/// login's own schema and, as in Postgres, counts only when that schema
+/// exists (`schema_exists`).
+pub fn effective(
+    canonical_text: &str,
+    user: &str,
+    schema_exists: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let list = if canonical_text.is_empty() {
+        vec!["$user".to_string(), "public".to_string()]
+    } else {
+        split_list(canonical_text)
+    };
+    list.into_iter()
+        .filter_map(|s| {
+            if s != "$user" {
+                Some(s)
+            } else if schema_exists(user) {
+                Some(user.to_string())
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(v: &[&str]) -> Option<SearchPathChange> {
+        Some(SearchPathChange::Set(
+            v.iter().map(|s| s.to_string()).collect(),
+        ))
+    }
+
+    #[test]
+    fn set_statements_in_their_spellings() {
+        assert_eq!(
+            parse_change("SET search_path TO app, public"),
+            set(&["app", "public"])
+        );
+        assert_eq!(
+            parse_change("set SESSION search_path = \"App\",public;"),
+            set(&["App", "public"])
+        );
+        assert_eq!(
+            parse_change("SET search_path = 'app, \"X\"'"),
+            set(&["app", "X"])
+        );
+        assert_eq!(
+            parse_change("SET search_path TO \"$user\", public"),
+            set(&["$user", "public"])
+        );
+        assert_eq!(
+            parse_change("SET LOCAL search_path TO app"),
+            Some(SearchPathChange::Local(vec!["app".into()]))
+        );
+        assert_eq!(
+            parse_change("SET search_path TO DEFAULT"),
+            Some(SearchPathChange::Reset)
+        );
+        assert_eq!(
+            parse_change("RESET search_path"),
+            Some(SearchPathChange::Reset)
+        );
+        assert_eq!(parse_change("reset all"), Some(SearchPathChange::Reset));
+        assert_eq!(parse_change("DISCARD ALL"), Some(SearchPathChange::Reset));
+        assert_eq!(parse_change("SET statement_timeout = 5"), None);
+        assert_eq!(parse_change("RESET statement_timeout"), None);
+        assert_eq!(parse_change("SELECT 1"), None);
+    }
+
+    #[test]
+    fn cheap_prefilter_lets_every_change_through() {
+        for sql in [
+            "set search_path to $1",
+            "set local search_path = app",
+            "reset search_path",
+            "reset all",
+            "discard all",
+        ] {
+            assert!(may_change(sql), "{sql}");
+        }
+        assert!(!may_change("select * from search_path"));
+        assert!(!may_change("set application_name = $1"));
+    }
+
+    #[test]
+    fn startup_parameters_and_options() {
+        assert_eq!(
+            from_startup(Some("app,public"), None),
+            Some(vec!["app".into(), "public".into()])
+        );
+        assert_eq!(
+            from_startup(None, Some("-c search_path=app,public -c work_mem=4MB")),
+            Some(vec!["app".into(), "public".into()])
+        );
+        assert_eq!(
+            from_startup(None, Some("--search-path=Sales")),
+            Some(vec!["sales".into()])
+        );
+        assert_eq!(from_startup(None, Some("-c work_mem=4MB")), None);
+        assert_eq!(from_startup(None, None), None);
+    }
+
+    #[test]
+    fn canonical_text_round_trips_and_user_expands() {
+        let list = vec![
+            "app".to_string(),
+            "Mixed Case".to_string(),
+            "$user".to_string(),
+        ];
+        let text = canonical(&list);
+        assert_eq!(text, "app, \"Mixed Case\", $user");
+        assert_eq!(split_list(&text), list);
+        assert_eq!(
+            effective(&text, "alice", |_| true),
+            vec!["app", "Mixed Case", "alice"]
+        );
+        assert_eq!(effective("", "bob", |s| s == "bob"), vec!["bob", "public"]);
+        assert_eq!(effective("", "bob", |_| false), vec!["public"]);
+    }
+}
