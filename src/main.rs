@@ -138,6 +138,10 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let log = ddlguard::logging::init(&config.log.level);
     let server = Server::bind(config).await.context("starting ddlguard")?;
     let handle = server.handle();
+    handle.set_config_file(
+        path.clone(),
+        Box::new(move |level: &str| log.set_level(level)),
+    );
     let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -146,18 +150,11 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let signals = async {
         loop {
             tokio::select! {
-                _ = hup.recv() => match Config::load(&path) {
-                    Ok(config) => {
-                        let level = config.log.level.clone();
-                        match handle.reload(config) {
-                            Ok(restart) => {
-                                log.set_level(&level);
-                                info!(file = %path.display(), "configuration reloaded");
-                                for key in restart {
-                                    warn!("{key} changed: takes effect after a restart");
-                                }
-                            }
-                            Err(e) => error!("reload refused, keeping the old settings: {e}"),
+                _ = hup.recv() => match handle.reload_from_file() {
+                    Ok(restart) => {
+                        info!(file = %path.display(), "configuration reloaded");
+                        for key in restart {
+                            warn!("{key} changed: takes effect after a restart");
                         }
                     }
                     Err(e) => error!("reload refused, keeping the old settings: {e}"),

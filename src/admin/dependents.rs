@@ -26,6 +26,12 @@ pub struct Dependent {
     pub first_seen: String,
     /// Last such execution, RFC 3339.
     pub last_seen: String,
+    /// First such execution, ms since the Unix epoch.
+    #[serde(skip)]
+    pub first_seen_ms: u64,
+    /// Last such execution, ms since the Unix epoch.
+    #[serde(skip)]
+    pub last_seen_ms: u64,
     /// A fingerprint of such a statement (the most executed one).
     pub fingerprint: String,
 }
@@ -97,7 +103,7 @@ fn matches(row: &UsageRow, target: &Target) -> Option<Dependency> {
 pub fn dependents(rows: &[UsageRow], target: &Target, since_ms: u64) -> Vec<Dependent> {
     struct Acc {
         explicit: bool,
-        calls_by_fp: BTreeMap<u64, (u64, String)>,
+        calls_by_fp: BTreeMap<(u64, String), (u64, String)>,
         first: u64,
         last: u64,
     }
@@ -120,9 +126,10 @@ pub fn dependents(rows: &[UsageRow], target: &Target, since_ms: u64) -> Vec<Depe
             last: 0,
         });
         acc.explicit |= dep == Dependency::Explicit;
-        // One statement shape may name several columns: count its calls once.
+        // One statement shape may name several columns: count its calls
+        // once (per search_path it ran under: those are separate entries).
         acc.calls_by_fp
-            .entry(row.fingerprint_id)
+            .entry((row.fingerprint_id, row.search_path.clone()))
             .or_insert((row.calls, row.fingerprint.clone()));
         acc.first = acc.first.min(row.first_seen_ms);
         acc.last = acc.last.max(row.last_seen_ms);
@@ -145,6 +152,8 @@ pub fn dependents(rows: &[UsageRow], target: &Target, since_ms: u64) -> Vec<Depe
                 calls: acc.calls_by_fp.values().map(|(c, _)| c).sum(),
                 first_seen: rfc3339(acc.first),
                 last_seen: rfc3339(acc.last),
+                first_seen_ms: acc.first,
+                last_seen_ms: acc.last,
                 fingerprint: sample,
             }
         })

@@ -1,7 +1,10 @@
-//! The HTTP API on `[admin] http_listen`: /healthz, /readyz and the JSON
-//! reports under /api/v1 (bearer token when `http_token_env` is set).
+//! The HTTP API on `[admin] http_listen`: /healthz, /readyz, /metrics and
+//! the JSON of every console report under /api/v1 (bearer token when
+//! `http_token_env` is set; /metrics holds no statement text and stays open
+//! for scrapers).
 
-use super::dependents::{dependents, Target};
+use super::dependents::Target;
+use super::report::{self, Report};
 use crate::proxy::ServerHandle;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -29,9 +32,16 @@ pub async fn serve(listener: TcpListener, state: HttpState) {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/api/v1/dependents", get(api_dependents))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/clients", get(api_clients))
+        .route("/api/v1/tables", get(api_tables))
         .route("/api/v1/usage", get(api_usage))
+        .route("/api/v1/dependents", get(api_dependents))
+        .route("/api/v1/queries", get(api_queries))
         .route("/api/v1/errors", get(api_errors))
+        .route("/api/v1/ddl", get(api_ddl))
+        .route("/api/v1/rules", get(api_rules))
+        .route("/api/v1/config", get(api_config))
         .with_state(Arc::new(state));
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("HTTP server stopped: {e}");
@@ -83,7 +93,7 @@ async fn readyz(State(st): State<Arc<HttpState>>) -> Response {
 }
 
 #[derive(Deserialize)]
-struct DependentsQuery {
+struct ReportQuery {
     table: Option<String>,
     column: Option<String>,
     since: Option<String>,
@@ -91,144 +101,119 @@ struct DependentsQuery {
 
 fn since_ms(since: Option<&str>, window: Duration) -> Result<u64, Refusal> {
     let span = match since {
-        Some(s) => humantime::parse_duration(s.trim()).map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid since {s:?} ({e}); write e.g. 30m, 1h, 7d"),
-            )
-        })?,
+        Some(s) => crate::admin::command::parse_interval(s)
+            .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid since {s:?}: {e}")))?,
         None => window,
     };
     let now = crate::usage::now_ms();
     Ok(now.saturating_sub(span.as_millis() as u64))
 }
 
+/// `table` (optionally `schema.table`) and `column` from the query string.
+fn target_of(q: &ReportQuery) -> Option<Target> {
+    q.table
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .map(|t| Target::new(t, q.column.as_deref()))
+}
+
+/// Answers with a report as JSON after the token check.
+fn answer(
+    st: &HttpState,
+    headers: &HeaderMap,
+    build: impl FnOnce() -> Result<Report, Refusal>,
+) -> Response {
+    if let Err(r) = authorized(st, headers) {
+        return r.into_response();
+    }
+    match build() {
+        Ok(report) => Json(report.to_json()).into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::admin::metrics::render(&st.handle),
+    )
+        .into_response()
+}
+
+async fn api_clients(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+    answer(&st, &headers, || Ok(report::clients(&st.handle)))
+}
+
+async fn api_tables(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+    answer(&st, &headers, || Ok(report::tables(&st.handle)))
+}
+
+async fn api_usage(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    answer(&st, &headers, || {
+        Ok(report::usage(&st.handle, target_of(&q).as_ref()))
+    })
+}
+
 async fn api_dependents(
     State(st): State<Arc<HttpState>>,
     headers: HeaderMap,
-    Query(q): Query<DependentsQuery>,
+    Query(q): Query<ReportQuery>,
 ) -> Response {
-    if let Err(r) = authorized(&st, &headers) {
-        return r.into_response();
-    }
-    let Some(table) = q.table.filter(|t| !t.is_empty()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "missing table: /api/v1/dependents?table=users&column=email&since=1h",
-        )
-        .into_response();
-    };
-    let since = match since_ms(q.since.as_deref(), st.window) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
-    let target = Target::new(&table, q.column.as_deref());
-    Json(dependents(&st.handle.usage_rows(), &target, since)).into_response()
+    answer(&st, &headers, || {
+        let target = target_of(&q).ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "missing table: /api/v1/dependents?table=users&column=email&since=1h",
+            )
+        })?;
+        let since = since_ms(q.since.as_deref(), st.window)?;
+        Ok(report::dependents(&st.handle, &target, since))
+    })
 }
 
-#[derive(Serialize)]
-struct UsageJson {
-    application_name: String,
-    user: String,
-    database: String,
-    client_addr: String,
-    schema: String,
-    table: String,
-    column: Option<String>,
-    mode: &'static str,
-    dependency: &'static str,
-    fingerprint: String,
-    calls: u64,
-    errors: u64,
-    error_codes: Vec<(String, u64)>,
-    mean_us: u64,
-    max_us: u64,
+async fn api_queries(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    answer(&st, &headers, || {
+        Ok(report::queries(&st.handle, target_of(&q).as_ref()))
+    })
 }
 
-async fn api_usage(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&st, &headers) {
-        return r.into_response();
-    }
-    let rows: Vec<UsageJson> = st
-        .handle
-        .usage_rows()
-        .into_iter()
-        .map(|r| UsageJson {
-            application_name: r.client.application_name,
-            user: r.client.user,
-            database: r.client.database,
-            client_addr: r.client.client_addr,
-            schema: r.schema,
-            table: r.table,
-            column: r.column,
-            mode: match r.mode {
-                crate::analysis::Mode::Read => "read",
-                crate::analysis::Mode::Write => "write",
-            },
-            dependency: r.dependency.as_str(),
-            fingerprint: r.fingerprint,
-            calls: r.calls,
-            errors: r.errors,
-            error_codes: r.error_codes,
-            mean_us: r.total_us.checked_div(r.calls).unwrap_or(0),
-            max_us: r.max_us,
-        })
-        .collect();
-    Json(rows).into_response()
-}
-
-#[derive(Deserialize)]
-struct SinceQuery {
-    since: Option<String>,
-}
-
-/// One client's failing statement shape and SQLSTATE.
-#[derive(Serialize)]
-struct ErrorJson {
-    application_name: String,
-    user: String,
-    database: String,
-    client_addr: String,
-    fingerprint: String,
-    sqlstate: String,
-    count: u64,
-    calls: u64,
-    last_seen: String,
-}
-
-/// Errors by client x fingerprint x SQLSTATE of statements run since `since`
-/// (default: the window): after a migration, 42703 and 42P01 show who broke.
+/// Errors by client x fingerprint x SQLSTATE since `since` (default: the
+/// window): after a migration, 42703 and 42P01 show who broke.
 async fn api_errors(
     State(st): State<Arc<HttpState>>,
     headers: HeaderMap,
-    Query(q): Query<SinceQuery>,
+    Query(q): Query<ReportQuery>,
 ) -> Response {
-    if let Err(r) = authorized(&st, &headers) {
-        return r.into_response();
-    }
-    let since = match since_ms(q.since.as_deref(), st.window) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
-    let mut out: Vec<ErrorJson> = Vec::new();
-    for r in st.handle.usage().statements() {
-        if r.errors == 0 || r.last_seen_ms < since {
-            continue;
-        }
-        for (code, n) in &r.error_codes {
-            out.push(ErrorJson {
-                application_name: r.client.application_name.clone(),
-                user: r.client.user.clone(),
-                database: r.client.database.clone(),
-                client_addr: r.client.client_addr.clone(),
-                fingerprint: r.fingerprint.clone(),
-                sqlstate: code.clone(),
-                count: *n,
-                calls: r.calls,
-                last_seen: super::dependents::rfc3339(r.last_seen_ms),
-            });
-        }
-    }
-    out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
-    Json(out).into_response()
+    answer(&st, &headers, || {
+        let since = since_ms(q.since.as_deref(), st.window)?;
+        Ok(report::errors(&st.handle, since))
+    })
+}
+
+async fn api_ddl(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+    answer(&st, &headers, || Ok(report::ddl(&st.handle)))
+}
+
+async fn api_rules(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+    answer(&st, &headers, || Ok(report::rules()))
+}
+
+async fn api_config(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+    answer(&st, &headers, || {
+        Ok(report::config(
+            &st.handle.config(),
+            st.handle.config_file().as_deref(),
+        ))
+    })
 }

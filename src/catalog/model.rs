@@ -54,6 +54,11 @@ impl Catalog {
         Catalog { tables, schemas }
     }
 
+    /// The relation `schema.name`, if the snapshot has it.
+    pub fn table(&self, schema: &str, name: &str) -> Option<&Table> {
+        self.tables.get(&(schema.to_string(), name.to_string()))
+    }
+
     /// True when some relation of the snapshot lives in `schema`.
     pub fn has_schema(&self, schema: &str) -> bool {
         self.schemas.contains(schema)

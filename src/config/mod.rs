@@ -37,19 +37,44 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
-    /// HTTP address for /healthz, /readyz and /api/v1/...; `""` turns HTTP off.
+    /// The database name that opens the admin console on the proxy's own
+    /// port (`psql -h 127.0.0.1 -p 6432 -U admin ddlguard`); never relayed.
+    pub database: String,
+    /// HTTP address for /metrics, /healthz, /readyz and /api/v1/...; `""`
+    /// turns HTTP off.
     #[serde(with = "optional_addr")]
     pub http_listen: Option<SocketAddr>,
-    /// When set, /api/v1 needs `Authorization: Bearer <value of this variable>`.
+    /// When set, /api/v1 and /metrics need `Authorization: Bearer <value of
+    /// this variable>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_token_env: Option<String>,
+    /// `[[admin.users]]`: who may log in to the console (SCRAM-SHA-256).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<AdminUser>,
+}
+
+/// One `[[admin.users]]` entry.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUser {
+    /// Login name.
+    pub name: String,
+    /// A SCRAM-SHA-256 verifier as Postgres stores it
+    /// (`SCRAM-SHA-256$4096:salt$StoredKey:ServerKey`), never plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Or: the environment variable holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
+            database: "ddlguard".into(),
             http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9187))),
             http_token_env: None,
+            users: Vec::new(),
         }
     }
 }
@@ -319,6 +344,40 @@ impl Config {
                 })?;
             }
             (None, None) => {}
+        }
+        if self.admin.database.trim().is_empty() {
+            return Err((
+                "admin",
+                "database",
+                "must not be empty: clients ask for it to open the admin console".into(),
+            ));
+        }
+        for user in &self.admin.users {
+            if user.name.is_empty() {
+                return Err(("admin.users", "name", "must not be empty".into()));
+            }
+            match (&user.password, &user.password_env) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err((
+                        "admin.users",
+                        "name",
+                        format!(
+                            "user {:?}: set exactly one of password (a SCRAM-SHA-256 verifier) or password_env",
+                            user.name
+                        ),
+                    ))
+                }
+                (Some(verifier), None) => {
+                    crate::admin::console::auth::parse_verifier(verifier).map_err(|e| {
+                        (
+                            "admin.users",
+                            "password",
+                            format!("user {:?}: {e}", user.name),
+                        )
+                    })?;
+                }
+                (None, Some(_)) => {}
+            }
         }
         if self.usage.flush_interval.0 < Duration::from_millis(100) {
             return Err(("usage", "flush_interval", "must be at least 100ms".into()));

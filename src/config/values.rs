@@ -80,11 +80,11 @@ impl<'de> Deserialize<'de> for ByteSize {
 impl Serialize for ByteSize {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let n = self.0;
-        let text = if n % (1 << 30) == 0 && n > 0 {
+        let text = if n.is_multiple_of(1 << 30) && n > 0 {
             format!("{}GB", n >> 30)
-        } else if n % (1 << 20) == 0 && n > 0 {
+        } else if n.is_multiple_of(1 << 20) && n > 0 {
             format!("{}MB", n >> 20)
-        } else if n % (1 << 10) == 0 && n > 0 {
+        } else if n.is_multiple_of(1 << 10) && n > 0 {
             format!("{}kB", n >> 10)
         } else {
             format!("{n}B")

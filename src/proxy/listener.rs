@@ -23,6 +23,20 @@ pub enum ServeError {
     Tls(#[from] TlsError),
 }
 
+/// Why a reload from the configuration file did not happen.
+#[derive(Debug, Error)]
+pub enum ReloadError {
+    /// The proxy was started without a file (embedded in a test or program).
+    #[error("the proxy was not started from a configuration file")]
+    NoFile,
+    /// The file is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Its TLS material is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
 /// A bound, not yet running proxy.
 pub struct Server {
     listener: TcpListener,
@@ -201,6 +215,79 @@ impl ServerHandle {
         self.usage().rows(|db| catalogs.get(db))
     }
 
+    /// A handle on existing shared state (the admin console's sessions).
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> ServerHandle {
+        ServerHandle { shared }
+    }
+
+    /// Who each authenticated relayed session is, now.
+    pub fn live_sessions(&self) -> Vec<crate::usage::ClientIdentity> {
+        self.shared.live.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// The DDL statements that passed through.
+    pub fn ddl_log(&self) -> Arc<crate::usage::DdlLog> {
+        self.shared.tracking.ddl.clone()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Config {
+        self.shared.settings().config.clone()
+    }
+
+    /// Counters of the proxy itself (sessions, protocol surprises).
+    pub fn counters(&self) -> &super::shared::Counters {
+        &self.shared.counters
+    }
+
+    /// Bytes relayed, each way.
+    pub fn traffic(&self) -> Arc<super::Traffic> {
+        self.shared.traffic.clone()
+    }
+
+    /// Remembers the file the proxy was started from, so that `RELOAD` in
+    /// the admin console (and SIGHUP) can read it again; `set_log_level`
+    /// applies `[log] level` after a reload.
+    pub fn set_config_file(
+        &self,
+        path: std::path::PathBuf,
+        set_log_level: Box<dyn Fn(&str) + Send + Sync>,
+    ) {
+        let source = super::shared::ReloadSource {
+            path,
+            set_log_level,
+        };
+        match self.shared.reload_source.write() {
+            Ok(mut s) => *s = Some(source),
+            Err(p) => *p.into_inner() = Some(source),
+        }
+    }
+
+    /// The configuration file, when the proxy was started from one.
+    pub fn config_file(&self) -> Option<std::path::PathBuf> {
+        let source = match self.shared.reload_source.read() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        source.as_ref().map(|s| s.path.clone())
+    }
+
+    /// Reads the configuration file again and applies it (SIGHUP, RELOAD).
+    /// Returns the changed keys that need a restart; a bad file changes
+    /// nothing.
+    pub fn reload_from_file(&self) -> Result<Vec<&'static str>, ReloadError> {
+        let source = match self.shared.reload_source.read() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let source = source.as_ref().ok_or(ReloadError::NoFile)?;
+        let config = Config::load(&source.path)?;
+        let level = config.log.level.clone();
+        let restart = self.reload(config)?;
+        (source.set_log_level)(&level);
+        Ok(restart)
+    }
+
     /// The analysis cache and its hit/miss counters.
     pub fn analyzer(&self) -> Arc<crate::analysis::Analyzer> {
         self.shared.tracking.analyzer.clone()
@@ -225,6 +312,12 @@ impl ServerHandle {
         }
         if old.config.usage.analysis_cache != config.usage.analysis_cache {
             restart.push("usage.analysis_cache");
+        }
+        if old.config.admin.http_listen != config.admin.http_listen {
+            restart.push("admin.http_listen");
+        }
+        if old.config.admin.http_token_env != config.admin.http_token_env {
+            restart.push("admin.http_token_env");
         }
         let settings = Settings::new(config)?;
         self.shared.replace_settings(settings);

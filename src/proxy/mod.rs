@@ -4,10 +4,11 @@ mod handshake;
 mod listener;
 mod relay;
 mod session;
-mod shared;
+pub(crate) mod shared;
 pub mod stream;
 pub mod tls;
 pub mod tracker;
 pub mod upstream;
 
-pub use listener::{ServeError, Server, ServerHandle};
+pub use listener::{ReloadError, ServeError, Server, ServerHandle};
+pub use relay::Traffic;

@@ -14,6 +14,8 @@ use bytes::{Buf, BytesMut};
 use std::future::Future;
 use std::io;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWrite};
@@ -116,6 +118,17 @@ pub struct Relay {
     draining: bool,
     /// Statement tracking and usage recording, when `[usage] enabled`.
     pub tracker: Option<Tracker>,
+    /// Bytes relayed, shared by all sessions (for metrics).
+    pub traffic: Arc<Traffic>,
+}
+
+/// Bytes relayed by all sessions, each way.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Bytes read from clients.
+    pub from_clients: AtomicU64,
+    /// Bytes read from the upstream.
+    pub from_server: AtomicU64,
 }
 
 impl Relay {
@@ -147,6 +160,7 @@ impl Relay {
             backend_key: None,
             draining: false,
             tracker: None,
+            traffic: Arc::default(),
         }
     }
 
@@ -170,7 +184,10 @@ impl Relay {
                         self.from_client.eof = true;
                         progress = true;
                     }
-                    Poll::Ready(Ok(_)) => {
+                    Poll::Ready(Ok(n)) => {
+                        self.traffic
+                            .from_clients
+                            .fetch_add(n as u64, Ordering::Relaxed);
                         if let Err(e) = self.scan_client(Instant::now()) {
                             return Poll::Ready(RelayEnd::Protocol(e));
                         }
@@ -186,7 +203,10 @@ impl Relay {
                         self.from_server.eof = true;
                         progress = true;
                     }
-                    Poll::Ready(Ok(_)) => {
+                    Poll::Ready(Ok(n)) => {
+                        self.traffic
+                            .from_server
+                            .fetch_add(n as u64, Ordering::Relaxed);
                         self.scan_server(Instant::now());
                         progress = true;
                     }

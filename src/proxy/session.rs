@@ -41,9 +41,13 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, guard: S
     async move {
         let settings = shared.settings();
         let limit = settings.config.server.startup_timeout.0;
-        let started = timeout(limit, start(tcp, &settings, &shared)).await;
+        let started = timeout(limit, start(tcp, &settings, &shared, guard.id)).await;
         let (relay, upstream, _slot) = match started {
-            Ok(Ok(Some(ready))) => ready,
+            Ok(Ok(Some(Begin::Relay(relay, upstream, slot)))) => (*relay, upstream, slot),
+            Ok(Ok(Some(Begin::Console { client, raw, peer }))) => {
+                crate::admin::console::serve(client, raw, peer, &settings, &shared).await;
+                return;
+            }
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {
                 match &e {
@@ -72,18 +76,31 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, guard: S
     .await
 }
 
+/// What a connection becomes once its startup packet is read.
+enum Begin {
+    /// A relayed session, authenticated by the upstream.
+    Relay(Box<Relay>, Arc<Upstream>, ClientSlot),
+    /// The admin console (`[admin] database`), served by the proxy itself.
+    Console {
+        client: Stream,
+        raw: Vec<u8>,
+        peer: SocketAddr,
+    },
+}
+
 /// Opening, limit check, upstream connection and authentication.
 /// `Ok(None)` means the connection was fully handled (cancel, refusal).
 async fn start(
     tcp: TcpStream,
     settings: &Settings,
     shared: &Arc<Shared>,
-) -> Result<Option<(Relay, Arc<Upstream>, ClientSlot)>, StartupError> {
+    session_id: u64,
+) -> Result<Option<Begin>, StartupError> {
     let _ = tcp.set_nodelay(true);
-    let peer_ip = tcp
+    let peer = tcp
         .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let peer_ip = peer.ip().to_string();
     let (mut client, raw, params) = match handshake::open(tcp, settings.acceptor.as_ref()).await? {
         Opening::Cancel(key) => {
             forward_cancel(shared, &key).await;
@@ -107,6 +124,11 @@ async fn start(
             (client, raw, params)
         }
     };
+    if params.database == settings.config.admin.database {
+        // Never relayed: the proxy answers it (and it takes no client slot,
+        // so operators get in when the proxy is full).
+        return Ok(Some(Begin::Console { client, raw, peer }));
+    }
     let server_cfg = &settings.config.server;
     let Some(slot) = shared.claim_client_slot(server_cfg.max_client_connections) else {
         shared
@@ -166,13 +188,15 @@ async fn start(
         server_cfg.max_message_size.0,
     );
     relay.backend_key = auth.backend_key;
+    relay.traffic = shared.traffic.clone();
+    let identity = ClientIdentity {
+        application_name: params.application_name.clone(),
+        user: params.user.clone(),
+        database: params.database.clone(),
+        client_addr: peer_ip,
+    };
+    shared.live.insert(session_id, identity.clone());
     if settings.config.usage.enabled {
-        let identity = ClientIdentity {
-            application_name: params.application_name.clone(),
-            user: params.user.clone(),
-            database: params.database.clone(),
-            client_addr: peer_ip,
-        };
         let search_path =
             search_path::from_startup(params.search_path.as_deref(), params.options.as_deref());
         relay.tracker = Some(Tracker::new(
@@ -182,7 +206,7 @@ async fn start(
             upstream.clone(),
         ));
     }
-    Ok(Some((relay, upstream, slot)))
+    Ok(Some(Begin::Relay(Box::new(relay), upstream, slot)))
 }
 
 /// The relay phase and the orderly end of the session.

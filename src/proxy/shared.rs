@@ -1,13 +1,15 @@
 //! State shared by the listener and all sessions: live settings, the cancel
 //! key registry, the shutdown phase and a few counters.
 
+use super::relay::Traffic;
 use super::tracker::TrackingContext;
 use super::upstream::Upstream;
 use crate::analysis::Analyzer;
 use crate::catalog::{Catalogs, ServiceLogin};
 use crate::config::Config;
 use crate::proxy::tls::{self, TlsError};
-use crate::usage::UsageRegistry;
+use crate::usage::{ClientIdentity, DdlLog, UsageRegistry};
+use dashmap::DashMap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -67,6 +69,18 @@ pub struct Counters {
     pub protocol_violations: AtomicU64,
 }
 
+/// DDL statements kept for `SHOW DDL`.
+const DDL_LOG_CAPACITY: usize = 1000;
+
+/// The configuration file `RELOAD` (and SIGHUP) read, and what applies
+/// `[log] level` again after a reload.
+pub struct ReloadSource {
+    /// The file the proxy was started with.
+    pub path: std::path::PathBuf,
+    /// Sets the log filter (the process-wide subscriber lives in `main`).
+    pub set_log_level: Box<dyn Fn(&str) + Send + Sync>,
+}
+
 /// Everything the listener hands to each session.
 pub struct Shared {
     settings: RwLock<Arc<Settings>>,
@@ -76,6 +90,13 @@ pub struct Shared {
     pub counters: Counters,
     /// Analysis cache and usage aggregate (sized at start).
     pub tracking: TrackingContext,
+    /// Who each authenticated relayed session is, by session id
+    /// (`SHOW CLIENTS`).
+    pub live: DashMap<u64, ClientIdentity>,
+    /// Bytes relayed by all sessions.
+    pub traffic: Arc<Traffic>,
+    /// Where `RELOAD` and SIGHUP read the configuration from.
+    pub reload_source: RwLock<Option<ReloadSource>>,
     phase: watch::Sender<Phase>,
     active: AtomicUsize,
     clients: AtomicUsize,
@@ -100,12 +121,16 @@ impl Shared {
             analyzer: Arc::new(Analyzer::new(usage.analysis_cache)),
             usage: Arc::new(UsageRegistry::new(usage.max_entries)),
             catalogs: Arc::new(Catalogs::new(login, usage.catalog_refresh.0)),
+            ddl: Arc::new(DdlLog::new(DDL_LOG_CAPACITY)),
         };
         Arc::new(Shared {
             tracking,
             settings: RwLock::new(Arc::new(settings)),
             cancels: CancelRegistry::default(),
             counters: Counters::default(),
+            live: DashMap::new(),
+            traffic: Arc::default(),
+            reload_source: RwLock::new(None),
             phase: watch::channel(Phase::Running).0,
             active: AtomicUsize::new(0),
             clients: AtomicUsize::new(0),
@@ -210,6 +235,7 @@ impl Drop for ClientSlot {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
+        self.shared.live.remove(&self.id);
         if self.shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.idle.notify_waiters();
         }

@@ -9,7 +9,7 @@ use super::upstream::Upstream;
 use crate::analysis::search_path::{self, SearchPathChange};
 use crate::analysis::{Analysis, Analyzer, StatementKind};
 use crate::catalog::Catalogs;
-use crate::usage::{ClientIdentity, UsageRegistry};
+use crate::usage::{now_ms, ClientIdentity, DdlLog, UsageRegistry};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,6 +51,8 @@ pub struct TrackingContext {
     pub usage: Arc<UsageRegistry>,
     /// Catalog snapshots per database.
     pub catalogs: Arc<Catalogs>,
+    /// Every DDL statement that passed through, with its outcome.
+    pub ddl: Arc<DdlLog>,
 }
 
 /// The statement tracker of one session.
@@ -325,6 +327,9 @@ impl Tracker {
         if let Some(a) = analysis {
             let us = now.saturating_duration_since(start).as_micros() as u64;
             self.ctx.usage.record(client, &a, us, error);
+            if a.kind == StatementKind::Ddl {
+                self.ctx.ddl.record(&self.identity, &a, now_ms(), us, error);
+            }
             if a.kind == StatementKind::Ddl && error.is_none() {
                 // The schema changed: resolve new names against a new snapshot.
                 self.ctx.catalogs.invalidate(&self.database);

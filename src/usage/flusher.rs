@@ -7,6 +7,7 @@ use super::registry::now_ms;
 use super::store::{Store, StoreSpec};
 use super::UsageRegistry;
 use crate::analysis::Analyzer;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -41,12 +42,21 @@ impl Flusher {
                         info!(store = %self.spec.display(), "usage store opened");
                         store = Some(s);
                     }
-                    Err(e) => warn!("usage store unavailable, will retry: {e}"),
+                    Err(e) => {
+                        self.usage.store_errors.fetch_add(1, Ordering::Relaxed);
+                        warn!("usage store unavailable, will retry: {e}")
+                    }
                 }
             }
             if let Some(s) = &store {
-                if let Err(e) = self.sync(s, &mut last_sync).await {
-                    warn!("usage flush failed, will retry: {e}");
+                match self.sync(s, &mut last_sync).await {
+                    Ok(()) => {
+                        self.usage.store_flushes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        self.usage.store_errors.fetch_add(1, Ordering::Relaxed);
+                        warn!("usage flush failed, will retry: {e}");
+                    }
                 }
             }
             if stopping {

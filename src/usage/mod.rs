@@ -5,13 +5,17 @@
 //! tables and columns of a fingerprint come from its analysis when a report
 //! or a flush expands the entries.
 
+pub mod ddl_log;
 mod flusher;
 mod histogram;
 mod identity;
+pub mod kinds;
 mod registry;
 pub mod store;
+pub mod timeline;
 
+pub use ddl_log::{DdlEvent, DdlLog};
 pub use flusher::Flusher;
-pub use histogram::LatencyHistogram;
+pub use histogram::{LatencyHistogram, SparseHistogram};
 pub use identity::ClientIdentity;
-pub use registry::{now_ms, UsageRecord, UsageRegistry, UsageRow, UsageStats};
+pub use registry::{now_ms, ErrorRow, UsageRecord, UsageRegistry, UsageRow, UsageStats};

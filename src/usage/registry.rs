@@ -1,5 +1,7 @@
 //! The in-memory usage aggregate, bounded, shared by all sessions.
 
+use super::kinds::KindStats;
+use super::timeline::{MinuteSlot, ShapeLatency};
 use super::{ClientIdentity, LatencyHistogram};
 use crate::analysis::search_path;
 use crate::analysis::{resolve, Analysis, Dependency, Mode, QualifiedName};
@@ -17,6 +19,9 @@ struct Entry {
     calls: u64,
     errors: u64,
     error_codes: Vec<([u8; 5], u64)>,
+    /// When each SQLSTATE last occurred, ms (for "errors since"); codes
+    /// loaded from a store count as last seen with the entry.
+    error_last_ms: Vec<([u8; 5], u64)>,
     total_us: u64,
     max_us: u64,
     first_seen_ms: u64,
@@ -102,11 +107,30 @@ fn count_of(codes: &[([u8; 5], u64)], code: &[u8; 5]) -> u64 {
         .unwrap_or(0)
 }
 
+/// One client's failures of one statement shape with one SQLSTATE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRow {
+    /// The client.
+    pub client: ClientIdentity,
+    /// Normalized statement text.
+    pub fingerprint: String,
+    /// The SQLSTATE.
+    pub sqlstate: String,
+    /// How often the shape failed with it (since records began).
+    pub errors: u64,
+    /// Executions of the shape (since records began).
+    pub calls: u64,
+    /// When it last failed with this SQLSTATE, ms since the Unix epoch.
+    pub last_error_ms: u64,
+}
+
 /// One expanded usage row: a client, an object it used, through a shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRow {
     /// The client.
     pub client: ClientIdentity,
+    /// The `search_path` the statements ran under ("" = server default).
+    pub search_path: String,
     /// Schema of the table (or of each candidate, `|`-joined, when ambiguous).
     pub schema: String,
     /// Table (or `|`-joined candidates).
@@ -157,7 +181,13 @@ pub struct UsageRegistry {
     clients: DashMap<SessionKey, u32>,
     client_list: RwLock<Vec<SessionKey>>,
     entries: DashMap<(u32, u64), Entry>,
-    latency: DashMap<u64, LatencyHistogram>,
+    latency: DashMap<u64, ShapeLatency>,
+    /// Executions by statement kind (for metrics).
+    pub kinds: KindStats,
+    /// Successful store syncs (for metrics).
+    pub store_flushes: AtomicU64,
+    /// Failed store opens and syncs (for metrics).
+    pub store_errors: AtomicU64,
     len: AtomicUsize,
     cap: usize,
     dropped: AtomicU64,
@@ -181,6 +211,9 @@ impl UsageRegistry {
             client_list: RwLock::new(Vec::new()),
             entries: DashMap::new(),
             latency: DashMap::new(),
+            kinds: KindStats::default(),
+            store_flushes: AtomicU64::new(0),
+            store_errors: AtomicU64::new(0),
             len: AtomicUsize::new(0),
             cap,
             dropped: AtomicU64::new(0),
@@ -223,6 +256,8 @@ impl UsageRegistry {
         error: Option<[u8; 5]>,
     ) {
         let now = now_ms();
+        self.kinds
+            .record(analysis.kind, latency_us, error.is_some());
         let key = (client, analysis.fingerprint.id);
         match self.entries.get_mut(&key) {
             Some(mut e) => update(&mut e, latency_us, error, now),
@@ -236,6 +271,7 @@ impl UsageRegistry {
                     calls: 0,
                     errors: 0,
                     error_codes: Vec::new(),
+                    error_last_ms: Vec::new(),
                     total_us: 0,
                     max_us: 0,
                     first_seen_ms: now,
@@ -249,12 +285,12 @@ impl UsageRegistry {
             }
         }
         match self.latency.get_mut(&analysis.fingerprint.id) {
-            Some(mut h) => h.record(latency_us),
+            Some(mut h) => h.record(latency_us, now),
             None if self.latency.len() < self.cap => {
                 self.latency
                     .entry(analysis.fingerprint.id)
                     .or_default()
-                    .record(latency_us);
+                    .record(latency_us, now);
             }
             None => {}
         }
@@ -281,6 +317,36 @@ impl UsageRegistry {
                 Some(e.totals(identity, &path, *fp))
             })
             .collect()
+    }
+
+    /// Failures by client, shape and SQLSTATE that last happened at or after
+    /// `since_ms`: after a migration, 42703 and 42P01 show who broke.
+    pub fn errors_since(&self, since_ms: u64) -> Vec<ErrorRow> {
+        let mut out = Vec::new();
+        for item in self.entries.iter() {
+            let ((client, _), e) = item.pair();
+            if e.errors == 0 || e.last_seen_ms < since_ms {
+                continue;
+            }
+            let Some((identity, _)) = self.identity(*client) else {
+                continue;
+            };
+            for (code, n) in &e.error_codes {
+                let last = count_of(&e.error_last_ms, code);
+                if last >= since_ms {
+                    out.push(ErrorRow {
+                        client: identity.clone(),
+                        fingerprint: e.analysis.fingerprint.text.clone(),
+                        sqlstate: String::from_utf8_lossy(code).into_owned(),
+                        errors: *n,
+                        calls: e.calls,
+                        last_error_ms: last,
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|e| std::cmp::Reverse(e.last_error_ms));
+        out
     }
 
     /// What the store does not have yet: one increment per changed entry.
@@ -350,6 +416,11 @@ impl UsageRegistry {
                             add_code(&mut codes, *c, unflushed);
                         }
                     }
+                    for (c, _) in &codes {
+                        if count_of(&e.error_last_ms, c) == 0 {
+                            e.error_last_ms.push((*c, r.last_seen_ms));
+                        }
+                    }
                     e.error_codes = codes;
                     e.max_us = e.max_us.max(r.max_us);
                     e.first_seen_ms = e.first_seen_ms.min(r.first_seen_ms);
@@ -371,6 +442,10 @@ impl UsageRegistry {
                         calls: r.calls,
                         errors: r.errors,
                         error_codes: stored_codes.clone(),
+                        error_last_ms: stored_codes
+                            .iter()
+                            .map(|(c, _)| (*c, r.last_seen_ms))
+                            .collect(),
                         total_us: r.total_us,
                         max_us: r.max_us,
                         first_seen_ms: r.first_seen_ms,
@@ -390,9 +465,30 @@ impl UsageRegistry {
         }
     }
 
-    /// Latency distribution of one shape across all clients.
+    /// Latency distribution of one shape across all clients, since start.
     pub fn latency(&self, fingerprint_id: u64) -> Option<LatencyHistogram> {
-        self.latency.get(&fingerprint_id).map(|h| h.clone())
+        self.latency.get(&fingerprint_id).map(|h| h.total.clone())
+    }
+
+    /// The minutes of the last hour (before `now_ms`) of every shape that
+    /// ran in it.
+    pub fn recent_latencies(&self, now_ms: u64) -> Vec<(u64, Vec<MinuteSlot>)> {
+        self.latency
+            .iter()
+            .filter_map(|item| {
+                let slots: Vec<MinuteSlot> = item.value().recent(now_ms).cloned().collect();
+                (!slots.is_empty()).then_some((*item.key(), slots))
+            })
+            .collect()
+    }
+
+    /// The analysis of every shape recorded (the kind and the tables of a
+    /// fingerprint, for reports about statements).
+    pub fn shapes(&self) -> std::collections::HashMap<u64, Arc<Analysis>> {
+        self.entries
+            .iter()
+            .map(|item| (item.key().1, item.value().analysis.clone()))
+            .collect()
     }
 
     /// Every entry expanded into one row per table/column use, resolved with
@@ -414,6 +510,7 @@ impl UsageRegistry {
                 };
                 rows.push(UsageRow {
                     client: t.client.clone(),
+                    search_path: t.search_path.clone(),
                     schema: joined(|r| r.schema.as_str()),
                     table: joined(|r| r.name.as_str()),
                     column: u.column.clone(),
@@ -443,6 +540,10 @@ fn update(e: &mut Entry, latency_us: u64, error: Option<[u8; 5]>, now: u64) {
     if let Some(code) = error {
         e.errors += 1;
         add_code(&mut e.error_codes, code, 1);
+        match e.error_last_ms.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, last)) => *last = now,
+            None => e.error_last_ms.push((code, now)),
+        }
     }
 }
 

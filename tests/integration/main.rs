@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod cli;
 mod clients;
+mod console;
 mod faults;
 mod relay;
 mod reports;

@@ -199,5 +199,5 @@ async fn a_rename_done_directly_on_postgres_shows_who_broke() {
         .find(|e| e["application_name"] == "app_a" && e["sqlstate"] == "42703")
         .unwrap_or_else(|| panic!("app_a's 42703 is reported: {body}"));
     assert_eq!(hit["fingerprint"], "select email from users where id = $1");
-    assert_eq!(hit["count"], 1);
+    assert_eq!(hit["errors"], 1);
 }

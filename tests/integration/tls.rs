@@ -227,3 +227,47 @@ async fn scram_with_tls_on_both_legs_needs_channel_binding_disabled() {
     .unwrap();
     assert_eq!(user, SCRAM_USER.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_console_over_tls_uses_scram_channel_binding() {
+    std::env::set_var("DDLGUARD_TEST_TLS_ADMIN_PASSWORD", "tls-admin-pw");
+    let cluster = Cluster::shared();
+    let certs = proxy_certs("console-tls");
+    let proxy = TestProxy::start_with(cluster, |c| {
+        c.server.tls_cert = Some(certs.cert.clone());
+        c.server.tls_key = Some(certs.key.clone());
+        c.admin.users = vec![ddlguard::config::AdminUser {
+            name: "admin".into(),
+            password: None,
+            password_env: Some("DDLGUARD_TEST_TLS_ADMIN_PASSWORD".into()),
+        }];
+    })
+    .await;
+    let port = proxy.addr.port();
+    let conninfo = |binding: &str| {
+        format!(
+            "host=localhost port={port} user=admin dbname=ddlguard sslmode=verify-full sslrootcert={} channel_binding={binding}",
+            certs.ca.display()
+        )
+    };
+    // `require` fails unless the server offers SCRAM-SHA-256-PLUS and the
+    // binding to the proxy's certificate checks out.
+    let out = psql(
+        cluster,
+        &conninfo("require"),
+        Some("tls-admin-pw"),
+        "SHOW RULES",
+    )
+    .unwrap();
+    assert_eq!(out, "");
+    let out = psql(
+        cluster,
+        &conninfo("disable"),
+        Some("tls-admin-pw"),
+        "SHOW CONFIG",
+    )
+    .unwrap();
+    assert!(out.contains("admin.database|ddlguard|reload"), "{out}");
+    let err = psql(cluster, &conninfo("prefer"), Some("wrong"), "SHOW RULES").unwrap_err();
+    assert!(err.contains("password authentication failed"), "{err}");
+}

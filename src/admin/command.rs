@@ -1,0 +1,363 @@
+//! The admin console's commands and their grammar (DESIGN section 7).
+
+use super::dependents::Target;
+use std::time::Duration;
+use thiserror::Error;
+
+/// One console command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `SHOW CLIENTS`
+    Clients,
+    /// `SHOW TABLES`
+    Tables,
+    /// `SHOW USAGE [table[.column]]`
+    Usage(Option<Target>),
+    /// `SHOW DEPENDENTS table[.column] [SINCE 'interval']`
+    Dependents(Target, Option<Duration>),
+    /// `SHOW QUERIES [table]`
+    Queries(Option<Target>),
+    /// `SHOW ERRORS [SINCE 'interval']`
+    Errors(Option<Duration>),
+    /// `SHOW DDL`
+    Ddl,
+    /// `SHOW RULES`
+    Rules,
+    /// `SHOW CONFIG`
+    Config,
+    /// `RELOAD`
+    Reload,
+    /// `SET ...`: accepted and ignored, as drivers send some on connect.
+    Set,
+}
+
+/// The commands, as the 42601 error lists them.
+pub const VALID: &str = "SHOW CLIENTS, SHOW TABLES, SHOW USAGE [table[.column]], \
+SHOW DEPENDENTS table[.column] [SINCE 'interval'], SHOW QUERIES [table], \
+SHOW ERRORS [SINCE 'interval'], SHOW DDL, SHOW RULES, SHOW CONFIG, RELOAD";
+
+/// Why a command was not understood (SQLSTATE 42601).
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CommandError {
+    /// Not a console command at all.
+    #[error("unknown admin console command {0:?}")]
+    Unknown(String),
+    /// A known command written wrong.
+    #[error("{0}")]
+    Syntax(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    /// Unquoted word (lower-cased) or `.`-joined name parts.
+    Word(String),
+    /// `"Quoted"` identifier.
+    Ident(String),
+    /// `'string'`.
+    Str(String),
+    Dot,
+}
+
+fn tokens(sql: &str) -> Result<Vec<Tok>, CommandError> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = sql.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() || c == ';' {
+            i += 1;
+        } else if c == '.' {
+            out.push(Tok::Dot);
+            i += 1;
+        } else if c == '"' || c == '\'' {
+            let mut s = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => {
+                        return Err(CommandError::Syntax(format!(
+                            "unterminated {} in {sql:?}",
+                            if c == '"' { "quoted name" } else { "string" }
+                        )))
+                    }
+                    Some(&d) if d == c && chars.get(i + 1) == Some(&c) => {
+                        s.push(c);
+                        i += 2;
+                    }
+                    Some(&d) if d == c => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&d) => {
+                        s.push(d);
+                        i += 1;
+                    }
+                }
+            }
+            out.push(if c == '"' { Tok::Ident(s) } else { Tok::Str(s) });
+        } else {
+            let start = i;
+            while i < chars.len()
+                && !chars[i].is_whitespace()
+                && !matches!(chars[i], '.' | ';' | '"' | '\'')
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            out.push(Tok::Word(word.to_lowercase()));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads `name[.name[.name]]` starting at `i`; returns the parts and the
+/// next index. Unquoted names fold to lower case, quoted ones keep case.
+fn name(toks: &[Tok], mut i: usize) -> (Vec<String>, usize) {
+    let mut parts = Vec::new();
+    loop {
+        match toks.get(i) {
+            // A leading SINCE starts the clause, it is not a name.
+            Some(Tok::Word(w)) if !(parts.is_empty() && w == "since") => parts.push(w.clone()),
+            Some(Tok::Ident(s)) => parts.push(s.clone()),
+            _ => break,
+        }
+        i += 1;
+        if toks.get(i) == Some(&Tok::Dot) {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    (parts, i)
+}
+
+fn target(parts: &[String], with_column: bool) -> Option<Target> {
+    let t = |schema: Option<&String>, table: &String, column: Option<&String>| Target {
+        schema: schema.cloned().unwrap_or_else(|| "public".into()),
+        table: table.clone(),
+        column: column.cloned(),
+    };
+    match (parts, with_column) {
+        ([table], _) => Some(t(None, table, None)),
+        ([table, column], true) => Some(t(None, table, Some(column))),
+        ([schema, table], false) => Some(t(Some(schema), table, None)),
+        ([schema, table, column], true) => Some(t(Some(schema), table, Some(column))),
+        _ => None,
+    }
+}
+
+/// Parses an interval as Postgres or humans write it: `'1 hour'`,
+/// `'30 minutes'`, `'2h'`, `'1 day 2 hours'`, `'01:30:00'`.
+pub fn parse_interval(text: &str) -> Result<Duration, CommandError> {
+    let t = text.trim();
+    let hms: Vec<&str> = t.split(':').collect();
+    if hms.len() == 3 {
+        let n: Vec<u64> = hms.iter().filter_map(|p| p.trim().parse().ok()).collect();
+        if n.len() == 3 {
+            return Ok(Duration::from_secs(n[0] * 3600 + n[1] * 60 + n[2]));
+        }
+    }
+    // humantime wants "1hour 30min": join each number to its unit.
+    let mut joined = String::new();
+    for word in t.split_whitespace() {
+        if !joined.is_empty() && !joined.ends_with(|c: char| c.is_ascii_digit()) {
+            joined.push(' ');
+        }
+        joined.push_str(word);
+    }
+    humantime::parse_duration(&joined).map_err(|e| {
+        CommandError::Syntax(format!(
+            "invalid interval {text:?} ({e}); write e.g. '30 minutes', '1 hour', '7 days'"
+        ))
+    })
+}
+
+fn since(toks: &[Tok], i: usize, usage: &str) -> Result<(Option<Duration>, usize), CommandError> {
+    match toks.get(i) {
+        None => Ok((None, i)),
+        Some(Tok::Word(w)) if w == "since" => match toks.get(i + 1) {
+            Some(Tok::Str(s)) => Ok((Some(parse_interval(s)?), i + 2)),
+            _ => Err(CommandError::Syntax(format!(
+                "SINCE needs a quoted interval: {usage}"
+            ))),
+        },
+        Some(_) => Err(CommandError::Syntax(format!(
+            "unexpected words; write {usage}"
+        ))),
+    }
+}
+
+fn done(toks: &[Tok], i: usize, usage: &str) -> Result<(), CommandError> {
+    if i < toks.len() {
+        Err(CommandError::Syntax(format!(
+            "unexpected words; write {usage}"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses one console command.
+pub fn parse(sql: &str) -> Result<Command, CommandError> {
+    let toks = tokens(sql)?;
+    let word = |i: usize| match toks.get(i) {
+        Some(Tok::Word(w)) => Some(w.as_str()),
+        _ => None,
+    };
+    let unknown = || CommandError::Unknown(sql.trim().to_string());
+    match (word(0), word(1)) {
+        (Some("reload"), None) if toks.len() == 1 => Ok(Command::Reload),
+        (Some("set"), _) => Ok(Command::Set),
+        (Some("show"), Some(what)) => {
+            let simple = |c: Command, usage: &str| done(&toks, 2, usage).map(|_| c);
+            match what {
+                "clients" => simple(Command::Clients, "SHOW CLIENTS"),
+                "tables" => simple(Command::Tables, "SHOW TABLES"),
+                "ddl" => simple(Command::Ddl, "SHOW DDL"),
+                "rules" => simple(Command::Rules, "SHOW RULES"),
+                "config" => simple(Command::Config, "SHOW CONFIG"),
+                "usage" => {
+                    let usage = "SHOW USAGE [table[.column]]";
+                    let (parts, i) = name(&toks, 2);
+                    done(&toks, i, usage)?;
+                    if parts.is_empty() {
+                        return Ok(Command::Usage(None));
+                    }
+                    target(&parts, true)
+                        .map(|t| Command::Usage(Some(t)))
+                        .ok_or_else(|| CommandError::Syntax(format!("write {usage}")))
+                }
+                "queries" => {
+                    let usage = "SHOW QUERIES [table]";
+                    let (parts, i) = name(&toks, 2);
+                    done(&toks, i, usage)?;
+                    if parts.is_empty() {
+                        return Ok(Command::Queries(None));
+                    }
+                    target(&parts, false)
+                        .map(|t| Command::Queries(Some(t)))
+                        .ok_or_else(|| CommandError::Syntax(format!("write {usage}")))
+                }
+                "dependents" => {
+                    let usage = "SHOW DEPENDENTS table[.column] [SINCE 'interval']";
+                    let (parts, i) = name(&toks, 2);
+                    let t = target(&parts, true).ok_or_else(|| {
+                        CommandError::Syntax(format!("which table? write {usage}"))
+                    })?;
+                    let (interval, i) = since(&toks, i, usage)?;
+                    done(&toks, i, usage)?;
+                    Ok(Command::Dependents(t, interval))
+                }
+                "errors" => {
+                    let usage = "SHOW ERRORS [SINCE 'interval']";
+                    let (interval, i) = since(&toks, 2, usage)?;
+                    done(&toks, i, usage)?;
+                    Ok(Command::Errors(interval))
+                }
+                _ => Err(unknown()),
+            }
+        }
+        _ => Err(unknown()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(schema: &str, table: &str, column: Option<&str>) -> Target {
+        Target {
+            schema: schema.into(),
+            table: table.into(),
+            column: column.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn every_command_parses() {
+        assert_eq!(parse("SHOW CLIENTS;"), Ok(Command::Clients));
+        assert_eq!(parse("show tables"), Ok(Command::Tables));
+        assert_eq!(parse("SHOW USAGE"), Ok(Command::Usage(None)));
+        assert_eq!(
+            parse("SHOW USAGE users.email"),
+            Ok(Command::Usage(Some(t("public", "users", Some("email")))))
+        );
+        assert_eq!(
+            parse("SHOW USAGE billing.invoices.amount"),
+            Ok(Command::Usage(Some(t(
+                "billing",
+                "invoices",
+                Some("amount")
+            ))))
+        );
+        assert_eq!(
+            parse("SHOW DEPENDENTS \"Users\".\"Email\" SINCE '1 hour'"),
+            Ok(Command::Dependents(
+                t("public", "Users", Some("Email")),
+                Some(Duration::from_secs(3600))
+            ))
+        );
+        assert_eq!(
+            parse("SHOW DEPENDENTS users"),
+            Ok(Command::Dependents(t("public", "users", None), None))
+        );
+        assert_eq!(
+            parse("SHOW QUERIES app.users"),
+            Ok(Command::Queries(Some(t("app", "users", None))))
+        );
+        assert_eq!(parse("SHOW QUERIES"), Ok(Command::Queries(None)));
+        assert_eq!(
+            parse("SHOW ERRORS SINCE '30 minutes'"),
+            Ok(Command::Errors(Some(Duration::from_secs(1800))))
+        );
+        assert_eq!(parse("SHOW ERRORS"), Ok(Command::Errors(None)));
+        assert_eq!(parse("SHOW DDL"), Ok(Command::Ddl));
+        assert_eq!(parse("SHOW RULES"), Ok(Command::Rules));
+        assert_eq!(parse("SHOW CONFIG"), Ok(Command::Config));
+        assert_eq!(parse("RELOAD;"), Ok(Command::Reload));
+        assert_eq!(parse("SET extra_float_digits = 3"), Ok(Command::Set));
+    }
+
+    #[test]
+    fn mistakes_are_reported() {
+        assert!(matches!(parse("SELECT 1"), Err(CommandError::Unknown(_))));
+        assert!(matches!(parse("SHOW POOLS"), Err(CommandError::Unknown(_))));
+        assert!(matches!(
+            parse("SHOW DEPENDENTS"),
+            Err(CommandError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse("SHOW ERRORS SINCE 1h"),
+            Err(CommandError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse("SHOW ERRORS SINCE 'a while'"),
+            Err(CommandError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse("SHOW CLIENTS now"),
+            Err(CommandError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse("SHOW USAGE 'x"),
+            Err(CommandError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn intervals_in_several_spellings() {
+        for (text, secs) in [
+            ("1 hour", 3600),
+            ("30 minutes", 1800),
+            ("2h", 7200),
+            ("1 day 2 hours", 93_600),
+            ("01:30:00", 5400),
+        ] {
+            assert_eq!(
+                parse_interval(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Console commands over pgwire: the simple protocol (psql) and the
+//! extended protocol (tokio-postgres, drivers) run the same reports.
+
+use super::encode;
+use crate::admin::command::{self, Command, CommandError};
+use crate::admin::report::{self, Report};
+use crate::proxy::ServerHandle;
+use crate::usage::now_ms;
+use async_trait::async_trait;
+use futures_util::{stream, Sink, SinkExt};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::response::NoticeResponse;
+use pgwire::messages::PgWireBackendMessage;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// Runs console commands against the running proxy.
+pub struct ConsoleHandler {
+    handle: ServerHandle,
+    /// `[usage] window`: the default of SINCE.
+    window: Duration,
+    parser: Arc<CommandParser>,
+}
+
+impl ConsoleHandler {
+    /// A handler reading from `handle`.
+    pub fn new(handle: ServerHandle, window: Duration) -> ConsoleHandler {
+        ConsoleHandler {
+            handle,
+            window,
+            parser: Arc::new(CommandParser),
+        }
+    }
+}
+
+fn syntax_error(e: CommandError) -> PgWireError {
+    let mut info = ErrorInfo::new("ERROR".into(), "42601".into(), e.to_string());
+    info.hint = Some(format!(
+        "the ddlguard admin console understands: {}",
+        command::VALID
+    ));
+    PgWireError::UserError(Box::new(info))
+}
+
+fn since_ms(interval: Option<Duration>, window: Duration) -> u64 {
+    now_ms().saturating_sub(interval.unwrap_or(window).as_millis() as u64)
+}
+
+/// What a command produced: rows, or a command tag.
+enum Outcome {
+    Rows(Report),
+    Done(&'static str, Vec<String>),
+}
+
+impl ConsoleHandler {
+    fn run(&self, cmd: &Command) -> PgWireResult<Outcome> {
+        let h = &self.handle;
+        Ok(match cmd {
+            Command::Clients => Outcome::Rows(report::clients(h)),
+            Command::Tables => Outcome::Rows(report::tables(h)),
+            Command::Usage(t) => Outcome::Rows(report::usage(h, t.as_ref())),
+            Command::Dependents(t, since) => {
+                Outcome::Rows(report::dependents(h, t, since_ms(*since, self.window)))
+            }
+            Command::Queries(t) => Outcome::Rows(report::queries(h, t.as_ref())),
+            Command::Errors(since) => {
+                Outcome::Rows(report::errors(h, since_ms(*since, self.window)))
+            }
+            Command::Ddl => Outcome::Rows(report::ddl(h)),
+            Command::Rules => Outcome::Rows(report::rules()),
+            Command::Config => {
+                Outcome::Rows(report::config(&h.config(), h.config_file().as_deref()))
+            }
+            Command::Reload => match h.reload_from_file() {
+                Ok(restart) => {
+                    info!("configuration reloaded from the admin console");
+                    let notices = restart
+                        .into_iter()
+                        .map(|k| format!("{k} changed: takes effect after a restart"))
+                        .collect();
+                    Outcome::Done("RELOAD", notices)
+                }
+                Err(e) => {
+                    warn!("RELOAD refused, keeping the old settings: {e}");
+                    let mut info = ErrorInfo::new(
+                        "ERROR".into(),
+                        "55000".into(),
+                        format!("reload refused, the old settings stay: {e}"),
+                    );
+                    info.hint = Some(
+                        "fix the configuration file (ddlguard check-config --config FILE shows what is wrong) and run RELOAD again"
+                            .into(),
+                    );
+                    return Err(PgWireError::UserError(Box::new(info)));
+                }
+            },
+            Command::Set => Outcome::Done("SET", Vec::new()),
+        })
+    }
+
+    async fn respond<C>(
+        &self,
+        client: &mut C,
+        cmd: &Command,
+        format: &Format,
+    ) -> PgWireResult<Response>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (notices, response) = match self.run(cmd)? {
+            Outcome::Rows(report) => {
+                let schema = Arc::new(encode::fields(&report, format));
+                let rows = encode::rows(&report, schema.clone());
+                (
+                    report.notices,
+                    Response::Query(QueryResponse::new(schema, stream::iter(rows))),
+                )
+            }
+            Outcome::Done(tag, notices) => (notices, Response::Execution(Tag::new(tag))),
+        };
+        for n in notices {
+            let info = ErrorInfo::new("NOTICE".into(), "00000".into(), n);
+            client
+                .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+                    info,
+                )))
+                .await?;
+        }
+        Ok(response)
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for ConsoleHandler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let cmd = command::parse(query).map_err(syntax_error)?;
+        Ok(vec![
+            self.respond(client, &cmd, &Format::UnifiedText).await?,
+        ])
+    }
+}
+
+/// Parses console commands at Parse time, so a mistake is reported there,
+/// as Postgres reports syntax errors.
+#[derive(Debug)]
+pub struct CommandParser;
+
+#[async_trait]
+impl QueryParser for CommandParser {
+    type Statement = Command;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Command>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        command::parse(sql).map(Some).map_err(syntax_error)
+    }
+
+    fn get_parameter_types(&self, _stmt: &Command) -> PgWireResult<Vec<Type>> {
+        Ok(Vec::new())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Command,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        let columns = command_columns(stmt);
+        let report = Report::new(columns);
+        Ok(encode::fields(
+            &report,
+            column_format.unwrap_or(&Format::UnifiedText),
+        ))
+    }
+}
+
+/// The columns a command answers with, known without running it.
+fn command_columns(cmd: &Command) -> Vec<(&'static str, report::ColumnType)> {
+    match cmd {
+        Command::Reload | Command::Set => Vec::new(),
+        Command::Clients => report::columns::CLIENTS.to_vec(),
+        Command::Tables => report::columns::TABLES.to_vec(),
+        Command::Usage(_) => report::columns::USAGE.to_vec(),
+        Command::Dependents(..) => report::columns::DEPENDENTS.to_vec(),
+        Command::Queries(_) => report::columns::QUERIES.to_vec(),
+        Command::Errors(_) => report::columns::ERRORS.to_vec(),
+        Command::Ddl => report::columns::DDL.to_vec(),
+        Command::Rules => report::columns::RULES.to_vec(),
+        Command::Config => report::columns::CONFIG.to_vec(),
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for ConsoleHandler {
+    type Statement = Command;
+    type QueryParser = CommandParser;
+
+    fn query_parser(&self) -> Arc<CommandParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Command>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Command>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.respond(
+            client,
+            &portal.statement.statement,
+            &portal.result_column_format,
+        )
+        .await
+    }
+}

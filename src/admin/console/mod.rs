@@ -1,0 +1,157 @@
+//! The admin console: a Postgres-protocol endpoint on the proxy's own port
+//! for clients that ask for the `[admin] database`. It is served by pgwire,
+//! logs in with SCRAM-SHA-256 against `[[admin.users]]`, and is never
+//! relayed upstream (DESIGN section 7).
+
+pub mod auth;
+mod encode;
+mod handler;
+
+use crate::proxy::shared::{reached, Phase, Settings, Shared};
+use crate::proxy::stream::Stream;
+use crate::proxy::ServerHandle;
+use crate::wire::messages::ProxyError;
+use auth::AdminUsers;
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use handler::ConsoleHandler;
+use pgwire::api::auth::sasl::scram::ScramAuth;
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::DefaultServerParameterProvider;
+use pgwire::api::{ClientInfo, DefaultClient, NoopHandler, PgWireConnectionState};
+use pgwire::error::{ErrorInfo, PgWireError};
+use pgwire::messages::PgWireFrontendMessage;
+use pgwire::tokio::server::{process_error, process_message, PgWireMessageServerCodec};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio_util::codec::{Framed, FramedParts};
+use tracing::{debug, info, warn};
+
+/// Serves one console connection whose startup packet (`raw`) asked for
+/// the admin database, until the client leaves or the proxy closes.
+pub async fn serve(
+    mut client: Stream,
+    raw: Vec<u8>,
+    peer: SocketAddr,
+    settings: &Settings,
+    shared: &Arc<Shared>,
+) {
+    let config = &settings.config;
+    let users = AdminUsers::new(&config.admin.users);
+    if users.is_empty() {
+        warn!("admin console login refused: no [[admin.users]] configured");
+        let err = ProxyError::fatal(
+            "28000",
+            "the ddlguard admin console has no users",
+        )
+        .with_hint("add an [[admin.users]] entry (name and password_env, or a SCRAM-SHA-256 verifier as password) and reload");
+        let _ = client.write_all(&err.to_frame()).await;
+        let _ = client.shutdown().await;
+        return;
+    }
+    let mut scram = ScramAuth::new(Arc::new(users));
+    scram.set_iterations(4096);
+    if client.is_tls() {
+        // The proxy terminates this TLS connection itself, so SCRAM channel
+        // binding (SCRAM-SHA-256-PLUS, libpq's default over TLS) works here.
+        if let Some(cert) = &config.server.tls_cert {
+            match std::fs::read(cert).map(|pem| scram.configure_certificate(&pem)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    warn!(cert = %cert.display(), "admin console: no SCRAM channel binding with this certificate: {e}")
+                }
+                Err(e) => {
+                    warn!(cert = %cert.display(), "admin console: cannot read server.tls_cert for SCRAM channel binding: {e}")
+                }
+            }
+        }
+    }
+    let mut parameters = DefaultServerParameterProvider::default();
+    parameters.server_version = format!(
+        "15.0 (ddlguard {} admin console)",
+        env!("CARGO_PKG_VERSION")
+    );
+    let startup = Arc::new(SASLAuthStartupHandler::new(Arc::new(parameters)).with_scram(scram));
+    let handler = Arc::new(ConsoleHandler::new(
+        ServerHandle::from_shared(shared.clone()),
+        config.usage.window.0,
+    ));
+    let noop = Arc::new(NoopHandler);
+
+    let secure = client.is_tls();
+    let codec = PgWireMessageServerCodec::new(DefaultClient::new(peer, secure));
+    let mut parts = FramedParts::new(client, codec);
+    // The startup packet was read by the proxy; pgwire decodes it again.
+    parts.read_buf = BytesMut::from(&raw[..]);
+    let mut socket = Framed::from_parts(parts);
+    socket.set_state(PgWireConnectionState::AwaitingStartup);
+
+    let login_deadline = tokio::time::Instant::now() + config.server.startup_timeout.0;
+    let mut phase = shared.phase();
+    let mut logged_in = false;
+    loop {
+        let authenticating = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
+        );
+        if !authenticating && !logged_in {
+            logged_in = true;
+            let user = socket.metadata().get("user").cloned().unwrap_or_default();
+            info!(user, tls = secure, "admin console login");
+        }
+        let next = tokio::select! {
+            m = socket.next() => m,
+            _ = tokio::time::sleep_until(login_deadline), if authenticating => {
+                debug!("admin console client did not log in within server.startup_timeout");
+                break;
+            }
+            _ = reached(&mut phase, Phase::Closing) => break,
+        };
+        let message = match next {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                debug!("admin console connection ended: {e}");
+                break;
+            }
+            None => break,
+        };
+        if matches!(message, PgWireFrontendMessage::Terminate(_)) {
+            break;
+        }
+        let extended = message.is_extended_query();
+        if let Err(e) = process_message(
+            message,
+            &mut socket,
+            startup.clone(),
+            handler.clone(),
+            handler.clone(),
+            noop.clone(),
+            noop.clone(),
+        )
+        .await
+        {
+            let e = match e {
+                // Postgres' wording, with the startup packet's user name
+                // (SCRAM messages carry none).
+                PgWireError::InvalidPassword(_) => {
+                    let user = socket.metadata().get("user").cloned().unwrap_or_default();
+                    PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "FATAL".into(),
+                        "28P01".into(),
+                        format!("password authentication failed for user \"{user}\""),
+                    )))
+                }
+                other => other,
+            };
+            let fatal = e.is_fatal();
+            if fatal {
+                warn!("admin console: {e}");
+            }
+            if process_error(&mut socket, e, extended).await.is_err() || fatal {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! `/metrics` in the Prometheus/OpenMetrics text format. Every value is read
+//! at scrape time from counters the proxy keeps anyway (atomics), so the
+//! hot path pays nothing for it.
+
+use crate::proxy::ServerHandle;
+use crate::usage::kinds::BUCKETS_US;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::Ordering;
+
+/// Reads the proxy's counters at each scrape.
+pub struct ProxyCollector {
+    handle: ServerHandle,
+}
+
+impl std::fmt::Debug for ProxyCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProxyCollector")
+    }
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(v);
+    c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
+    let g = ConstGauge::new(v);
+    g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+/// A counter family with one label.
+fn counters(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(String, u64)],
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (value, n) in values {
+        let labels = [(label, value.as_str())];
+        ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for ProxyCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let h = &self.handle;
+        let c = h.counters();
+        gauge(
+            &mut e,
+            "ddlguard_sessions_active",
+            "Client sessions open now (relayed and admin console)",
+            h.active_sessions() as i64,
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_sessions",
+            "Client connections accepted since start",
+            c.sessions_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_sessions_refused",
+            "Sessions refused for server.max_client_connections",
+            c.sessions_refused.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_protocol_violations",
+            "Sessions ended for a protocol violation by the client",
+            c.protocol_violations.load(Ordering::Relaxed),
+        )?;
+        counters(
+            &mut e,
+            "ddlguard_unknown_messages",
+            "Messages of a type the proxy does not know, relayed unchanged",
+            "from",
+            &[
+                (
+                    "client".into(),
+                    c.unknown_client_messages.load(Ordering::Relaxed),
+                ),
+                (
+                    "server".into(),
+                    c.unknown_server_messages.load(Ordering::Relaxed),
+                ),
+            ],
+        )?;
+        let t = h.traffic();
+        counters(
+            &mut e,
+            "ddlguard_received_bytes",
+            "Bytes relayed, by the side they came from",
+            "from",
+            &[
+                ("client".into(), t.from_clients.load(Ordering::Relaxed)),
+                ("server".into(), t.from_server.load(Ordering::Relaxed)),
+            ],
+        )?;
+
+        let usage = h.usage();
+        let kinds = usage.kinds.snapshot();
+        counters(
+            &mut e,
+            "ddlguard_queries",
+            "Statements executed, by kind",
+            "kind",
+            &kinds
+                .iter()
+                .map(|k| (k.kind.as_str().to_string(), k.calls))
+                .collect::<Vec<_>>(),
+        )?;
+        counters(
+            &mut e,
+            "ddlguard_query_errors",
+            "Statements that ended in an error, by kind",
+            "kind",
+            &kinds
+                .iter()
+                .map(|k| (k.kind.as_str().to_string(), k.errors))
+                .collect::<Vec<_>>(),
+        )?;
+        let mut m = e.encode_descriptor(
+            "ddlguard_query_duration_seconds",
+            "Time from the message that starts a statement to its CommandComplete or ErrorResponse",
+            None,
+            MetricType::Histogram,
+        )?;
+        for k in &kinds {
+            // The encoder wants counts per bucket; it sums them itself.
+            let mut previous = 0;
+            let per_bucket: Vec<(f64, u64)> = BUCKETS_US
+                .iter()
+                .map(|us| *us as f64 / 1e6)
+                .chain(std::iter::once(f64::INFINITY))
+                .zip(k.cumulative.iter())
+                .map(|(le, cum)| {
+                    let n = cum - previous;
+                    previous = *cum;
+                    (le, n)
+                })
+                .collect();
+            let labels = [("kind", k.kind.as_str())];
+            m.encode_family(&labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    k.total_us as f64 / 1e6,
+                    k.calls,
+                    &per_bucket,
+                    None,
+                )?;
+        }
+
+        let a = h.analyzer();
+        counter(
+            &mut e,
+            "ddlguard_analysis_cache_hits",
+            "Statements whose shape was already analysed",
+            a.stats.hits.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_analysis_cache_misses",
+            "Statements analysed in full (a new shape)",
+            a.stats.misses.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_unparsed_statements",
+            "New shapes the SQL parser could not parse (relayed unchanged, classified lexically)",
+            a.stats.unparsed.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            &mut e,
+            "ddlguard_analysis_cache_shapes",
+            "Statement shapes in the analysis cache",
+            a.len() as i64,
+        )?;
+
+        let stats = usage.stats();
+        gauge(
+            &mut e,
+            "ddlguard_usage_entries",
+            "(client, statement shape) entries held in memory",
+            stats.entries as i64,
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_usage_dropped",
+            "Executions not recorded because usage.max_entries was reached",
+            stats.dropped,
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_store_flushes",
+            "Successful usage store syncs",
+            usage.store_flushes.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_store_flush_errors",
+            "Failed usage store opens and syncs (retried)",
+            usage.store_errors.load(Ordering::Relaxed),
+        )?;
+
+        let mut m = e.encode_descriptor(
+            "ddlguard_ddl_statements",
+            "DDL statements that passed through, by command and outcome (ok or SQLSTATE); no DDL policy rule is active in this build",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((command, outcome), n) in h.ddl_log().totals() {
+            let labels = [("command", command.as_str()), ("outcome", outcome.as_str())];
+            ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The exposition text of all metrics.
+pub fn render(handle: &ServerHandle) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(ProxyCollector {
+        handle: handle.clone(),
+    }));
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+        tracing::warn!("encoding /metrics failed: {e}");
+    }
+    out
+}

@@ -1,0 +1,127 @@
+//! `SHOW CONFIG` (the effective settings) and `SHOW RULES` (the DDL policy
+//! rules in force).
+
+use super::{columns, Cell, Report};
+use crate::config::Config;
+
+/// Keys read once at start: changing them needs a restart, not a RELOAD.
+pub const RESTART_KEYS: &[&str] = &[
+    "server.listen",
+    "server.worker_threads",
+    "admin.http_listen",
+    "admin.http_token_env",
+    "usage.store",
+    "usage.max_entries",
+    "usage.analysis_cache",
+];
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        toml::Value::Array(items) if items.iter().all(|i| i.is_table()) && !items.is_empty() => {
+            for item in items {
+                // `[[admin.users]]`: one key per user, by name.
+                let name = item
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or("?")
+                    .to_string();
+                if let toml::Value::Table(t) = item {
+                    for (k, v) in t.iter().filter(|(k, _)| *k != "name") {
+                        flatten(&format!("{prefix}.{name}.{k}"), v, out);
+                    }
+                }
+            }
+        }
+        toml::Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+/// The effective configuration, one row per key, with whether a RELOAD
+/// applies it. Secrets never appear: passwords are verifiers or names of
+/// environment variables, and verifiers are masked too.
+pub fn config(config: &Config, file: Option<&std::path::Path>) -> Report {
+    let mut pairs = Vec::new();
+    if let Ok(value) = toml::Value::try_from(config) {
+        flatten("", &value, &mut pairs);
+    }
+    let mut report = Report::new(columns::CONFIG.to_vec());
+    for (key, value) in pairs {
+        let value = if key.starts_with("admin.users.") && key.ends_with(".password") {
+            "(SCRAM-SHA-256 verifier)".to_string()
+        } else {
+            value
+        };
+        let applies = if RESTART_KEYS.contains(&key.as_str()) {
+            "restart"
+        } else {
+            "reload"
+        };
+        report.push(vec![
+            Cell::text(key),
+            Cell::text(value),
+            Cell::text(applies),
+        ]);
+    }
+    if let Some(file) = file {
+        report
+            .notices
+            .push(format!("configuration file: {}", file.display()));
+    }
+    report
+}
+
+/// The DDL policy rules in force. This build relays DDL unchanged (it is
+/// recorded in SHOW DDL), so no rule is active; the report says so rather
+/// than pretend.
+pub fn rules() -> Report {
+    let mut report = Report::new(columns::RULES.to_vec());
+    report.notices.push(
+        "no DDL policy rules are active: this ddlguard build relays DDL unchanged and records each statement and its outcome in SHOW DDL"
+            .into(),
+    );
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AdminUser;
+
+    #[test]
+    fn settings_flatten_and_verifiers_are_masked() {
+        let mut c = Config::default();
+        c.admin.users.push(AdminUser {
+            name: "ops".into(),
+            password: Some("SCRAM-SHA-256$4096:c2FsdA==$a:b".into()),
+            password_env: None,
+        });
+        let r = config(&c, None);
+        let get = |k: &str| {
+            r.rows
+                .iter()
+                .find(|row| row[0] == Cell::text(k))
+                .map(|row| (row[1].clone(), row[2].clone()))
+        };
+        assert_eq!(
+            get("server.listen"),
+            Some((Cell::text("127.0.0.1:6432"), Cell::text("restart")))
+        );
+        assert_eq!(get("usage.window").map(|v| v.1), Some(Cell::text("reload")));
+        assert_eq!(
+            get("admin.users.ops.password").map(|v| v.0),
+            Some(Cell::text("(SCRAM-SHA-256 verifier)"))
+        );
+        assert!(!format!("{r:?}").contains("c2FsdA=="));
+    }
+}

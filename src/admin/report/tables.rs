@@ -1,0 +1,80 @@
+//! `SHOW TABLES`: each table clients used, how, and by how many of them.
+
+use super::{columns, Cell, Report};
+use crate::analysis::{Dependency, Mode};
+use crate::proxy::ServerHandle;
+use crate::usage::ClientIdentity;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Default)]
+struct Acc {
+    /// Calls per (client, search_path, fingerprint, mode), counted once
+    /// however many columns the statement names.
+    calls: BTreeMap<(ClientIdentity, String, u64, Mode), u64>,
+    clients: BTreeSet<ClientIdentity>,
+    columns: BTreeSet<String>,
+    implicit: bool,
+    last: u64,
+}
+
+/// One row per (schema, table) seen in usage, with the catalog's row
+/// estimate when a snapshot knows the table.
+pub fn tables(handle: &ServerHandle) -> Report {
+    let mut by: BTreeMap<(String, String), Acc> = BTreeMap::new();
+    for r in handle.usage_rows() {
+        let acc = by.entry((r.schema.clone(), r.table.clone())).or_default();
+        acc.calls.insert(
+            (
+                r.client.clone(),
+                r.search_path.clone(),
+                r.fingerprint_id,
+                r.mode,
+            ),
+            r.calls,
+        );
+        acc.clients.insert(r.client.clone());
+        if let Some(c) = &r.column {
+            acc.columns.insert(c.clone());
+        }
+        acc.implicit |= r.dependency == Dependency::Implicit;
+        acc.last = acc.last.max(r.last_seen_ms);
+    }
+    let catalogs = handle.catalogs();
+    let mut report = Report::new(columns::TABLES.to_vec());
+    for ((schema, table), acc) in by {
+        let sum = |mode: Mode| -> u64 {
+            acc.calls
+                .iter()
+                .filter(|((_, _, _, m), _)| *m == mode)
+                .map(|(_, n)| n)
+                .sum()
+        };
+        let rows_estimate = acc
+            .clients
+            .iter()
+            .map(|c| c.database.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .find_map(|db| {
+                catalogs
+                    .get(&db)
+                    .table(&schema, &table)
+                    .map(|t| t.row_estimate)
+            });
+        report.push(vec![
+            Cell::text(&schema),
+            Cell::text(&table),
+            Cell::count(sum(Mode::Read)),
+            Cell::count(sum(Mode::Write)),
+            Cell::count(acc.clients.len() as u64),
+            Cell::count(acc.columns.len() as u64),
+            Cell::text(if acc.implicit { "yes" } else { "no" }),
+            rows_estimate
+                .filter(|n| *n >= 0)
+                .map(Cell::Int)
+                .unwrap_or(Cell::Null),
+            Cell::Time(acc.last),
+        ]);
+    }
+    report
+}

@@ -1,0 +1,129 @@
+//! The DDL log: every DDL statement that passed through the proxy, who ran
+//! it and how it ended (`SHOW DDL`, `/api/v1/ddl`). It holds fingerprints,
+//! never literal values, and keeps the most recent entries only.
+
+use super::ClientIdentity;
+use crate::analysis::classify::classify;
+use crate::analysis::Analysis;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+/// One DDL statement and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DdlEvent {
+    /// When it finished, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// Who ran it.
+    pub client: ClientIdentity,
+    /// Leading command, e.g. `alter table`, `create index`.
+    pub command: String,
+    /// The object it targets as written (`schema.name` when qualified).
+    pub target: Option<String>,
+    /// Normalized statement text.
+    pub fingerprint: String,
+    /// `None` when it succeeded, else the SQLSTATE it failed with.
+    pub error: Option<String>,
+    /// How long it took, µs.
+    pub duration_us: u64,
+}
+
+/// The most recent DDL events, oldest first, and totals since start.
+pub struct DdlLog {
+    events: Mutex<VecDeque<DdlEvent>>,
+    capacity: usize,
+    /// DDL statements since start by (command, outcome: `ok` or SQLSTATE).
+    totals: Mutex<BTreeMap<(String, String), u64>>,
+}
+
+impl DdlLog {
+    /// A log keeping the last `capacity` events.
+    pub fn new(capacity: usize) -> DdlLog {
+        DdlLog {
+            events: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            totals: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Records a finished DDL statement.
+    pub fn record(
+        &self,
+        client: &ClientIdentity,
+        analysis: &Analysis,
+        at_ms: u64,
+        duration_us: u64,
+        error: Option<[u8; 5]>,
+    ) {
+        let c = classify(&analysis.fingerprint.text);
+        let event = DdlEvent {
+            at_ms,
+            client: client.clone(),
+            command: c.command,
+            target: c.target.map(|t| match t.schema {
+                Some(s) => format!("{s}.{}", t.name),
+                None => t.name,
+            }),
+            fingerprint: analysis.fingerprint.text.clone(),
+            error: error.map(|e| String::from_utf8_lossy(&e).into_owned()),
+            duration_us,
+        };
+        {
+            let mut totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+            let outcome = event.error.clone().unwrap_or_else(|| "ok".into());
+            *totals.entry((event.command.clone(), outcome)).or_default() += 1;
+        }
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if events.len() == self.capacity {
+            events.pop_front();
+        }
+        events.push_back(event);
+    }
+
+    /// DDL statements since start by (command, outcome), for metrics.
+    pub fn totals(&self) -> Vec<((String, String), u64)> {
+        let totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        totals.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// All events held, oldest first.
+    pub fn events(&self) -> Vec<DdlEvent> {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Analyzer;
+
+    #[test]
+    fn keeps_the_latest_events_with_command_target_and_outcome() {
+        let log = DdlLog::new(2);
+        let analyzer = Analyzer::new(16);
+        let who = ClientIdentity {
+            application_name: "migrate".into(),
+            user: "u".into(),
+            database: "d".into(),
+            client_addr: "127.0.0.1".into(),
+        };
+        for (sql, err) in [
+            ("CREATE TABLE a (x int)", None),
+            (
+                "ALTER TABLE app.users ADD COLUMN note text DEFAULT 'secret'",
+                None,
+            ),
+            ("DROP TABLE missing", Some(*b"42P01")),
+        ] {
+            log.record(&who, &analyzer.analyze(sql), 5, 10, err);
+        }
+        let events = log.events();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].command, "alter table");
+        assert_eq!(events[0].target.as_deref(), Some("app.users"));
+        assert!(!events[0].fingerprint.contains("secret"), "no literals");
+        assert_eq!(events[1].error.as_deref(), Some("42P01"));
+        let totals = log.totals();
+        assert_eq!(totals.len(), 3, "totals outlive the ring: {totals:?}");
+    }
+}

@@ -1,0 +1,127 @@
+//! Executions by statement kind, with a latency histogram in fixed
+//! Prometheus buckets: lock-free counters updated on every recorded
+//! execution and read by `/metrics`.
+
+use crate::analysis::StatementKind;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Upper bounds of the latency buckets, µs (the last bucket is +Inf).
+pub const BUCKETS_US: [u64; 15] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 10_000_000,
+];
+
+/// Every statement kind, in the order counters are kept.
+pub const KINDS: [StatementKind; 5] = [
+    StatementKind::Transaction,
+    StatementKind::Utility,
+    StatementKind::Read,
+    StatementKind::Write,
+    StatementKind::Ddl,
+];
+
+/// Counters of one kind.
+#[derive(Debug, Default)]
+pub struct KindCounters {
+    /// Executions.
+    pub calls: AtomicU64,
+    /// Executions that ended in an error.
+    pub errors: AtomicU64,
+    /// Sum of latencies, µs.
+    pub total_us: AtomicU64,
+    /// Executions per bucket (not cumulative); index 15 is +Inf.
+    pub buckets: [AtomicU64; 16],
+}
+
+/// A snapshot of one kind's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindSnapshot {
+    /// The kind.
+    pub kind: StatementKind,
+    /// Executions.
+    pub calls: u64,
+    /// Executions that ended in an error.
+    pub errors: u64,
+    /// Sum of latencies, µs.
+    pub total_us: u64,
+    /// Cumulative counts per bucket of `BUCKETS_US`, then the +Inf total.
+    pub cumulative: Vec<u64>,
+}
+
+/// Counters for all kinds.
+#[derive(Debug, Default)]
+pub struct KindStats {
+    kinds: [KindCounters; 5],
+}
+
+fn index(kind: StatementKind) -> usize {
+    match kind {
+        StatementKind::Transaction => 0,
+        StatementKind::Utility => 1,
+        StatementKind::Read => 2,
+        StatementKind::Write => 3,
+        StatementKind::Ddl => 4,
+    }
+}
+
+impl KindStats {
+    /// Counts one execution.
+    pub fn record(&self, kind: StatementKind, latency_us: u64, failed: bool) {
+        let k = &self.kinds[index(kind)];
+        k.calls.fetch_add(1, Ordering::Relaxed);
+        k.total_us.fetch_add(latency_us, Ordering::Relaxed);
+        if failed {
+            k.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let b = BUCKETS_US
+            .iter()
+            .position(|&upper| latency_us <= upper)
+            .unwrap_or(BUCKETS_US.len());
+        k.buckets[b].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters of every kind.
+    pub fn snapshot(&self) -> Vec<KindSnapshot> {
+        KINDS
+            .iter()
+            .map(|&kind| {
+                let k = &self.kinds[index(kind)];
+                let mut running = 0;
+                let cumulative = k
+                    .buckets
+                    .iter()
+                    .map(|b| {
+                        running += b.load(Ordering::Relaxed);
+                        running
+                    })
+                    .collect();
+                KindSnapshot {
+                    kind,
+                    calls: k.calls.load(Ordering::Relaxed),
+                    errors: k.errors.load(Ordering::Relaxed),
+                    total_us: k.total_us.load(Ordering::Relaxed),
+                    cumulative,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_cumulative_and_inf_counts_everything() {
+        let s = KindStats::default();
+        s.record(StatementKind::Read, 80, false);
+        s.record(StatementKind::Read, 3_000, true);
+        s.record(StatementKind::Read, 99_000_000, false);
+        let read = &s.snapshot()[2];
+        assert_eq!((read.calls, read.errors), (3, 1));
+        assert_eq!(read.cumulative[0], 1);
+        assert_eq!(read.cumulative[5], 2, "<= 5 ms");
+        assert_eq!(read.cumulative[14], 2);
+        assert_eq!(read.cumulative[15], 3);
+    }
+}

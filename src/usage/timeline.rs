@@ -1,0 +1,98 @@
+//! Latency of each statement shape over time: an all-time histogram plus
+//! one-minute buckets for the last hour, so the effect of a migration on
+//! read and write latency shows up minute by minute (`SHOW QUERIES`,
+//! `/api/v1/queries`).
+
+use super::histogram::{LatencyHistogram, SparseHistogram};
+use std::collections::VecDeque;
+
+/// Minutes of history kept per shape.
+pub const MINUTES: u64 = 60;
+
+/// One minute of one shape.
+#[derive(Clone, Debug, Default)]
+pub struct MinuteSlot {
+    /// Minutes since the Unix epoch.
+    pub minute: u64,
+    /// Executions finished in that minute.
+    pub calls: u64,
+    /// Sum of their latencies, µs.
+    pub total_us: u64,
+    /// Largest latency, µs.
+    pub max_us: u64,
+    /// Their distribution.
+    pub histogram: SparseHistogram,
+}
+
+/// The latency record of one shape.
+#[derive(Clone, Debug, Default)]
+pub struct ShapeLatency {
+    /// Since the proxy started.
+    pub total: LatencyHistogram,
+    /// The last hour, oldest first; minutes without executions are absent.
+    pub minutes: VecDeque<MinuteSlot>,
+}
+
+impl ShapeLatency {
+    /// Adds an execution that finished at `now_ms`.
+    pub fn record(&mut self, latency_us: u64, now_ms: u64) {
+        self.total.record(latency_us);
+        let minute = now_ms / 60_000;
+        if self.minutes.back().map(|s| s.minute) != Some(minute) {
+            while self
+                .minutes
+                .front()
+                .is_some_and(|s| s.minute + MINUTES <= minute)
+            {
+                self.minutes.pop_front();
+            }
+            self.minutes.push_back(MinuteSlot {
+                minute,
+                ..MinuteSlot::default()
+            });
+        }
+        if let Some(slot) = self.minutes.back_mut() {
+            slot.calls += 1;
+            slot.total_us += latency_us;
+            slot.max_us = slot.max_us.max(latency_us);
+            slot.histogram.record(latency_us);
+        }
+    }
+
+    /// The slots of the hour before `now_ms`.
+    pub fn recent(&self, now_ms: u64) -> impl Iterator<Item = &MinuteSlot> {
+        let minute = now_ms / 60_000;
+        self.minutes
+            .iter()
+            .filter(move |s| s.minute + MINUTES > minute)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minutes_roll_and_the_hour_is_bounded() {
+        let mut s = ShapeLatency::default();
+        let t0 = 1_000 * 60_000;
+        s.record(100, t0);
+        s.record(300, t0 + 59_000);
+        s.record(50, t0 + 60_000);
+        assert_eq!(s.minutes.len(), 2);
+        assert_eq!(
+            (
+                s.minutes[0].calls,
+                s.minutes[0].total_us,
+                s.minutes[0].max_us
+            ),
+            (2, 400, 300)
+        );
+        // Ninety minutes later only the new minute is left.
+        s.record(7, t0 + 90 * 60_000);
+        assert_eq!(s.minutes.len(), 1);
+        assert_eq!(s.total.count(), 4);
+        assert_eq!(s.recent(t0 + 90 * 60_000).count(), 1);
+        assert_eq!(s.recent(t0 + 200 * 60_000).count(), 0);
+    }
+}
