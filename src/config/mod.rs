@@ -494,4 +494,23 @@ mod tests {
         let err = parse("[log]\nlevel = \"[[[\"\n").unwrap_err();
         assert!(err.starts_with("proxy.toml:2: key `log.level`"), "{err}");
     }
+
+    #[test]
+    fn admin_users_need_a_verifier_or_an_environment_variable() {
+        let err = parse("[admin]\n\n[[admin.users]]\nname = \"ops\"\npassword = \"hunter2\"\n")
+            .unwrap_err();
+        assert!(
+            err.starts_with("proxy.toml:5: key `admin.users.password`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("never plain text") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = parse("[[admin.users]]\nname = \"ops\"\n").unwrap_err();
+        assert!(err.contains("set exactly one of password"), "{err}");
+        let c = parse("[[admin.users]]\nname = \"ops\"\npassword_env = \"OPS_PW\"\n").unwrap();
+        assert_eq!(c.admin.users[0].password_env.as_deref(), Some("OPS_PW"));
+        assert_eq!(c.admin.database, "ddlguard");
+    }
 }
