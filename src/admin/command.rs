@@ -154,7 +154,12 @@ pub fn parse_interval(text: &str) -> Result<Duration, CommandError> {
     if hms.len() == 3 {
         let n: Vec<u64> = hms.iter().filter_map(|p| p.trim().parse().ok()).collect();
         if n.len() == 3 {
-            return Ok(Duration::from_secs(n[0] * 3600 + n[1] * 60 + n[2]));
+            return n[0]
+                .checked_mul(3600)
+                .and_then(|h| h.checked_add(n[1].checked_mul(60)?))
+                .and_then(|hm| hm.checked_add(n[2]))
+                .map(Duration::from_secs)
+                .ok_or_else(|| CommandError::Syntax(format!("interval {text:?} is too long")));
         }
     }
     // humantime wants "1hour 30min": join each number to its unit.
@@ -181,20 +186,32 @@ fn since(toks: &[Tok], i: usize, usage: &str) -> Result<(Option<Duration>, usize
                 "SINCE needs a quoted interval: {usage}"
             ))),
         },
-        Some(_) => Err(CommandError::Syntax(format!(
-            "unexpected words; write {usage}"
-        ))),
+        Some(t) => Err(unexpected(t, usage)),
     }
 }
 
+fn unexpected(t: &Tok, usage: &str) -> CommandError {
+    let word = match t {
+        Tok::Word(w) => w.clone(),
+        Tok::Ident(s) => format!("\"{s}\""),
+        Tok::Str(s) => format!("'{s}'"),
+        Tok::Dot => ".".into(),
+    };
+    CommandError::Syntax(format!("unexpected {word}; write {usage}"))
+}
+
 fn done(toks: &[Tok], i: usize, usage: &str) -> Result<(), CommandError> {
-    if i < toks.len() {
-        Err(CommandError::Syntax(format!(
-            "unexpected words; write {usage}"
-        )))
-    } else {
-        Ok(())
+    match toks.get(i) {
+        Some(t) => Err(unexpected(t, usage)),
+        None => Ok(()),
     }
+}
+
+fn too_many_parts(parts: &[String], usage: &str) -> CommandError {
+    CommandError::Syntax(format!(
+        "{:?} has too many dotted parts; write {usage}",
+        parts.join(".")
+    ))
 }
 
 /// Parses one console command.
@@ -225,7 +242,7 @@ pub fn parse(sql: &str) -> Result<Command, CommandError> {
                     }
                     target(&parts, true)
                         .map(|t| Command::Usage(Some(t)))
-                        .ok_or_else(|| CommandError::Syntax(format!("write {usage}")))
+                        .ok_or_else(|| too_many_parts(&parts, usage))
                 }
                 "queries" => {
                     let usage = "SHOW QUERIES [table]";
@@ -236,14 +253,15 @@ pub fn parse(sql: &str) -> Result<Command, CommandError> {
                     }
                     target(&parts, false)
                         .map(|t| Command::Queries(Some(t)))
-                        .ok_or_else(|| CommandError::Syntax(format!("write {usage}")))
+                        .ok_or_else(|| too_many_parts(&parts, usage))
                 }
                 "dependents" => {
                     let usage = "SHOW DEPENDENTS table[.column] [SINCE 'interval']";
                     let (parts, i) = name(&toks, 2);
-                    let t = target(&parts, true).ok_or_else(|| {
-                        CommandError::Syntax(format!("which table? write {usage}"))
-                    })?;
+                    if parts.is_empty() {
+                        return Err(CommandError::Syntax(format!("which table? write {usage}")));
+                    }
+                    let t = target(&parts, true).ok_or_else(|| too_many_parts(&parts, usage))?;
                     let (interval, i) = since(&toks, i, usage)?;
                     done(&toks, i, usage)?;
                     Ok(Command::Dependents(t, interval))
@@ -342,6 +360,11 @@ mod tests {
             parse("SHOW USAGE 'x"),
             Err(CommandError::Syntax(_))
         ));
+    }
+
+    #[test]
+    fn huge_intervals_are_errors_not_overflows() {
+        assert!(parse_interval("99999999999999999:0:0").is_err());
     }
 
     #[test]

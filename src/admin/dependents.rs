@@ -74,9 +74,14 @@ impl Target {
     }
 }
 
-/// Milliseconds since the epoch as RFC 3339 (UTC, milliseconds).
+/// The last instant RFC 3339 can write (9999-12-31T23:59:59.999Z), ms.
+pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
+
+/// Milliseconds since the epoch as RFC 3339 (UTC, milliseconds); times
+/// past year 9999 (a corrupt store row) are clamped, never a panic.
 pub fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms.min(MAX_TIME_MS)))
+        .to_string()
 }
 
 /// Whether `row` is a dependency on `target`, and of which kind.

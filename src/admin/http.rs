@@ -117,38 +117,54 @@ fn target_of(q: &ReportQuery) -> Option<Target> {
         .map(|t| Target::new(t, q.column.as_deref()))
 }
 
-/// Answers with a report as JSON after the token check.
-fn answer(
-    st: &HttpState,
-    headers: &HeaderMap,
-    build: impl FnOnce() -> Result<Report, Refusal>,
+/// Answers with a report as JSON after the token check; the report is
+/// built on a blocking thread (it walks the whole usage aggregate).
+async fn answer(
+    st: Arc<HttpState>,
+    headers: HeaderMap,
+    build: impl FnOnce(&HttpState) -> Result<Report, Refusal> + Send + 'static,
 ) -> Response {
-    if let Err(r) = authorized(st, headers) {
+    if let Err(r) = authorized(&st, &headers) {
         return r.into_response();
     }
-    match build() {
-        Ok(report) => Json(report.to_json()).into_response(),
-        Err(r) => r.into_response(),
+    match tokio::task::spawn_blocking(move || build(&st)).await {
+        Ok(Ok(report)) => Json(report.to_json()).into_response(),
+        Ok(Err(r)) => r.into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the report failed: {e}; see the proxy log"),
+        )
+        .into_response(),
     }
 }
 
 async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        crate::admin::metrics::render(&st.handle),
-    )
-        .into_response()
+    match crate::admin::metrics::render(&st.handle) {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!("encoding /metrics failed: {e}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "encoding the metrics failed; see the proxy log",
+            )
+            .into_response()
+        }
+    }
 }
 
 async fn api_clients(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    answer(&st, &headers, || Ok(report::clients(&st.handle)))
+    answer(st, headers, |st| Ok(report::clients(&st.handle))).await
 }
 
 async fn api_tables(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    answer(&st, &headers, || Ok(report::tables(&st.handle)))
+    answer(st, headers, |st| Ok(report::tables(&st.handle))).await
 }
 
 async fn api_usage(
@@ -156,9 +172,10 @@ async fn api_usage(
     headers: HeaderMap,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    answer(&st, &headers, || {
+    answer(st, headers, move |st| {
         Ok(report::usage(&st.handle, target_of(&q).as_ref()))
     })
+    .await
 }
 
 async fn api_dependents(
@@ -166,7 +183,7 @@ async fn api_dependents(
     headers: HeaderMap,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    answer(&st, &headers, || {
+    answer(st, headers, move |st| {
         let target = target_of(&q).ok_or_else(|| {
             error(
                 StatusCode::BAD_REQUEST,
@@ -176,6 +193,7 @@ async fn api_dependents(
         let since = since_ms(q.since.as_deref(), st.window)?;
         Ok(report::dependents(&st.handle, &target, since))
     })
+    .await
 }
 
 async fn api_queries(
@@ -183,9 +201,10 @@ async fn api_queries(
     headers: HeaderMap,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    answer(&st, &headers, || {
+    answer(st, headers, move |st| {
         Ok(report::queries(&st.handle, target_of(&q).as_ref()))
     })
+    .await
 }
 
 /// Errors by client x fingerprint x SQLSTATE since `since` (default: the
@@ -195,25 +214,27 @@ async fn api_errors(
     headers: HeaderMap,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    answer(&st, &headers, || {
+    answer(st, headers, move |st| {
         let since = since_ms(q.since.as_deref(), st.window)?;
         Ok(report::errors(&st.handle, since))
     })
+    .await
 }
 
 async fn api_ddl(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    answer(&st, &headers, || Ok(report::ddl(&st.handle)))
+    answer(st, headers, |st| Ok(report::ddl(&st.handle))).await
 }
 
 async fn api_rules(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    answer(&st, &headers, || Ok(report::rules()))
+    answer(st, headers, |_| Ok(report::rules())).await
 }
 
 async fn api_config(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    answer(&st, &headers, || {
+    answer(st, headers, |st| {
         Ok(report::config(
             &st.handle.config(),
             st.handle.config_file().as_deref(),
         ))
     })
+    .await
 }

@@ -148,10 +148,12 @@ impl Collector for ProxyCollector {
                 })
                 .collect();
             let labels = [("kind", k.kind.as_str())];
+            // The count is the +Inf bucket, read together with the others.
+            let count = k.cumulative.last().copied().unwrap_or(0);
             m.encode_family(&labels)?
                 .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
                     k.total_us as f64 / 1e6,
-                    k.calls,
+                    count,
                     &per_bucket,
                     None,
                 )?;
@@ -224,14 +226,12 @@ impl Collector for ProxyCollector {
 }
 
 /// The exposition text of all metrics.
-pub fn render(handle: &ServerHandle) -> String {
+pub fn render(handle: &ServerHandle) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(ProxyCollector {
         handle: handle.clone(),
     }));
     let mut out = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
-        tracing::warn!("encoding /metrics failed: {e}");
-    }
-    out
+    prometheus_client::encoding::text::encode(&mut out, &registry)?;
+    Ok(out)
 }

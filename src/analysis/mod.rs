@@ -41,6 +41,7 @@ pub fn analyze_uncached(sql: &str, fp: Fingerprint) -> Analysis {
                 .unwrap_or(StatementKind::Utility);
             let uses = x.finish();
             Analysis {
+                changes_search_path: search_path::may_change(&fp.text),
                 fingerprint: fp,
                 kind,
                 parsed: true,
@@ -67,6 +68,7 @@ pub fn analyze_uncached(sql: &str, fp: Fingerprint) -> Analysis {
                 }
             }
             Analysis {
+                changes_search_path: search_path::may_change(&fp.text),
                 fingerprint: fp,
                 kind,
                 parsed: false,

@@ -102,4 +102,7 @@ pub struct Analysis {
     pub relations: Vec<RelationUse>,
     /// Columns named.
     pub columns: Vec<ColumnUse>,
+    /// Some statement of the text may change `search_path` (decided once
+    /// per shape; the raw text is then parsed for the new value).
+    pub changes_search_path: bool,
 }

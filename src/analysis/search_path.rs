@@ -6,7 +6,8 @@
 //! statements that change it. Unqualified names are resolved through it
 //! (DESIGN section 5). A change applies to the messages sent after the
 //! one that made it: a multi-statement simple Query is one analysis, so a
-//! `SET search_path` inside it does not re-resolve its own other statements.
+//! `SET search_path` inside it does not re-resolve its own other
+//! statements (the session's path afterwards is right).
 
 /// A change to the session's `search_path` made by one statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,12 +21,16 @@ pub enum SearchPathChange {
     Reset,
 }
 
-/// Cheap test on a fingerprint: could this statement change `search_path`?
-/// Only then is the raw text parsed by [`parse_change`].
+/// Test on a fingerprint (once per statement shape): could one of its
+/// statements change `search_path`? Only then is the raw text parsed by
+/// [`parse_changes`].
 pub fn may_change(fingerprint: &str) -> bool {
-    (fingerprint.starts_with("set ") && fingerprint.contains("search_path"))
-        || fingerprint.starts_with("reset ")
-        || fingerprint.starts_with("discard all")
+    fingerprint.split(';').any(|statement| {
+        let st = statement.trim_start();
+        (st.starts_with("set ") && st.contains("search_path"))
+            || st.starts_with("reset ")
+            || st.starts_with("discard all")
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +55,23 @@ fn tokens(sql: &str) -> Vec<Token> {
             // A line comment: skip to its end.
             while i < chars.len() && chars[i] != '\n' {
                 i += 1;
+            }
+        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
+            // A block comment (they nest in Postgres).
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
             }
         } else if c == '"' || c == '\'' {
             i += 1;
@@ -112,10 +134,22 @@ pub fn split_list(text: &str) -> Vec<String> {
     out
 }
 
-/// Parses a statement that may change `search_path`; `None` when it does
+/// The `search_path` changes made by the statements of `sql`, in order
+/// (a simple Query may hold several statements).
+pub fn parse_changes(sql: &str) -> Vec<SearchPathChange> {
+    tokens(sql)
+        .split(|t| *t == Token::Punct(';'))
+        .filter_map(change_of)
+        .collect()
+}
+
+/// Parses one statement that may change `search_path`; `None` when it does
 /// not (another setting, or not a SET at all).
 pub fn parse_change(sql: &str) -> Option<SearchPathChange> {
-    let toks = tokens(sql);
+    parse_changes(sql).into_iter().next()
+}
+
+fn change_of(toks: &[Token]) -> Option<SearchPathChange> {
     let word = |i: usize| match toks.get(i) {
         Some(Token::Word(w)) => Some(w.as_str()),
         _ => None,
@@ -149,8 +183,9 @@ pub fn parse_change(sql: &str) -> Option<SearchPathChange> {
                 match t {
                     Token::Word(w) => schemas.push(w.clone()),
                     Token::Ident(s) => schemas.push(s.clone()),
-                    // A string holds a list itself: 'a, b' is two schemas.
-                    Token::Str(s) => schemas.extend(split_list(s)),
+                    // search_path is GUC_LIST_QUOTE: a string is one schema
+                    // name, case kept ('a, b' names the schema "a, b").
+                    Token::Str(s) => schemas.push(s.clone()),
                     Token::Punct(',') => {}
                     Token::Punct(_) => break,
                 }
@@ -283,8 +318,12 @@ mod tests {
             set(&["App", "public"])
         );
         assert_eq!(
-            parse_change("SET search_path = 'app, \"X\"'"),
-            set(&["app", "X"])
+            parse_change("SET search_path = 'App', 'a, b'"),
+            set(&["App", "a, b"])
+        );
+        assert_eq!(
+            parse_change("/* app: billing */ SET search_path TO billing"),
+            set(&["billing"])
         );
         assert_eq!(
             parse_change("SET search_path TO \"$user\", public"),
@@ -307,6 +346,13 @@ mod tests {
         assert_eq!(parse_change("SET statement_timeout = 5"), None);
         assert_eq!(parse_change("RESET statement_timeout"), None);
         assert_eq!(parse_change("SELECT 1"), None);
+        assert_eq!(
+            parse_changes("SET search_path TO x; SELECT 1; RESET search_path"),
+            vec![
+                SearchPathChange::Set(vec!["x".into()]),
+                SearchPathChange::Reset
+            ]
+        );
     }
 
     #[test]
@@ -321,6 +367,7 @@ mod tests {
             assert!(may_change(sql), "{sql}");
         }
         assert!(!may_change("select * from search_path"));
+        assert!(may_change("begin; set local search_path = $1"));
         assert!(!may_change("set application_name = $1"));
     }
 

@@ -44,8 +44,9 @@ pub struct AdminConfig {
     /// turns HTTP off.
     #[serde(with = "optional_addr")]
     pub http_listen: Option<SocketAddr>,
-    /// When set, /api/v1 and /metrics need `Authorization: Bearer <value of
-    /// this variable>`.
+    /// When set, /api/v1 needs `Authorization: Bearer <value of this
+    /// variable>` (/metrics, /healthz and /readyz stay open: they hold no
+    /// statement text).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_token_env: Option<String>,
     /// `[[admin.users]]`: who may log in to the console (SCRAM-SHA-256).
@@ -360,7 +361,7 @@ impl Config {
                 (Some(_), Some(_)) | (None, None) => {
                     return Err((
                         "admin.users",
-                        "name",
+                        if user.password.is_some() { "password_env" } else { "name" },
                         format!(
                             "user {:?}: set exactly one of password (a SCRAM-SHA-256 verifier) or password_env",
                             user.name

@@ -27,7 +27,7 @@ pub enum ServeError {
 #[derive(Debug, Error)]
 pub enum ReloadError {
     /// The proxy was started without a file (embedded in a test or program).
-    #[error("the proxy was not started from a configuration file")]
+    #[error("the proxy was not started from a configuration file; start it with `ddlguard serve --config FILE` to reload")]
     NoFile,
     /// The file is invalid.
     #[error(transparent)]

@@ -2,6 +2,7 @@
 
 mod handshake;
 mod listener;
+mod path_state;
 mod relay;
 mod session;
 pub(crate) mod shared;

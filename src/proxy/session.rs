@@ -41,11 +41,13 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, guard: S
     async move {
         let settings = shared.settings();
         let limit = settings.config.server.startup_timeout.0;
+        let login_deadline = tokio::time::Instant::now() + limit;
         let started = timeout(limit, start(tcp, &settings, &shared, guard.id)).await;
         let (relay, upstream, _slot) = match started {
             Ok(Ok(Some(Begin::Relay(relay, upstream, slot)))) => (*relay, upstream, slot),
             Ok(Ok(Some(Begin::Console { client, raw, peer }))) => {
-                crate::admin::console::serve(client, raw, peer, &settings, &shared).await;
+                crate::admin::console::serve(client, raw, peer, login_deadline, &settings, &shared)
+                    .await;
                 return;
             }
             Ok(Ok(None)) => return,

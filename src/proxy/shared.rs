@@ -95,6 +95,8 @@ pub struct Shared {
     pub live: DashMap<u64, ClientIdentity>,
     /// Bytes relayed by all sessions.
     pub traffic: Arc<Traffic>,
+    /// Admin console connections open now (they take no client slot).
+    pub console_sessions: AtomicUsize,
     /// Where `RELOAD` and SIGHUP read the configuration from.
     pub reload_source: RwLock<Option<ReloadSource>>,
     phase: watch::Sender<Phase>,
@@ -131,6 +133,7 @@ impl Shared {
             live: DashMap::new(),
             traffic: Arc::default(),
             reload_source: RwLock::new(None),
+            console_sessions: AtomicUsize::new(0),
             phase: watch::channel(Phase::Running).0,
             active: AtomicUsize::new(0),
             clients: AtomicUsize::new(0),

@@ -5,6 +5,7 @@
 //! This is the interception point of DESIGN section 4: every statement, of
 //! the simple or the extended protocol, passes through `on_client`.
 
+use super::path_state::PathState;
 use super::upstream::Upstream;
 use crate::analysis::search_path::{self, SearchPathChange};
 use crate::analysis::{Analysis, Analyzer, StatementKind};
@@ -22,6 +23,8 @@ enum Pending {
         client: u32,
         start: Instant,
         error: Option<[u8; 5]>,
+        /// Sequence number among the messages answered by ReadyForQuery.
+        seq: u64,
     },
     /// An Execute: done at CommandComplete, EmptyQueryResponse,
     /// PortalSuspended or ErrorResponse.
@@ -39,7 +42,7 @@ enum Pending {
         start: Instant,
     },
     /// A Sync: done at ReadyForQuery.
-    Sync,
+    Sync { seq: u64 },
 }
 
 /// Shared parts a tracker needs.
@@ -62,15 +65,22 @@ pub struct Tracker {
     /// Interned (identity, effective search_path) that usage records under;
     /// each pending execution keeps the one current when it was sent.
     client: u32,
-    /// `search_path` set for the session (canonical text, "" = default).
-    session_path: String,
-    /// `search_path` in effect (differs inside a `SET LOCAL` transaction).
-    path: String,
+    /// The session's `search_path`.
+    path: PathState,
+    /// Ids already interned for this identity, by path (a `SET LOCAL` per
+    /// transaction must not cost a global lookup each time).
+    path_ids: Vec<(String, u32)>,
     database: String,
     upstream: Arc<Upstream>,
     statements: HashMap<Vec<u8>, Arc<Analysis>>,
     portals: HashMap<Vec<u8>, Arc<Analysis>>,
+    /// Prepared statements and portals that change `search_path` when
+    /// executed (drivers cache and re-execute them); usually empty.
+    statement_paths: HashMap<Vec<u8>, SearchPathChange>,
+    portal_paths: HashMap<Vec<u8>, SearchPathChange>,
     pending: VecDeque<Pending>,
+    /// Next sequence number for a message answered by ReadyForQuery.
+    seq: u64,
 }
 
 /// Splits off a NUL-terminated string.
@@ -100,13 +110,16 @@ impl Tracker {
             ctx,
             identity,
             client,
-            session_path: path.clone(),
-            path,
+            path_ids: vec![(path.clone(), client)],
+            path: PathState::new(path),
             database,
             upstream,
             statements: HashMap::new(),
             portals: HashMap::new(),
+            statement_paths: HashMap::new(),
+            portal_paths: HashMap::new(),
             pending: VecDeque::new(),
+            seq: 0,
         }
     }
 
@@ -132,24 +145,35 @@ impl Tracker {
         match tag {
             b'Q' => {
                 let (sql, _) = cstr(body);
-                let analysis = self.analyze(sql);
+                let (analysis, changes) = self.analyze(sql);
+                let seq = self.next_seq();
                 self.pending.push_back(Pending::Simple {
                     analysis,
                     client: self.client,
                     start: now,
                     error: None,
+                    seq,
                 });
+                for change in &changes {
+                    self.change_search_path(change, seq);
+                }
             }
-            b'F' => self.pending.push_back(Pending::Simple {
-                analysis: None,
-                client: self.client,
-                start: now,
-                error: None,
-            }),
+            b'F' => {
+                let seq = self.next_seq();
+                self.pending.push_back(Pending::Simple {
+                    analysis: None,
+                    client: self.client,
+                    start: now,
+                    error: None,
+                    seq,
+                })
+            }
             b'P' => {
                 let (name, rest) = cstr(body);
                 let (sql, _) = cstr(rest);
-                let analysis = self.analyze(sql);
+                let (analysis, mut changes) = self.analyze(sql);
+                // An extended-protocol Parse holds one statement.
+                let change = changes.pop();
                 match &analysis {
                     Some(a) => {
                         self.statements.insert(name.to_vec(), a.clone());
@@ -157,6 +181,16 @@ impl Tracker {
                     None => {
                         self.statements.remove(name);
                     }
+                }
+                // The change happens when the statement is executed.
+                match change {
+                    Some(c) => {
+                        self.statement_paths.insert(name.to_vec(), c);
+                    }
+                    None if !self.statement_paths.is_empty() => {
+                        self.statement_paths.remove(name);
+                    }
+                    None => {}
                 }
                 self.pending.push_back(Pending::Parse {
                     analysis,
@@ -176,6 +210,17 @@ impl Tracker {
                         self.portals.remove(portal);
                     }
                 }
+                if !self.statement_paths.is_empty() || !self.portal_paths.is_empty() {
+                    match self.statement_paths.get(statement) {
+                        Some(c) => {
+                            let c = c.clone();
+                            self.portal_paths.insert(portal.to_vec(), c);
+                        }
+                        None => {
+                            self.portal_paths.remove(portal);
+                        }
+                    }
+                }
             }
             b'E' => {
                 let (portal, _) = cstr(body);
@@ -185,6 +230,14 @@ impl Tracker {
                     client: self.client,
                     start: now,
                 });
+                if !self.portal_paths.is_empty() {
+                    if let Some(change) = self.portal_paths.get(portal).cloned() {
+                        // Its transaction ends at the ReadyForQuery of the
+                        // Sync that follows: the next sequence number.
+                        let seq = self.seq;
+                        self.change_search_path(&change, seq);
+                    }
+                }
             }
             b'C' => {
                 let (kind, rest) = body.split_first().unwrap_or((&0, &[]));
@@ -192,44 +245,60 @@ impl Tracker {
                 match kind {
                     b'S' => {
                         self.statements.remove(name);
+                        self.statement_paths.remove(name);
                     }
                     b'P' => {
                         self.portals.remove(name);
+                        self.portal_paths.remove(name);
                     }
                     _ => {}
                 }
             }
-            b'S' => self.pending.push_back(Pending::Sync),
+            b'S' => {
+                let seq = self.next_seq();
+                self.pending.push_back(Pending::Sync { seq })
+            }
             _ => {}
         }
     }
 
-    /// Analyses a statement text and follows the `search_path` changes it
-    /// makes (they apply to the statements sent after it).
-    fn analyze(&mut self, sql: &[u8]) -> Option<Arc<Analysis>> {
-        let sql = std::str::from_utf8(sql).ok()?;
-        let analysis = self.ctx.analyzer.analyze(sql);
-        if search_path::may_change(&analysis.fingerprint.text) {
-            if let Some(change) = search_path::parse_change(sql) {
-                self.change_search_path(change);
-            }
-        }
-        Some(analysis)
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq - 1
     }
 
-    fn change_search_path(&mut self, change: SearchPathChange) {
-        match change {
-            SearchPathChange::Set(list) => {
-                self.session_path = search_path::canonical(&list);
-                self.path = self.session_path.clone();
-            }
-            SearchPathChange::Local(list) => self.path = search_path::canonical(&list),
-            SearchPathChange::Reset => {
-                self.session_path.clear();
-                self.path.clear();
-            }
+    /// Analyses a statement text; also returns the `search_path` changes its
+    /// statements make, in order (applied to the statements sent after it).
+    fn analyze(&self, sql: &[u8]) -> (Option<Arc<Analysis>>, Vec<SearchPathChange>) {
+        let Ok(sql) = std::str::from_utf8(sql) else {
+            return (None, Vec::new());
+        };
+        let analysis = self.ctx.analyzer.analyze(sql);
+        let changes = if analysis.changes_search_path {
+            search_path::parse_changes(sql)
+        } else {
+            Vec::new()
+        };
+        (Some(analysis), changes)
+    }
+
+    fn change_search_path(&mut self, change: &SearchPathChange, seq: u64) {
+        if self.path.apply(change, seq) {
+            self.refresh_client();
         }
-        self.client = self.ctx.usage.client_id(&self.identity, &self.path);
+    }
+
+    /// Interns (identity, current path), once per path per identity.
+    fn refresh_client(&mut self) {
+        let path = self.path.current();
+        if let Some((_, id)) = self.path_ids.iter().find(|(p, _)| p == path) {
+            self.client = *id;
+            return;
+        }
+        self.client = self.ctx.usage.client_id(&self.identity, path);
+        if self.path_ids.len() < 16 {
+            self.path_ids.push((path.to_string(), self.client));
+        }
     }
 
     /// A server message (body given for the types `wants_server_body` names).
@@ -245,7 +314,8 @@ impl Tracker {
                     let value = String::from_utf8_lossy(value);
                     if value != self.identity.application_name {
                         self.identity.application_name = value.into_owned();
-                        self.client = self.ctx.usage.client_id(&self.identity, &self.path);
+                        self.path_ids.clear();
+                        self.refresh_client();
                     }
                 }
             }
@@ -286,12 +356,6 @@ impl Tracker {
                 }
             }
             b'Z' => {
-                // Idle again: a `SET LOCAL search_path` has ended with its
-                // transaction.
-                if body.first() == Some(&b'I') && self.path != self.session_path {
-                    self.path = self.session_path.clone();
-                    self.client = self.ctx.usage.client_id(&self.identity, &self.path);
-                }
                 // Parses and Executes still queued before the Sync were
                 // skipped by the server after an error.
                 while let Some(Pending::Execute { .. } | Pending::Parse { .. }) =
@@ -299,17 +363,26 @@ impl Tracker {
                 {
                     self.pending.pop_front();
                 }
-                match self.pending.pop_front() {
+                let seq = match self.pending.pop_front() {
                     Some(Pending::Simple {
                         analysis,
                         client,
                         start,
                         error,
-                    }) => self.finish(analysis, client, start, now, error),
-                    Some(Pending::Sync)
-                    | Some(Pending::Execute { .. })
-                    | Some(Pending::Parse { .. })
-                    | None => {}
+                        seq,
+                    }) => {
+                        self.finish(analysis, client, start, now, error);
+                        Some(seq)
+                    }
+                    Some(Pending::Sync { seq }) => Some(seq),
+                    Some(Pending::Execute { .. }) | Some(Pending::Parse { .. }) | None => None,
+                };
+                // Idle again: a `SET LOCAL search_path` made by this message
+                // or an earlier one has ended with its transaction.
+                if let (Some(seq), Some(b'I')) = (seq, body.first()) {
+                    if self.path.idle_after(seq) {
+                        self.refresh_client();
+                    }
                 }
             }
             _ => {}

@@ -29,8 +29,13 @@ impl Flusher {
     /// Runs until `stop` turns true, then flushes once more and returns.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         if self.spec == StoreSpec::Memory {
-            let _ = stop.wait_for(|s| *s).await;
-            return;
+            loop {
+                self.usage.prune_minutes(now_ms());
+                tokio::select! {
+                    _ = tokio::time::sleep(self.interval) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
         }
         let mut store: Option<Store> = None;
         let mut last_sync: Option<u64> = None;
@@ -59,6 +64,7 @@ impl Flusher {
                     }
                 }
             }
+            self.usage.prune_minutes(now_ms());
             if stopping {
                 return;
             }

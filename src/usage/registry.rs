@@ -172,6 +172,12 @@ pub struct UsageStats {
     pub recorded: u64,
 }
 
+/// Minute slots kept by all timelines together (about 150 bytes each).
+const MAX_MINUTE_SLOTS: usize = 200_000;
+
+/// Longest `search_path` text kept apart; longer ones count as the default.
+const MAX_PATH_LEN: usize = 512;
+
 /// A client identity together with the `search_path` its statements ran
 /// under: unqualified names of the same text can mean different tables.
 type SessionKey = (ClientIdentity, String);
@@ -184,6 +190,8 @@ pub struct UsageRegistry {
     latency: DashMap<u64, ShapeLatency>,
     /// Executions by statement kind (for metrics).
     pub kinds: KindStats,
+    /// Minute slots held by all shapes' timelines (bounded).
+    minute_slots: AtomicUsize,
     /// Successful store syncs (for metrics).
     pub store_flushes: AtomicU64,
     /// Failed store opens and syncs (for metrics).
@@ -212,6 +220,7 @@ impl UsageRegistry {
             entries: DashMap::new(),
             latency: DashMap::new(),
             kinds: KindStats::default(),
+            minute_slots: AtomicUsize::new(0),
             store_flushes: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
             len: AtomicUsize::new(0),
@@ -225,6 +234,15 @@ impl UsageRegistry {
     /// session, and again when its `search_path` changes; `search_path` is
     /// canonical text, empty for the server default).
     pub fn client_id(&self, identity: &ClientIdentity, search_path: &str) -> u32 {
+        // A client cycling through endless paths must not grow this table
+        // without bound: past the caps its usage counts under the default.
+        let search_path = if search_path.len() > MAX_PATH_LEN
+            || (self.clients.len() >= self.cap && !search_path.is_empty())
+        {
+            ""
+        } else {
+            search_path
+        };
         let key = (identity.clone(), search_path.to_string());
         if let Some(id) = self.clients.get(&key) {
             return *id;
@@ -284,16 +302,17 @@ impl UsageRegistry {
                 }
             }
         }
-        match self.latency.get_mut(&analysis.fingerprint.id) {
-            Some(mut h) => h.record(latency_us, now),
-            None if self.latency.len() < self.cap => {
-                self.latency
-                    .entry(analysis.fingerprint.id)
-                    .or_default()
-                    .record(latency_us, now);
-            }
-            None => {}
-        }
+        let may_grow = self.minute_slots.load(Ordering::Relaxed) < MAX_MINUTE_SLOTS;
+        let delta = match self.latency.get_mut(&analysis.fingerprint.id) {
+            Some(mut h) => h.record(latency_us, now, may_grow),
+            None if self.latency.len() < self.cap => self
+                .latency
+                .entry(analysis.fingerprint.id)
+                .or_default()
+                .record(latency_us, now, may_grow),
+            None => 0,
+        };
+        self.count_slots(delta);
         self.recorded.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -322,9 +341,11 @@ impl UsageRegistry {
     /// Failures by client, shape and SQLSTATE that last happened at or after
     /// `since_ms`: after a migration, 42703 and 42P01 show who broke.
     pub fn errors_since(&self, since_ms: u64) -> Vec<ErrorRow> {
-        let mut out = Vec::new();
+        // Keyed without the search_path: one row per client, shape and code.
+        let mut by: std::collections::BTreeMap<(ClientIdentity, u64, [u8; 5]), ErrorRow> =
+            std::collections::BTreeMap::new();
         for item in self.entries.iter() {
-            let ((client, _), e) = item.pair();
+            let ((client, fp), e) = item.pair();
             if e.errors == 0 || e.last_seen_ms < since_ms {
                 continue;
             }
@@ -333,18 +354,25 @@ impl UsageRegistry {
             };
             for (code, n) in &e.error_codes {
                 let last = count_of(&e.error_last_ms, code);
-                if last >= since_ms {
-                    out.push(ErrorRow {
+                if last < since_ms {
+                    continue;
+                }
+                let row = by
+                    .entry((identity.clone(), *fp, *code))
+                    .or_insert_with(|| ErrorRow {
                         client: identity.clone(),
                         fingerprint: e.analysis.fingerprint.text.clone(),
                         sqlstate: String::from_utf8_lossy(code).into_owned(),
-                        errors: *n,
-                        calls: e.calls,
-                        last_error_ms: last,
+                        errors: 0,
+                        calls: 0,
+                        last_error_ms: 0,
                     });
-                }
+                row.errors += n;
+                row.calls += e.calls;
+                row.last_error_ms = row.last_error_ms.max(last);
             }
         }
+        let mut out: Vec<ErrorRow> = by.into_values().collect();
         out.sort_by_key(|e| std::cmp::Reverse(e.last_error_ms));
         out
     }
@@ -361,12 +389,12 @@ impl UsageRegistry {
                 continue;
             };
             let mut delta = e.totals(identity, &path, *fp);
-            delta.calls -= e.flushed.calls;
-            delta.errors -= e.flushed.errors;
-            delta.total_us -= e.flushed.total_us;
+            delta.calls = delta.calls.saturating_sub(e.flushed.calls);
+            delta.errors = delta.errors.saturating_sub(e.flushed.errors);
+            delta.total_us = delta.total_us.saturating_sub(e.flushed.total_us);
             for (code, n) in delta.error_codes.iter_mut() {
                 if let Some(c) = code_bytes(code) {
-                    *n -= count_of(&e.flushed.error_codes, &c);
+                    *n = n.saturating_sub(count_of(&e.flushed.error_codes, &c));
                 }
             }
             delta.error_codes.retain(|(_, n)| *n > 0);
@@ -406,12 +434,12 @@ impl UsageRegistry {
             match self.entries.get_mut(&(id, r.fingerprint_id)) {
                 Some(mut e) => {
                     let e = &mut *e;
-                    e.calls = r.calls + (e.calls - e.flushed.calls);
-                    e.errors = r.errors + (e.errors - e.flushed.errors);
-                    e.total_us = r.total_us + (e.total_us - e.flushed.total_us);
+                    e.calls = r.calls + e.calls.saturating_sub(e.flushed.calls);
+                    e.errors = r.errors + e.errors.saturating_sub(e.flushed.errors);
+                    e.total_us = r.total_us + e.total_us.saturating_sub(e.flushed.total_us);
                     let mut codes = stored_codes.clone();
                     for (c, n) in &e.error_codes {
-                        let unflushed = n - count_of(&e.flushed.error_codes, c);
+                        let unflushed = n.saturating_sub(count_of(&e.flushed.error_codes, c));
                         if unflushed > 0 {
                             add_code(&mut codes, *c, unflushed);
                         }
@@ -470,6 +498,26 @@ impl UsageRegistry {
         self.latency.get(&fingerprint_id).map(|h| h.total.clone())
     }
 
+    fn count_slots(&self, delta: isize) {
+        if delta > 0 {
+            self.minute_slots
+                .fetch_add(delta as usize, Ordering::Relaxed);
+        } else if delta < 0 {
+            self.minute_slots
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+
+    /// Drops minute slots older than an hour from shapes that stopped
+    /// running (the flusher calls it every interval).
+    pub fn prune_minutes(&self, now_ms: u64) {
+        let mut removed = 0;
+        for mut item in self.latency.iter_mut() {
+            removed += item.value_mut().prune(now_ms);
+        }
+        self.count_slots(-(removed as isize));
+    }
+
     /// The minutes of the last hour (before `now_ms`) of every shape that
     /// ran in it.
     pub fn recent_latencies(&self, now_ms: u64) -> Vec<(u64, Vec<MinuteSlot>)> {
@@ -495,9 +543,15 @@ impl UsageRegistry {
     /// the catalog of the entry's database and the `search_path` the
     /// statement ran under.
     pub fn rows(&self, catalog_of: impl Fn(&str) -> Arc<Catalog>) -> Vec<UsageRow> {
+        // Copy out first: resolving while iterating would hold the map's
+        // shard locks, and `record` on the relay path would wait for them.
+        let snapshot: Vec<(u32, Entry)> = self
+            .entries
+            .iter()
+            .map(|item| (item.key().0, item.value().clone()))
+            .collect();
         let mut rows = Vec::new();
-        for item in self.entries.iter() {
-            let ((client, _), e) = item.pair();
+        for (client, e) in &snapshot {
             let Some((identity, path)) = self.identity(*client) else {
                 continue;
             };

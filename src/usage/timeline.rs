@@ -34,22 +34,23 @@ pub struct ShapeLatency {
 }
 
 impl ShapeLatency {
-    /// Adds an execution that finished at `now_ms`.
-    pub fn record(&mut self, latency_us: u64, now_ms: u64) {
+    /// Adds an execution that finished at `now_ms`. A new minute slot is
+    /// only started when `may_grow` (the registry bounds their number).
+    /// Returns the change in the number of slots held.
+    pub fn record(&mut self, latency_us: u64, now_ms: u64, may_grow: bool) -> isize {
         self.total.record(latency_us);
         let minute = now_ms / 60_000;
+        let mut delta = 0;
         if self.minutes.back().map(|s| s.minute) != Some(minute) {
-            while self
-                .minutes
-                .front()
-                .is_some_and(|s| s.minute + MINUTES <= minute)
-            {
-                self.minutes.pop_front();
+            delta -= self.prune(now_ms) as isize;
+            if !may_grow {
+                return delta;
             }
             self.minutes.push_back(MinuteSlot {
                 minute,
                 ..MinuteSlot::default()
             });
+            delta += 1;
         }
         if let Some(slot) = self.minutes.back_mut() {
             slot.calls += 1;
@@ -57,6 +58,21 @@ impl ShapeLatency {
             slot.max_us = slot.max_us.max(latency_us);
             slot.histogram.record(latency_us);
         }
+        delta
+    }
+
+    /// Drops the slots older than an hour before `now_ms`; returns how many.
+    pub fn prune(&mut self, now_ms: u64) -> usize {
+        let minute = now_ms / 60_000;
+        let before = self.minutes.len();
+        while self
+            .minutes
+            .front()
+            .is_some_and(|s| s.minute + MINUTES <= minute)
+        {
+            self.minutes.pop_front();
+        }
+        before - self.minutes.len()
     }
 
     /// The slots of the hour before `now_ms`.
@@ -76,9 +92,9 @@ mod tests {
     fn minutes_roll_and_the_hour_is_bounded() {
         let mut s = ShapeLatency::default();
         let t0 = 1_000 * 60_000;
-        s.record(100, t0);
-        s.record(300, t0 + 59_000);
-        s.record(50, t0 + 60_000);
+        assert_eq!(s.record(100, t0, true), 1);
+        assert_eq!(s.record(300, t0 + 59_000, true), 0);
+        assert_eq!(s.record(50, t0 + 60_000, true), 1);
         assert_eq!(s.minutes.len(), 2);
         assert_eq!(
             (
@@ -89,10 +105,14 @@ mod tests {
             (2, 400, 300)
         );
         // Ninety minutes later only the new minute is left.
-        s.record(7, t0 + 90 * 60_000);
+        assert_eq!(s.record(7, t0 + 90 * 60_000, true), -1);
         assert_eq!(s.minutes.len(), 1);
         assert_eq!(s.total.count(), 4);
         assert_eq!(s.recent(t0 + 90 * 60_000).count(), 1);
         assert_eq!(s.recent(t0 + 200 * 60_000).count(), 0);
+        // Without room for a new slot the all-time histogram still counts.
+        assert_eq!(s.record(9, t0 + 91 * 60_000, false), 0);
+        assert_eq!((s.minutes.len(), s.total.count()), (1, 5));
+        assert_eq!(s.prune(t0 + 200 * 60_000), 1);
     }
 }

@@ -459,6 +459,24 @@ async fn unqualified_names_resolve_through_the_sessions_search_path() {
     // From the startup packet's options.
     let opts = connect(&conn("sp_options", "options='-c search_path=app'")).await;
     opts.query(email, &[&1i32]).await.unwrap();
+    // RESET returns to the startup packet's path, not the server default.
+    opts.batch_execute("SET search_path TO public; RESET search_path")
+        .await
+        .unwrap();
+    opts.query("SELECT nick FROM users", &[]).await.unwrap();
+    // Drivers prepare SET once and execute it again: the change happens at
+    // each execution, not at Parse.
+    let prepared = connect(&conn("sp_prepared", "")).await;
+    let to_app = prepared.prepare("SET search_path TO app").await.unwrap();
+    let to_public = prepared.prepare("SET search_path TO public").await.unwrap();
+    for (set, sql) in [
+        (&to_app, "SELECT email FROM users WHERE id = 1"),
+        (&to_public, "SELECT email FROM users WHERE id = 2"),
+        (&to_app, "SELECT nick FROM users WHERE id = 3"),
+    ] {
+        prepared.execute(set, &[]).await.unwrap();
+        prepared.simple_query(sql).await.unwrap();
+    }
     // SET, then RESET, in one session.
     let set = connect(&conn("sp_set", "")).await;
     set.batch_execute("SET search_path TO app, public")
@@ -490,6 +508,7 @@ async fn unqualified_names_resolve_through_the_sessions_search_path() {
             })
             .map(|r| format!("{}.{}", r.schema, r.table))
             .collect();
+        found.sort();
         found.dedup();
         found
     };
@@ -497,6 +516,21 @@ async fn unqualified_names_resolve_through_the_sessions_search_path() {
     let all = "select email from users";
     assert_eq!(schema_of("sp_default", by_id), ["public.users"]);
     assert_eq!(schema_of("sp_options", by_id), ["app.users"]);
+    assert_eq!(
+        schema_of("sp_options", "select nick from users"),
+        ["app.users"]
+    );
+    // Literal-only differences share a shape: id = 1 (app) and id = 2
+    // (public) are one fingerprint under two paths.
+    assert_eq!(
+        schema_of("sp_prepared", "select email from users where id = $1"),
+        ["app.users", "public.users"]
+    );
+    assert_eq!(
+        schema_of("sp_prepared", "select nick from users where id = $1"),
+        ["app.users"],
+        "the cached SET search_path TO app took effect again"
+    );
     assert_eq!(schema_of("sp_set", by_id), ["app.users"]);
     assert_eq!(schema_of("sp_set", all), ["public.users"], "after RESET");
     assert_eq!(

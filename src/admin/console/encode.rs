@@ -1,5 +1,6 @@
 //! A [`Report`] as pgwire rows: typed columns in text or binary format.
 
+use crate::admin::dependents::MAX_TIME_MS;
 use crate::admin::report::{Cell, ColumnType, Report};
 use bytes::BytesMut;
 use pgwire::api::portal::Format;
@@ -91,9 +92,9 @@ pub fn rows(report: &Report, schema: Arc<Vec<FieldInfo>>) -> Vec<PgWireResult<Da
                     (Cell::Text(s), _) => encoder.encode_field(s)?,
                     (Cell::Int(n), _) => encoder.encode_field(n)?,
                     (Cell::Float(f), _) => encoder.encode_field(f)?,
-                    (Cell::Time(ms), _) => {
-                        encoder.encode_field(&PgTime(UNIX_EPOCH + Duration::from_millis(*ms)))?
-                    }
+                    (Cell::Time(ms), _) => encoder.encode_field(&PgTime(
+                        UNIX_EPOCH + Duration::from_millis((*ms).min(MAX_TIME_MS)),
+                    ))?,
                 }
             }
             Ok(encoder.take_row())

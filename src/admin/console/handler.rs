@@ -60,52 +60,49 @@ enum Outcome {
     Done(&'static str, Vec<String>),
 }
 
-impl ConsoleHandler {
-    fn run(&self, cmd: &Command) -> PgWireResult<Outcome> {
-        let h = &self.handle;
-        Ok(match cmd {
-            Command::Clients => Outcome::Rows(report::clients(h)),
-            Command::Tables => Outcome::Rows(report::tables(h)),
-            Command::Usage(t) => Outcome::Rows(report::usage(h, t.as_ref())),
-            Command::Dependents(t, since) => {
-                Outcome::Rows(report::dependents(h, t, since_ms(*since, self.window)))
+/// Runs one command (on a blocking thread: reports walk the whole usage
+/// aggregate, and RELOAD reads a file).
+fn run(h: &ServerHandle, window: Duration, cmd: &Command) -> PgWireResult<Outcome> {
+    Ok(match cmd {
+        Command::Clients => Outcome::Rows(report::clients(h)),
+        Command::Tables => Outcome::Rows(report::tables(h)),
+        Command::Usage(t) => Outcome::Rows(report::usage(h, t.as_ref())),
+        Command::Dependents(t, since) => {
+            Outcome::Rows(report::dependents(h, t, since_ms(*since, window)))
+        }
+        Command::Queries(t) => Outcome::Rows(report::queries(h, t.as_ref())),
+        Command::Errors(since) => Outcome::Rows(report::errors(h, since_ms(*since, window))),
+        Command::Ddl => Outcome::Rows(report::ddl(h)),
+        Command::Rules => Outcome::Rows(report::rules()),
+        Command::Config => Outcome::Rows(report::config(&h.config(), h.config_file().as_deref())),
+        Command::Reload => match h.reload_from_file() {
+            Ok(restart) => {
+                info!("configuration reloaded from the admin console");
+                let notices = restart
+                    .into_iter()
+                    .map(|k| format!("{k} changed: takes effect after a restart"))
+                    .collect();
+                Outcome::Done("RELOAD", notices)
             }
-            Command::Queries(t) => Outcome::Rows(report::queries(h, t.as_ref())),
-            Command::Errors(since) => {
-                Outcome::Rows(report::errors(h, since_ms(*since, self.window)))
-            }
-            Command::Ddl => Outcome::Rows(report::ddl(h)),
-            Command::Rules => Outcome::Rows(report::rules()),
-            Command::Config => {
-                Outcome::Rows(report::config(&h.config(), h.config_file().as_deref()))
-            }
-            Command::Reload => match h.reload_from_file() {
-                Ok(restart) => {
-                    info!("configuration reloaded from the admin console");
-                    let notices = restart
-                        .into_iter()
-                        .map(|k| format!("{k} changed: takes effect after a restart"))
-                        .collect();
-                    Outcome::Done("RELOAD", notices)
-                }
-                Err(e) => {
-                    warn!("RELOAD refused, keeping the old settings: {e}");
-                    let mut info = ErrorInfo::new(
-                        "ERROR".into(),
-                        "55000".into(),
-                        format!("reload refused, the old settings stay: {e}"),
-                    );
-                    info.hint = Some(
+            Err(e) => {
+                warn!("RELOAD refused, keeping the old settings: {e}");
+                let mut info = ErrorInfo::new(
+                    "ERROR".into(),
+                    "55000".into(),
+                    format!("reload refused, the old settings stay: {e}"),
+                );
+                info.hint = Some(
                         "fix the configuration file (ddlguard check-config --config FILE shows what is wrong) and run RELOAD again"
                             .into(),
                     );
-                    return Err(PgWireError::UserError(Box::new(info)));
-                }
-            },
-            Command::Set => Outcome::Done("SET", Vec::new()),
-        })
-    }
+                return Err(PgWireError::UserError(Box::new(info)));
+            }
+        },
+        Command::Set => Outcome::Done("SET", Vec::new()),
+    })
+}
 
+impl ConsoleHandler {
     async fn respond<C>(
         &self,
         client: &mut C,
@@ -117,7 +114,17 @@ impl ConsoleHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (notices, response) = match self.run(cmd)? {
+        let (handle, window, command) = (self.handle.clone(), self.window, cmd.clone());
+        let outcome = tokio::task::spawn_blocking(move || run(&handle, window, &command))
+            .await
+            .map_err(|e| {
+                PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "ERROR".into(),
+                    "XX000".into(),
+                    format!("the report failed: {e}; see the proxy log"),
+                )))
+            })??;
+        let (notices, response) = match outcome {
             Outcome::Rows(report) => {
                 let schema = Arc::new(encode::fields(&report, format));
                 let rows = encode::rows(&report, schema.clone());

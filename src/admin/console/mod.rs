@@ -4,6 +4,7 @@
 //! relayed upstream (DESIGN section 7).
 
 pub mod auth;
+mod budget;
 mod encode;
 mod handler;
 
@@ -12,6 +13,7 @@ use crate::proxy::stream::Stream;
 use crate::proxy::ServerHandle;
 use crate::wire::messages::ProxyError;
 use auth::AdminUsers;
+use budget::LoginBudget;
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use handler::ConsoleHandler;
@@ -23,21 +25,51 @@ use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::PgWireFrontendMessage;
 use pgwire::tokio::server::{process_error, process_message, PgWireMessageServerCodec};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::{Framed, FramedParts};
 use tracing::{debug, info, warn};
 
+/// Console connections open at once (logged in or not).
+const MAX_CONSOLE_SESSIONS: usize = 32;
+
+/// Releases a console session slot when dropped.
+struct ConsoleSlot<'a>(&'a AtomicUsize);
+
+impl Drop for ConsoleSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Serves one console connection whose startup packet (`raw`) asked for
-/// the admin database, until the client leaves or the proxy closes.
+/// the admin database, until the client leaves or the proxy closes. The
+/// login must finish by `login_deadline` (counted from accept).
 pub async fn serve(
     mut client: Stream,
     raw: Vec<u8>,
     peer: SocketAddr,
+    login_deadline: tokio::time::Instant,
     settings: &Settings,
     shared: &Arc<Shared>,
 ) {
     let config = &settings.config;
+    let taken = shared.console_sessions.fetch_add(1, Ordering::AcqRel) + 1;
+    let _slot = ConsoleSlot(&shared.console_sessions);
+    if taken > MAX_CONSOLE_SESSIONS {
+        warn!(
+            limit = MAX_CONSOLE_SESSIONS,
+            "admin console connection refused: too many open"
+        );
+        let err = ProxyError::fatal("53300", "too many admin console connections")
+            .with_hint(format!(
+                "ddlguard serves at most {MAX_CONSOLE_SESSIONS} admin console connections at once; close idle ones"
+            ));
+        let _ = client.write_all(&err.to_frame()).await;
+        let _ = client.shutdown().await;
+        return;
+    }
     let users = AdminUsers::new(&config.admin.users);
     if users.is_empty() {
         warn!("admin console login refused: no [[admin.users]] configured");
@@ -81,13 +113,12 @@ pub async fn serve(
 
     let secure = client.is_tls();
     let codec = PgWireMessageServerCodec::new(DefaultClient::new(peer, secure));
-    let mut parts = FramedParts::new(client, codec);
+    let mut parts = FramedParts::new(LoginBudget::new(client), codec);
     // The startup packet was read by the proxy; pgwire decodes it again.
     parts.read_buf = BytesMut::from(&raw[..]);
     let mut socket = Framed::from_parts(parts);
     socket.set_state(PgWireConnectionState::AwaitingStartup);
 
-    let login_deadline = tokio::time::Instant::now() + config.server.startup_timeout.0;
     let mut phase = shared.phase();
     let mut logged_in = false;
     loop {
@@ -98,6 +129,7 @@ pub async fn serve(
         );
         if !authenticating && !logged_in {
             logged_in = true;
+            socket.get_mut().logged_in();
             let user = socket.metadata().get("user").cloned().unwrap_or_default();
             info!(user, tls = secure, "admin console login");
         }

@@ -10,7 +10,7 @@ struct Acc {
     sessions: u64,
     calls: u64,
     errors: u64,
-    shapes: u64,
+    shapes: std::collections::BTreeSet<u64>,
     first: Option<u64>,
     last: Option<u64>,
 }
@@ -26,7 +26,8 @@ pub fn clients(handle: &ServerHandle) -> Report {
         let acc = by.entry(r.client).or_default();
         acc.calls += r.calls;
         acc.errors += r.errors;
-        acc.shapes += 1;
+        // One shape run under several search_paths is one statement.
+        acc.shapes.insert(r.fingerprint_id);
         acc.first = Some(
             acc.first
                 .map_or(r.first_seen_ms, |f| f.min(r.first_seen_ms)),
@@ -40,7 +41,7 @@ pub fn clients(handle: &ServerHandle) -> Report {
             Cell::count(acc.sessions),
             Cell::count(acc.calls),
             Cell::count(acc.errors),
-            Cell::count(acc.shapes),
+            Cell::count(acc.shapes.len() as u64),
             acc.first.map(Cell::Time).unwrap_or(Cell::Null),
             acc.last.map(Cell::Time).unwrap_or(Cell::Null),
         ]);

@@ -52,8 +52,9 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
 /// environment variables, and verifiers are masked too.
 pub fn config(config: &Config, file: Option<&std::path::Path>) -> Report {
     let mut pairs = Vec::new();
-    if let Ok(value) = toml::Value::try_from(config) {
-        flatten("", &value, &mut pairs);
+    match toml::Value::try_from(config) {
+        Ok(value) => flatten("", &value, &mut pairs),
+        Err(e) => tracing::warn!("SHOW CONFIG: cannot render the configuration: {e}"),
     }
     let mut report = Report::new(columns::CONFIG.to_vec());
     for (key, value) in pairs {

@@ -5,7 +5,19 @@ use super::{client_cells, columns, Cell, Report};
 use crate::admin::dependents::Target;
 use crate::analysis::{Dependency, Mode};
 use crate::proxy::ServerHandle;
-use crate::usage::UsageRow;
+use crate::usage::{ClientIdentity, UsageRow};
+use std::collections::BTreeMap;
+
+/// Schema, table, column, client, fingerprint id, mode, dependency.
+type UsageKey = (
+    String,
+    String,
+    Option<String>,
+    ClientIdentity,
+    u64,
+    Mode,
+    Dependency,
+);
 
 fn wanted(r: &UsageRow, target: &Target) -> bool {
     let on_table = r
@@ -27,15 +39,38 @@ fn wanted(r: &UsageRow, target: &Target) -> bool {
 /// implicit uses of all columns).
 pub fn usage(handle: &ServerHandle, target: Option<&Target>) -> Report {
     let mut report = Report::new(columns::USAGE.to_vec());
-    let mut rows: Vec<UsageRow> = handle
+    // Entries of one client and shape under different search_paths that
+    // resolve to the same object are one row.
+    let mut merged: BTreeMap<UsageKey, UsageRow> = BTreeMap::new();
+    for r in handle
         .usage_rows()
         .into_iter()
         .filter(|r| target.is_none_or(|t| wanted(r, t)))
-        .collect();
-    rows.sort_by(|a, b| {
-        (&a.schema, &a.table, &a.column, &a.client)
-            .cmp(&(&b.schema, &b.table, &b.column, &b.client))
-    });
+    {
+        let key = (
+            r.schema.clone(),
+            r.table.clone(),
+            r.column.clone(),
+            r.client.clone(),
+            r.fingerprint_id,
+            r.mode,
+            r.dependency,
+        );
+        match merged.get_mut(&key) {
+            Some(m) => {
+                m.calls += r.calls;
+                m.errors += r.errors;
+                m.total_us += r.total_us;
+                m.max_us = m.max_us.max(r.max_us);
+                m.first_seen_ms = m.first_seen_ms.min(r.first_seen_ms);
+                m.last_seen_ms = m.last_seen_ms.max(r.last_seen_ms);
+            }
+            None => {
+                merged.insert(key, r);
+            }
+        }
+    }
+    let rows = merged.into_values();
     for r in rows {
         let mut row = client_cells(&r.client);
         row.extend([

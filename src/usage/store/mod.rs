@@ -45,15 +45,29 @@ impl StoreSpec {
 }
 
 fn mask_password(url: &str) -> String {
-    // postgres://user:secret@host/db -> postgres://user:***@host/db
+    // postgres://user:secret@host/db -> postgres://user:***@host/db, and a
+    // password=... query parameter likewise.
+    let mut out = url.to_string();
     if let Some((scheme, rest)) = url.split_once("://") {
         if let Some((auth, host)) = rest.split_once('@') {
             if let Some((user, _)) = auth.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
+                out = format!("{scheme}://{user}:***@{host}");
             }
         }
     }
-    url.to_string()
+    match out.split_once('?') {
+        Some((base, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+        None => out,
+    }
 }
 
 impl<'de> Deserialize<'de> for StoreSpec {
@@ -181,6 +195,8 @@ mod tests {
         assert!(StoreSpec::parse("redis://x").is_none());
         let pg = StoreSpec::parse("postgres://u:secret@h/db").unwrap();
         assert_eq!(pg.display(), "postgres://u:***@h/db");
+        let pg = StoreSpec::parse("postgres://h/db?sslmode=disable&password=x").unwrap();
+        assert_eq!(pg.display(), "postgres://h/db?sslmode=disable&password=***");
     }
 
     #[test]
