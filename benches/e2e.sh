@@ -35,6 +35,9 @@
 #   DDLGUARD_BIN=PATH    use this ddlguard binary, do not build
 #   TRACKING=off         run ddlguard with [usage] enabled = false (a plain
 #                        relay), to measure what usage tracking costs
+#   TRACKING=compare     run a second ddlguard with tracking off as one more
+#                        target ("ddlguard-notrack") in the same rotation, and
+#                        report the tracking cost in TPS and CPU per config
 #   DDLGUARD_EXTRA_CONFIG=TEXT  appended verbatim to the generated ddlguard
 #                        config (after its [log] section: start it with a
 #                        new [table] header unless it is meant for [log])
@@ -137,6 +140,17 @@ stop_ddlguard() {
   wait "$pid" 2>/dev/null || true
 }
 
+stop_ddlguard_notrack() {
+  [ -n "${NOTRACK_PID:-}" ] || return 0
+  local pid="$NOTRACK_PID"
+  NOTRACK_PID=""
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
 stop_pgbouncer() {
   [ -n "$PGBOUNCER_PID" ] || return 0
   local pid="$PGBOUNCER_PID"
@@ -163,6 +177,7 @@ cleanup() {
     wait "$pid" 2>/dev/null
   done
   stop_ddlguard
+  stop_ddlguard_notrack
   stop_pgbouncer
   if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
     local pm
@@ -412,7 +427,9 @@ run_waited "$TMP/pgbench-init.log" "$PGBENCH" -h 127.0.0.1 -p "$PG_PORT" -U post
 # --------------------------------------------------------------- ddlguard --
 DG_PORT=""
 DG_CONF="$TMP/ddlguard.toml"
-write_ddlguard_conf() { # picks a fresh port (a restart must not trip over TIME_WAIT)
+write_ddlguard_conf() { # [tracking on|off] [conf file]; picks a fresh port (a restart must not trip over TIME_WAIT)
+  local tracking="${1:-${TRACKING:-on}}" conf="${2:-$DG_CONF}"
+  [ "$tracking" = compare ] && tracking=on
   DG_PORT="$(free_port)" || die "no free port"
   {
     cat <<EOF
@@ -431,7 +448,7 @@ http_listen = ""
 
 [usage]
 store = "memory"
-enabled = $([ "${TRACKING:-on}" = "off" ] && echo false || echo true)
+enabled = $([ "$tracking" = "off" ] && echo false || echo true)
 
 [log]
 level = "warn"
@@ -439,7 +456,7 @@ EOF
     if [ -n "$DDLGUARD_EXTRA_CONFIG" ]; then
       printf '\n# DDLGUARD_EXTRA_CONFIG\n%s\n' "$DDLGUARD_EXTRA_CONFIG"
     fi
-  } >"$DG_CONF"
+  } >"$conf"
 }
 
 DG_STARTS=0
@@ -455,6 +472,22 @@ start_ddlguard() {
     die "ddlguard did not start (config $DG_CONF)"
   fi
   log "ddlguard pid $DDLGUARD_PID on 127.0.0.1:$DG_PORT"
+}
+
+NOTRACK_PORT=""
+NOTRACK_PID=""
+start_ddlguard_notrack() { # TRACKING=compare: the same binary as a plain relay
+  local keep="$DG_PORT" logf="$TMP/ddlguard-notrack.log"
+  write_ddlguard_conf off "$TMP/ddlguard-notrack.toml"
+  NOTRACK_PORT="$DG_PORT"
+  DG_PORT="$keep"
+  env -u RUST_LOG "$BIN" serve --config "$TMP/ddlguard-notrack.toml" >"$logf" 2>&1 &
+  NOTRACK_PID=$!
+  if ! wait_port "$NOTRACK_PORT" "$NOTRACK_PID" ddlguard-notrack 30; then
+    tail -n 30 "$logf" >&2 || true
+    die "ddlguard (tracking off) did not start"
+  fi
+  log "ddlguard-notrack pid $NOTRACK_PID on 127.0.0.1:$NOTRACK_PORT"
 }
 
 # -------------------------------------------------------------- pgbouncer --
@@ -515,21 +548,25 @@ start_pgbouncer() {
 }
 
 start_ddlguard
+[ "${TRACKING:-on}" = compare ] && start_ddlguard_notrack
 [ -n "$PGBOUNCER_BIN" ] && start_pgbouncer
 
 TARGETS=(direct ddlguard)
+[ "${TRACKING:-on}" = compare ] && TARGETS+=(ddlguard-notrack)
 [ -n "$PGBOUNCER_BIN" ] && TARGETS+=(pgbouncer)
 
 target_port() {
   case "$1" in
     direct) echo "$PG_PORT" ;;
     ddlguard) echo "$DG_PORT" ;;
+    ddlguard-notrack) echo "$NOTRACK_PORT" ;;
     pgbouncer) echo "$PGB_PORT" ;;
   esac
 }
 target_pid() {
   case "$1" in
     ddlguard) echo "$DDLGUARD_PID" ;;
+    ddlguard-notrack) echo "$NOTRACK_PID" ;;
     pgbouncer) echo "$PGBOUNCER_PID" ;;
     *) echo "" ;;
   esac
@@ -727,6 +764,27 @@ AGG="median of $ROUNDS rounds"
       echo "| $mode | $c | $(fmt '%.0f' "$d_tps") | $(fmt '%.0f' "$g_tps") | $(fmt '%.0f' "$b_tps") | $(ratio "$g_tps" "$d_tps") | $(ratio "$g_tps" "$b_tps") | $(fmt '%.3f' "$g_lat") | $(fmt '%.3f' "$b_lat") | $(fmt '%.1f' "$g_cpu") | $(fmt '%.1f' "$b_cpu") |"
     done
   done
+  if [ "${TRACKING:-on}" = compare ]; then
+    echo
+    echo "Usage tracking on vs off (the same binary, one more target in the same rotation):"
+    echo
+    echo "| mode | clients | tracking on TPS | tracking off TPS | TPS cost | on CPU µs/txn | off CPU µs/txn | CPU cost µs/txn |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    for mode in "${MODE_LIST[@]}"; do
+      for c in "${CLIENT_LIST[@]}"; do
+        # shellcheck disable=SC2086 # word splitting of the per-round lists is intended
+        {
+          on_tps="$(median ${R_TPS["$mode|$c|ddlguard"]})"
+          off_tps="$(median ${R_TPS["$mode|$c|ddlguard-notrack"]})"
+          on_cpu="$(median ${R_CPU["$mode|$c|ddlguard"]})"
+          off_cpu="$(median ${R_CPU["$mode|$c|ddlguard-notrack"]})"
+        }
+        cost="$(awk -v a="$on_tps" -v b="$off_tps" 'BEGIN { if (b + 0 > 0) printf "%+.1f%%", (b - a) / b * 100; else print "n/a" }')"
+        dcpu="$(awk -v a="$on_cpu" -v b="$off_cpu" 'BEGIN { if (b + 0 > 0) printf "%+.1f", a - b; else print "n/a" }')"
+        echo "| $mode | $c | $(fmt '%.0f' "$on_tps") | $(fmt '%.0f' "$off_tps") | $cost | $(fmt '%.1f' "$on_cpu") | $(fmt '%.1f' "$off_cpu") | $dcpu |"
+      done
+    done
+  fi
   echo
   echo "Memory, $IDLE_SESSIONS idle sessions (pgbench -n -c $IDLE_SESSIONS -j 2 -T 12 -f idle.sql, $IDLE_DESC; fresh proxy process, RSS sampled once all are connected):"
   echo

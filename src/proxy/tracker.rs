@@ -11,7 +11,11 @@ use crate::analysis::search_path::{self, SearchPathChange};
 use crate::analysis::{Analysis, Analyzer, StatementKind};
 use crate::catalog::Catalogs;
 use crate::usage::{now_ms, ClientIdentity, DdlLog, UsageRegistry};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+/// Statement and portal names are hashed on every Bind and Execute: a fast
+/// non-cryptographic hasher (names come from the session's own client).
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -114,10 +118,10 @@ impl Tracker {
             path: PathState::new(path),
             database,
             upstream,
-            statements: HashMap::new(),
-            portals: HashMap::new(),
-            statement_paths: HashMap::new(),
-            portal_paths: HashMap::new(),
+            statements: HashMap::default(),
+            portals: HashMap::default(),
+            statement_paths: HashMap::default(),
+            portal_paths: HashMap::default(),
             pending: VecDeque::new(),
             seq: 0,
         }

@@ -184,10 +184,10 @@ type SessionKey = (ClientIdentity, String);
 
 /// All usage since start (or since the last load from a store).
 pub struct UsageRegistry {
-    clients: DashMap<SessionKey, u32>,
+    clients: DashMap<SessionKey, u32, ahash::RandomState>,
     client_list: RwLock<Vec<SessionKey>>,
-    entries: DashMap<(u32, u64), Entry>,
-    latency: DashMap<u64, ShapeLatency>,
+    entries: DashMap<(u32, u64), Entry, ahash::RandomState>,
+    latency: DashMap<u64, ShapeLatency, ahash::RandomState>,
     /// Executions by statement kind (for metrics).
     pub kinds: KindStats,
     /// Minute slots held by all shapes' timelines (bounded).
@@ -215,10 +215,10 @@ impl UsageRegistry {
     /// beyond that new entries are dropped and counted.
     pub fn new(cap: usize) -> UsageRegistry {
         UsageRegistry {
-            clients: DashMap::new(),
+            clients: DashMap::default(),
             client_list: RwLock::new(Vec::new()),
-            entries: DashMap::new(),
-            latency: DashMap::new(),
+            entries: DashMap::default(),
+            latency: DashMap::default(),
             kinds: KindStats::default(),
             minute_slots: AtomicUsize::new(0),
             store_flushes: AtomicU64::new(0),
