@@ -200,6 +200,18 @@ async fn many_distinct_shapes_stay_under_the_cap() {
     );
 }
 
+/// A proxy with a service login, its snapshot of `db` already loaded.
+async fn with_catalog(cluster: &'static Cluster, db: &str) -> TestProxy {
+    let proxy = TestProxy::start_with(cluster, |c| c.upstream.user = Some("postgres".into())).await;
+    proxy
+        .handle
+        .catalogs()
+        .load_now(db, &proxy.handle.upstream())
+        .await
+        .unwrap();
+    proxy
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalog_snapshot_resolves_columns_and_follows_ddl() {
     let (cluster, db) = setup("usage_catalog").await;
@@ -221,13 +233,7 @@ async fn the_catalog_snapshot_resolves_columns_and_follows_ddl() {
     assert_eq!(email.table, "orders|users");
 
     // With one, the snapshot decides.
-    let proxy = TestProxy::start_with(cluster, |c| c.upstream.user = Some("postgres".into())).await;
-    proxy
-        .handle
-        .catalogs()
-        .load_now(&db, &proxy.handle.upstream())
-        .await
-        .unwrap();
+    let proxy = with_catalog(cluster, &db).await;
     let via = proxy.connect(&db).await;
     via.query(join, &[]).await.unwrap();
     let rows = proxy.handle.usage_rows();
@@ -442,13 +448,7 @@ async fn unqualified_names_resolve_through_the_sessions_search_path() {
         .batch_execute("CREATE SCHEMA app; CREATE TABLE app.users (id int, email text, nick text);")
         .await
         .unwrap();
-    let proxy = TestProxy::start_with(cluster, |c| c.upstream.user = Some("postgres".into())).await;
-    proxy
-        .handle
-        .catalogs()
-        .load_now(&db, &proxy.handle.upstream())
-        .await
-        .unwrap();
+    let proxy = with_catalog(cluster, &db).await;
     let conn =
         |app: &str, extra: &str| format!("{} application_name={app} {extra}", proxy.conn(&db));
     let email = "SELECT email FROM users WHERE id = $1";
