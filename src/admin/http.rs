@@ -20,8 +20,6 @@ use tokio::net::TcpListener;
 pub struct HttpState {
     /// The running proxy.
     pub handle: ServerHandle,
-    /// Default `since` of reports (`[usage] window`).
-    pub window: Duration,
     /// `None`: open; `Some(Some(t))`: bearer `t` required; `Some(None)`:
     /// a token is configured but its variable is unset, so nobody gets in.
     pub token: Option<Option<String>>,
@@ -190,7 +188,7 @@ async fn api_dependents(
                 "missing table: /api/v1/dependents?table=users&column=email&since=1h",
             )
         })?;
-        let since = since_ms(q.since.as_deref(), st.window)?;
+        let since = since_ms(q.since.as_deref(), st.handle.config().usage.window.0)?;
         Ok(report::dependents(&st.handle, &target, since))
     })
     .await
@@ -215,7 +213,7 @@ async fn api_errors(
     Query(q): Query<ReportQuery>,
 ) -> Response {
     answer(st, headers, move |st| {
-        let since = since_ms(q.since.as_deref(), st.window)?;
+        let since = since_ms(q.since.as_deref(), st.handle.config().usage.window.0)?;
         Ok(report::errors(&st.handle, since))
     })
     .await

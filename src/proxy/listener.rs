@@ -111,7 +111,6 @@ impl Server {
                 listener,
                 crate::admin::http::HttpState {
                     handle: ServerHandle { shared: shared.clone() },
-                    window: config.usage.window.0,
                     token,
                 },
             ))
@@ -297,28 +296,7 @@ impl ServerHandle {
     /// the keys whose change needs a restart to take effect.
     pub fn reload(&self, config: Config) -> Result<Vec<&'static str>, TlsError> {
         let old = self.shared.settings();
-        let mut restart = Vec::new();
-        if old.config.server.listen != config.server.listen {
-            restart.push("server.listen");
-        }
-        if old.config.server.worker_threads != config.server.worker_threads {
-            restart.push("server.worker_threads");
-        }
-        if old.config.usage.max_entries != config.usage.max_entries {
-            restart.push("usage.max_entries");
-        }
-        if old.config.usage.store != config.usage.store {
-            restart.push("usage.store");
-        }
-        if old.config.usage.analysis_cache != config.usage.analysis_cache {
-            restart.push("usage.analysis_cache");
-        }
-        if old.config.admin.http_listen != config.admin.http_listen {
-            restart.push("admin.http_listen");
-        }
-        if old.config.admin.http_token_env != config.admin.http_token_env {
-            restart.push("admin.http_token_env");
-        }
+        let restart = crate::admin::report::restart_keys_changed(&old.config, &config);
         let settings = Settings::new(config)?;
         self.shared.replace_settings(settings);
         Ok(restart)

@@ -25,17 +25,14 @@ use tracing::{info, warn};
 /// Runs console commands against the running proxy.
 pub struct ConsoleHandler {
     handle: ServerHandle,
-    /// `[usage] window`: the default of SINCE.
-    window: Duration,
     parser: Arc<CommandParser>,
 }
 
 impl ConsoleHandler {
     /// A handler reading from `handle`.
-    pub fn new(handle: ServerHandle, window: Duration) -> ConsoleHandler {
+    pub fn new(handle: ServerHandle) -> ConsoleHandler {
         ConsoleHandler {
             handle,
-            window,
             parser: Arc::new(CommandParser),
         }
     }
@@ -62,7 +59,9 @@ enum Outcome {
 
 /// Runs one command (on a blocking thread: reports walk the whole usage
 /// aggregate, and RELOAD reads a file).
-fn run(h: &ServerHandle, window: Duration, cmd: &Command) -> PgWireResult<Outcome> {
+fn run(h: &ServerHandle, cmd: &Command) -> PgWireResult<Outcome> {
+    // `[usage] window`, the default of SINCE, as the last reload left it.
+    let window = h.config().usage.window.0;
     Ok(match cmd {
         Command::Clients => Outcome::Rows(report::clients(h)),
         Command::Tables => Outcome::Rows(report::tables(h)),
@@ -114,8 +113,8 @@ impl ConsoleHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (handle, window, command) = (self.handle.clone(), self.window, cmd.clone());
-        let outcome = tokio::task::spawn_blocking(move || run(&handle, window, &command))
+        let (handle, command) = (self.handle.clone(), cmd.clone());
+        let outcome = tokio::task::spawn_blocking(move || run(&handle, &command))
             .await
             .map_err(|e| {
                 PgWireError::UserError(Box::new(ErrorInfo::new(

@@ -105,10 +105,9 @@ pub async fn serve(
         env!("CARGO_PKG_VERSION")
     );
     let startup = Arc::new(SASLAuthStartupHandler::new(Arc::new(parameters)).with_scram(scram));
-    let handler = Arc::new(ConsoleHandler::new(
-        ServerHandle::from_shared(shared.clone()),
-        config.usage.window.0,
-    ));
+    let handler = Arc::new(ConsoleHandler::new(ServerHandle::from_shared(
+        shared.clone(),
+    )));
     let noop = Arc::new(NoopHandler);
 
     let secure = client.is_tls();

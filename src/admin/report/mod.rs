@@ -17,7 +17,7 @@ pub use ddl::ddl;
 pub use dependents::dependents;
 pub use errors::errors;
 pub use queries::queries;
-pub use settings::{config, rules};
+pub use settings::{config, restart_keys_changed, rules};
 pub use tables::tables;
 pub use usage::usage;
 

@@ -8,12 +8,39 @@ use crate::config::Config;
 pub const RESTART_KEYS: &[&str] = &[
     "server.listen",
     "server.worker_threads",
+    "upstream.user",
+    "upstream.password_env",
     "admin.http_listen",
     "admin.http_token_env",
     "usage.store",
+    "usage.flush_interval",
     "usage.max_entries",
     "usage.analysis_cache",
+    "usage.catalog_refresh",
 ];
+
+fn flat(config: &Config) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    match toml::Value::try_from(config) {
+        Ok(value) => flatten("", &value, &mut pairs),
+        Err(e) => tracing::warn!("cannot render the configuration: {e}"),
+    }
+    pairs
+}
+
+/// The keys of [`RESTART_KEYS`] whose value differs between `old` and
+/// `new` (a reload applies the rest; these wait for a restart).
+pub fn restart_keys_changed(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (old, new) = (flat(old), flat(new));
+    let value = |pairs: &[(String, String)], key: &str| {
+        pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    };
+    RESTART_KEYS
+        .iter()
+        .copied()
+        .filter(|key| value(&old, key) != value(&new, key))
+        .collect()
+}
 
 fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
     match value {
@@ -51,11 +78,7 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
 /// applies it. Secrets never appear: passwords are verifiers or names of
 /// environment variables, and verifiers are masked too.
 pub fn config(config: &Config, file: Option<&std::path::Path>) -> Report {
-    let mut pairs = Vec::new();
-    match toml::Value::try_from(config) {
-        Ok(value) => flatten("", &value, &mut pairs),
-        Err(e) => tracing::warn!("SHOW CONFIG: cannot render the configuration: {e}"),
-    }
+    let pairs = flat(config);
     let mut report = Report::new(columns::CONFIG.to_vec());
     for (key, value) in pairs {
         let value = if key.starts_with("admin.users.") && key.ends_with(".password") {
@@ -124,5 +147,9 @@ mod tests {
             Some(Cell::text("(SCRAM-SHA-256 verifier)"))
         );
         assert!(!format!("{r:?}").contains("c2FsdA=="));
+        let mut changed = c.clone();
+        changed.usage.flush_interval.0 = std::time::Duration::from_secs(9);
+        changed.usage.window.0 = std::time::Duration::from_secs(9);
+        assert_eq!(restart_keys_changed(&c, &changed), ["usage.flush_interval"]);
     }
 }
