@@ -1,6 +1,7 @@
 //! The admin console's commands and their grammar (DESIGN section 7).
 
 use super::dependents::Target;
+use crate::analysis::tokens::Token;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -47,82 +48,36 @@ pub enum CommandError {
     Syntax(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Tok {
-    /// Unquoted word (lower-cased) or `.`-joined name parts.
-    Word(String),
-    /// `"Quoted"` identifier.
-    Ident(String),
-    /// `'string'`.
-    Str(String),
-    Dot,
-}
-
-fn tokens(sql: &str) -> Result<Vec<Tok>, CommandError> {
-    let mut out = Vec::new();
-    let chars: Vec<char> = sql.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_whitespace() || c == ';' {
-            i += 1;
-        } else if c == '.' {
-            out.push(Tok::Dot);
-            i += 1;
-        } else if c == '"' || c == '\'' {
-            let mut s = String::new();
-            i += 1;
-            loop {
-                match chars.get(i) {
-                    None => {
-                        return Err(CommandError::Syntax(format!(
-                            "unterminated {} in {sql:?}",
-                            if c == '"' { "quoted name" } else { "string" }
-                        )))
-                    }
-                    Some(&d) if d == c && chars.get(i + 1) == Some(&c) => {
-                        s.push(c);
-                        i += 2;
-                    }
-                    Some(&d) if d == c => {
-                        i += 1;
-                        break;
-                    }
-                    Some(&d) => {
-                        s.push(d);
-                        i += 1;
-                    }
-                }
-            }
-            out.push(if c == '"' { Tok::Ident(s) } else { Tok::Str(s) });
+/// The command's tokens; statement separators are dropped (one command
+/// per Query, a trailing `;` allowed).
+fn tokens(sql: &str) -> Result<Vec<Token>, CommandError> {
+    let toks = crate::analysis::tokens::tokens(sql).map_err(|u| {
+        let what = if u.quote == '"' {
+            "quoted name"
         } else {
-            let start = i;
-            while i < chars.len()
-                && !chars[i].is_whitespace()
-                && !matches!(chars[i], '.' | ';' | '"' | '\'')
-            {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            out.push(Tok::Word(word.to_lowercase()));
-        }
-    }
-    Ok(out)
+            "string"
+        };
+        CommandError::Syntax(format!("unterminated {what} in {sql:?}"))
+    })?;
+    Ok(toks
+        .into_iter()
+        .filter(|t| *t != Token::Punct(';'))
+        .collect())
 }
 
 /// Reads `name[.name[.name]]` starting at `i`; returns the parts and the
 /// next index. Unquoted names fold to lower case, quoted ones keep case.
-fn name(toks: &[Tok], mut i: usize) -> (Vec<String>, usize) {
+fn name(toks: &[Token], mut i: usize) -> (Vec<String>, usize) {
     let mut parts = Vec::new();
     loop {
         match toks.get(i) {
             // A leading SINCE starts the clause, it is not a name.
-            Some(Tok::Word(w)) if !(parts.is_empty() && w == "since") => parts.push(w.clone()),
-            Some(Tok::Ident(s)) => parts.push(s.clone()),
+            Some(Token::Word(w)) if !(parts.is_empty() && w == "since") => parts.push(w.clone()),
+            Some(Token::Ident(s)) => parts.push(s.clone()),
             _ => break,
         }
         i += 1;
-        if toks.get(i) == Some(&Tok::Dot) {
+        if toks.get(i) == Some(&Token::Punct('.')) {
             i += 1;
         } else {
             break;
@@ -177,11 +132,11 @@ pub fn parse_interval(text: &str) -> Result<Duration, CommandError> {
     })
 }
 
-fn since(toks: &[Tok], i: usize, usage: &str) -> Result<(Option<Duration>, usize), CommandError> {
+fn since(toks: &[Token], i: usize, usage: &str) -> Result<(Option<Duration>, usize), CommandError> {
     match toks.get(i) {
         None => Ok((None, i)),
-        Some(Tok::Word(w)) if w == "since" => match toks.get(i + 1) {
-            Some(Tok::Str(s)) => Ok((Some(parse_interval(s)?), i + 2)),
+        Some(Token::Word(w)) if w == "since" => match toks.get(i + 1) {
+            Some(Token::Str(s)) => Ok((Some(parse_interval(s)?), i + 2)),
             _ => Err(CommandError::Syntax(format!(
                 "SINCE needs a quoted interval: {usage}"
             ))),
@@ -190,17 +145,17 @@ fn since(toks: &[Tok], i: usize, usage: &str) -> Result<(Option<Duration>, usize
     }
 }
 
-fn unexpected(t: &Tok, usage: &str) -> CommandError {
+fn unexpected(t: &Token, usage: &str) -> CommandError {
     let word = match t {
-        Tok::Word(w) => w.clone(),
-        Tok::Ident(s) => format!("\"{s}\""),
-        Tok::Str(s) => format!("'{s}'"),
-        Tok::Dot => ".".into(),
+        Token::Word(w) => w.clone(),
+        Token::Ident(s) => format!("\"{s}\""),
+        Token::Str(s) => format!("'{s}'"),
+        Token::Punct(c) => c.to_string(),
     };
     CommandError::Syntax(format!("unexpected {word}; write {usage}"))
 }
 
-fn done(toks: &[Tok], i: usize, usage: &str) -> Result<(), CommandError> {
+fn done(toks: &[Token], i: usize, usage: &str) -> Result<(), CommandError> {
     match toks.get(i) {
         Some(t) => Err(unexpected(t, usage)),
         None => Ok(()),
@@ -214,11 +169,28 @@ fn too_many_parts(parts: &[String], usage: &str) -> CommandError {
     ))
 }
 
+/// An optional `table[.column]` (or `[schema.]table`) after `SHOW X`, and
+/// nothing after it.
+fn optional_target(
+    toks: &[Token],
+    with_column: bool,
+    usage: &str,
+) -> Result<Option<Target>, CommandError> {
+    let (parts, i) = name(toks, 2);
+    done(toks, i, usage)?;
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    target(&parts, with_column)
+        .map(Some)
+        .ok_or_else(|| too_many_parts(&parts, usage))
+}
+
 /// Parses one console command.
 pub fn parse(sql: &str) -> Result<Command, CommandError> {
     let toks = tokens(sql)?;
     let word = |i: usize| match toks.get(i) {
-        Some(Tok::Word(w)) => Some(w.as_str()),
+        Some(Token::Word(w)) => Some(w.as_str()),
         _ => None,
     };
     let unknown = || CommandError::Unknown(sql.trim().to_string());
@@ -234,26 +206,10 @@ pub fn parse(sql: &str) -> Result<Command, CommandError> {
                 "rules" => simple(Command::Rules, "SHOW RULES"),
                 "config" => simple(Command::Config, "SHOW CONFIG"),
                 "usage" => {
-                    let usage = "SHOW USAGE [table[.column]]";
-                    let (parts, i) = name(&toks, 2);
-                    done(&toks, i, usage)?;
-                    if parts.is_empty() {
-                        return Ok(Command::Usage(None));
-                    }
-                    target(&parts, true)
-                        .map(|t| Command::Usage(Some(t)))
-                        .ok_or_else(|| too_many_parts(&parts, usage))
+                    optional_target(&toks, true, "SHOW USAGE [table[.column]]").map(Command::Usage)
                 }
                 "queries" => {
-                    let usage = "SHOW QUERIES [table]";
-                    let (parts, i) = name(&toks, 2);
-                    done(&toks, i, usage)?;
-                    if parts.is_empty() {
-                        return Ok(Command::Queries(None));
-                    }
-                    target(&parts, false)
-                        .map(|t| Command::Queries(Some(t)))
-                        .ok_or_else(|| too_many_parts(&parts, usage))
+                    optional_target(&toks, false, "SHOW QUERIES [table]").map(Command::Queries)
                 }
                 "dependents" => {
                     let usage = "SHOW DEPENDENTS table[.column] [SINCE 'interval']";

@@ -210,7 +210,7 @@ fn is_op_char(c: u8) -> bool {
     )
 }
 
-fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
     let mut depth = 0usize;
     while i < b.len() {
         if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
@@ -230,7 +230,7 @@ fn skip_block_comment(b: &[u8], mut i: usize) -> usize {
 }
 
 /// Skips a '...' body starting after the opening quote; `backslash` for E''.
-fn skip_string(b: &[u8], mut i: usize, backslash: bool) -> usize {
+pub(crate) fn skip_string(b: &[u8], mut i: usize, backslash: bool) -> usize {
     while i < b.len() {
         match b[i] {
             b'\\' if backslash => i += 2,
@@ -242,7 +242,7 @@ fn skip_string(b: &[u8], mut i: usize, backslash: bool) -> usize {
     b.len()
 }
 
-fn skip_quoted_ident(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip_quoted_ident(b: &[u8], mut i: usize) -> usize {
     while let Some(p) = memchr::memchr(b'"', &b[i..]) {
         i += p;
         if b.get(i + 1) == Some(&b'"') {

@@ -9,6 +9,8 @@
 //! `SET search_path` inside it does not re-resolve its own other
 //! statements (the session's path afterwards is right).
 
+use super::tokens::Token;
+
 /// A change to the session's `search_path` made by one statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SearchPathChange {
@@ -33,81 +35,10 @@ pub fn may_change(fingerprint: &str) -> bool {
     })
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
-    /// Unquoted word, folded to lower case.
-    Word(String),
-    /// `"Quoted"` identifier, case kept.
-    Ident(String),
-    /// `'string'` literal.
-    Str(String),
-    Punct(char),
-}
-
+/// The tokens of `sql`; text with an unterminated quote changes nothing
+/// (Postgres rejects it too).
 fn tokens(sql: &str) -> Vec<Token> {
-    let chars: Vec<char> = sql.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while let Some(&c) = chars.get(i) {
-        if c.is_whitespace() {
-            i += 1;
-        } else if c == '-' && chars.get(i + 1) == Some(&'-') {
-            // A line comment: skip to its end.
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
-            // A block comment (they nest in Postgres).
-            let mut depth = 0;
-            while i < chars.len() {
-                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    i += 2;
-                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-        } else if c == '"' || c == '\'' {
-            i += 1;
-            let mut s = String::new();
-            while let Some(&d) = chars.get(i) {
-                i += 1;
-                if d != c {
-                    s.push(d);
-                } else if chars.get(i) == Some(&c) {
-                    s.push(c);
-                    i += 1;
-                } else {
-                    break;
-                }
-            }
-            out.push(if c == '"' {
-                Token::Ident(s)
-            } else {
-                Token::Str(s)
-            });
-        } else if c.is_alphanumeric() || c == '_' || c == '$' {
-            let mut s = String::new();
-            while let Some(&d) = chars.get(i) {
-                if !(d.is_alphanumeric() || d == '_' || d == '$') {
-                    break;
-                }
-                s.extend(d.to_lowercase());
-                i += 1;
-            }
-            out.push(Token::Word(s));
-        } else {
-            out.push(Token::Punct(c));
-            i += 1;
-        }
-    }
-    out
+    super::tokens::tokens(sql).unwrap_or_default()
 }
 
 /// Splits a list setting's text the way Postgres' `SplitIdentifierString`
@@ -141,12 +72,6 @@ pub fn parse_changes(sql: &str) -> Vec<SearchPathChange> {
         .split(|t| *t == Token::Punct(';'))
         .filter_map(change_of)
         .collect()
-}
-
-/// Parses one statement that may change `search_path`; `None` when it does
-/// not (another setting, or not a SET at all).
-pub fn parse_change(sql: &str) -> Option<SearchPathChange> {
-    parse_changes(sql).into_iter().next()
 }
 
 fn change_of(toks: &[Token]) -> Option<SearchPathChange> {
@@ -300,6 +225,10 @@ pub fn effective(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_change(sql: &str) -> Option<SearchPathChange> {
+        parse_changes(sql).into_iter().next()
+    }
 
     fn set(v: &[&str]) -> Option<SearchPathChange> {
         Some(SearchPathChange::Set(
