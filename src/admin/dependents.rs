@@ -1,36 +1,24 @@
 //! "Who still depends on this table or column?" — one row per client
-//! identity, with the contract's JSON shape (DESIGN section 7).
+//! identity (the dependents report gives it the JSON shape of DESIGN
+//! section 7).
 
 use crate::analysis::Dependency;
-use crate::usage::UsageRow;
-use serde::Serialize;
+use crate::usage::{ClientIdentity, UsageRow};
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// One client that depended on the object within the window.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dependent {
-    /// Client application_name.
-    pub application_name: String,
-    /// Login role.
-    pub user: String,
-    /// Database.
-    pub database: String,
-    /// Client IP address.
-    pub client_addr: String,
+    /// The client identity.
+    pub client: ClientIdentity,
     /// `explicit` (named the column) or `implicit` (`*`, INSERT without a column list, ...).
     pub dependency: &'static str,
     /// Executions that depended on it.
     pub calls: u64,
-    /// First such execution, RFC 3339.
-    pub first_seen: String,
-    /// Last such execution, RFC 3339.
-    pub last_seen: String,
     /// First such execution, ms since the Unix epoch.
-    #[serde(skip)]
     pub first_seen_ms: u64,
     /// Last such execution, ms since the Unix epoch.
-    #[serde(skip)]
     pub last_seen_ms: u64,
     /// A fingerprint of such a statement (the most executed one).
     pub fingerprint: String,
@@ -84,23 +72,24 @@ pub fn rfc3339(ms: u64) -> String {
         .to_string()
 }
 
-/// Whether `row` is a dependency on `target`, and of which kind.
-fn matches(row: &UsageRow, target: &Target) -> Option<Dependency> {
-    let on_table = row
-        .schema
-        .split('|')
-        .zip(row.table.split('|'))
-        .any(|(s, t)| s == target.schema && t == target.table);
-    if !on_table {
-        return None;
-    }
-    match (&target.column, &row.column) {
-        (Some(want), Some(col)) if want == col => Some(Dependency::Explicit),
-        (Some(_), None) if row.dependency == Dependency::Implicit => Some(Dependency::Implicit),
-        (Some(_), _) => None,
-        // For a table, all its columns count.
-        (None, Some(_)) => Some(Dependency::Explicit),
-        (None, None) => Some(row.dependency),
+impl Target {
+    /// Whether `row` is a use of this table or column, and of which kind
+    /// (for a column, `*` and the like count as implicit uses).
+    pub fn dependency_of(&self, row: &UsageRow) -> Option<Dependency> {
+        if !row
+            .relations()
+            .any(|(s, t)| s == self.schema && t == self.table)
+        {
+            return None;
+        }
+        match (&self.column, &row.column) {
+            (Some(want), Some(col)) if want == col => Some(Dependency::Explicit),
+            (Some(_), None) if row.dependency == Dependency::Implicit => Some(Dependency::Implicit),
+            (Some(_), _) => None,
+            // For a table, all its columns count.
+            (None, Some(_)) => Some(Dependency::Explicit),
+            (None, None) => Some(row.dependency),
+        }
     }
 }
 
@@ -112,19 +101,12 @@ pub fn dependents(rows: &[UsageRow], target: &Target, since_ms: u64) -> Vec<Depe
         first: u64,
         last: u64,
     }
-    let mut by_client: BTreeMap<(String, String, String, String), Acc> = BTreeMap::new();
+    let mut by_client: BTreeMap<ClientIdentity, Acc> = BTreeMap::new();
     for row in rows.iter().filter(|r| r.last_seen_ms >= since_ms) {
-        let Some(dep) = matches(row, target) else {
+        let Some(dep) = target.dependency_of(row) else {
             continue;
         };
-        let c = &row.client;
-        let key = (
-            c.application_name.clone(),
-            c.user.clone(),
-            c.database.clone(),
-            c.client_addr.clone(),
-        );
-        let acc = by_client.entry(key).or_insert(Acc {
+        let acc = by_client.entry(row.client.clone()).or_insert(Acc {
             explicit: false,
             calls_by_fp: BTreeMap::new(),
             first: u64::MAX,
@@ -141,7 +123,7 @@ pub fn dependents(rows: &[UsageRow], target: &Target, since_ms: u64) -> Vec<Depe
     }
     by_client
         .into_iter()
-        .map(|((app, user, db, addr), acc)| {
+        .map(|(client, acc)| {
             let sample = acc
                 .calls_by_fp
                 .values()
@@ -149,14 +131,9 @@ pub fn dependents(rows: &[UsageRow], target: &Target, since_ms: u64) -> Vec<Depe
                 .map(|(_, fp)| fp.clone())
                 .unwrap_or_default();
             Dependent {
-                application_name: app,
-                user,
-                database: db,
-                client_addr: addr,
+                client,
                 dependency: if acc.explicit { "explicit" } else { "implicit" },
                 calls: acc.calls_by_fp.values().map(|(c, _)| c).sum(),
-                first_seen: rfc3339(acc.first),
-                last_seen: rfc3339(acc.last),
                 first_seen_ms: acc.first,
                 last_seen_ms: acc.last,
                 fingerprint: sample,

@@ -103,8 +103,7 @@ fn since_ms(since: Option<&str>, window: Duration) -> Result<u64, Refusal> {
             .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid since {s:?}: {e}")))?,
         None => window,
     };
-    let now = crate::usage::now_ms();
-    Ok(now.saturating_sub(span.as_millis() as u64))
+    Ok(report::since_ms(span))
 }
 
 /// `table` (optionally `schema.table`) and `column` from the query string.

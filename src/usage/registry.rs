@@ -161,6 +161,14 @@ pub struct UsageRow {
     pub last_seen_ms: u64,
 }
 
+impl UsageRow {
+    /// (schema, table) of the row: one pair, or each candidate when the
+    /// column was ambiguous.
+    pub fn relations(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.schema.split('|').zip(self.table.split('|'))
+    }
+}
+
 /// Counters about the aggregate itself, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UsageStats {

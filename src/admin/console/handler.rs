@@ -5,7 +5,6 @@ use super::encode;
 use crate::admin::command::{self, Command, CommandError};
 use crate::admin::report::{self, Report};
 use crate::proxy::ServerHandle;
-use crate::usage::now_ms;
 use async_trait::async_trait;
 use futures_util::{stream, Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal};
@@ -19,7 +18,6 @@ use pgwire::messages::response::NoticeResponse;
 use pgwire::messages::PgWireBackendMessage;
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::Duration;
 use tracing::{info, warn};
 
 /// Runs console commands against the running proxy.
@@ -47,10 +45,6 @@ fn syntax_error(e: CommandError) -> PgWireError {
     PgWireError::UserError(Box::new(info))
 }
 
-fn since_ms(interval: Option<Duration>, window: Duration) -> u64 {
-    now_ms().saturating_sub(interval.unwrap_or(window).as_millis() as u64)
-}
-
 /// What a command produced: rows, or a command tag.
 enum Outcome {
     Rows(Report),
@@ -66,11 +60,15 @@ fn run(h: &ServerHandle, cmd: &Command) -> PgWireResult<Outcome> {
         Command::Clients => Outcome::Rows(report::clients(h)),
         Command::Tables => Outcome::Rows(report::tables(h)),
         Command::Usage(t) => Outcome::Rows(report::usage(h, t.as_ref())),
-        Command::Dependents(t, since) => {
-            Outcome::Rows(report::dependents(h, t, since_ms(*since, window)))
-        }
+        Command::Dependents(t, since) => Outcome::Rows(report::dependents(
+            h,
+            t,
+            report::since_ms(since.unwrap_or(window)),
+        )),
         Command::Queries(t) => Outcome::Rows(report::queries(h, t.as_ref())),
-        Command::Errors(since) => Outcome::Rows(report::errors(h, since_ms(*since, window))),
+        Command::Errors(since) => {
+            Outcome::Rows(report::errors(h, report::since_ms(since.unwrap_or(window))))
+        }
         Command::Ddl => Outcome::Rows(report::ddl(h)),
         Command::Rules => Outcome::Rows(report::rules()),
         Command::Config => Outcome::Rows(report::config(&h.config(), h.config_file().as_deref())),

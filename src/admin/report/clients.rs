@@ -1,6 +1,6 @@
 //! `SHOW CLIENTS`: every client identity seen, with its sessions open now.
 
-use super::{client_cells, columns, Cell, Report};
+use super::{columns, Cell, Report};
 use crate::proxy::ServerHandle;
 use crate::usage::ClientIdentity;
 use std::collections::BTreeMap;
@@ -36,16 +36,17 @@ pub fn clients(handle: &ServerHandle) -> Report {
     }
     let mut report = Report::new(columns::CLIENTS.to_vec());
     for (identity, acc) in by {
-        let mut row = client_cells(&identity);
-        row.extend([
-            Cell::count(acc.sessions),
-            Cell::count(acc.calls),
-            Cell::count(acc.errors),
-            Cell::count(acc.shapes.len() as u64),
-            acc.first.map(Cell::Time).unwrap_or(Cell::Null),
-            acc.last.map(Cell::Time).unwrap_or(Cell::Null),
-        ]);
-        report.push(row);
+        report.push_client(
+            &identity,
+            [
+                Cell::count(acc.sessions),
+                Cell::count(acc.calls),
+                Cell::count(acc.errors),
+                Cell::count(acc.shapes.len() as u64),
+                acc.first.map(Cell::Time).unwrap_or(Cell::Null),
+                acc.last.map(Cell::Time).unwrap_or(Cell::Null),
+            ],
+        );
     }
     report
 }

@@ -1,7 +1,7 @@
 //! `SHOW ERRORS [SINCE 'interval']`: who broke, on which statement, with
 //! which SQLSTATE.
 
-use super::{client_cells, columns, Cell, Report};
+use super::{columns, Cell, Report};
 use crate::proxy::ServerHandle;
 
 /// Errors by client x fingerprint x SQLSTATE whose last occurrence is at or
@@ -9,15 +9,16 @@ use crate::proxy::ServerHandle;
 pub fn errors(handle: &ServerHandle, since_ms: u64) -> Report {
     let mut report = Report::new(columns::ERRORS.to_vec());
     for e in handle.usage().errors_since(since_ms) {
-        let mut row = client_cells(&e.client);
-        row.extend([
-            Cell::text(e.sqlstate),
-            Cell::count(e.errors),
-            Cell::count(e.calls),
-            Cell::Time(e.last_error_ms),
-            Cell::text(e.fingerprint),
-        ]);
-        report.push(row);
+        report.push_client(
+            &e.client,
+            [
+                Cell::text(e.sqlstate),
+                Cell::count(e.errors),
+                Cell::count(e.calls),
+                Cell::Time(e.last_error_ms),
+                Cell::text(e.fingerprint),
+            ],
+        );
     }
     report
 }

@@ -129,6 +129,20 @@ impl Report {
     }
 }
 
+impl Report {
+    /// Adds a row of a per-client report: the four identity columns first
+    /// (`application_name`, `user`, `database`, `client_addr`), then `rest`.
+    pub fn push_client(
+        &mut self,
+        c: &crate::usage::ClientIdentity,
+        rest: impl IntoIterator<Item = Cell>,
+    ) {
+        let mut row = client_cells(c);
+        row.extend(rest);
+        self.push(row);
+    }
+}
+
 /// The identity cells the per-client reports start with.
 pub(crate) fn client_cells(c: &crate::usage::ClientIdentity) -> Vec<Cell> {
     vec![
@@ -137,6 +151,12 @@ pub(crate) fn client_cells(c: &crate::usage::ClientIdentity) -> Vec<Cell> {
         Cell::text(&c.database),
         Cell::text(&c.client_addr),
     ]
+}
+
+/// The start of a window `span` long that ends now, ms since the epoch
+/// (`SINCE 'interval'`, `?since=`, and `usage.window` by default).
+pub fn since_ms(span: std::time::Duration) -> u64 {
+    crate::usage::now_ms().saturating_sub(span.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ pub fn queries(handle: &ServerHandle, table: Option<&Target>) -> Report {
     // The tables each shape touches, as resolved for its clients.
     let mut tables_of: HashMap<u64, BTreeSet<String>> = HashMap::new();
     for r in handle.usage_rows() {
-        for (s, t) in r.schema.split('|').zip(r.table.split('|')) {
+        for (s, t) in r.relations() {
             tables_of
                 .entry(r.fingerprint_id)
                 .or_default()

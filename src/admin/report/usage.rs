@@ -1,7 +1,7 @@
 //! `SHOW USAGE [table[.column]]`: who used what, how, through which
 //! statement shape.
 
-use super::{client_cells, columns, Cell, Report};
+use super::{columns, Cell, Report};
 use crate::admin::dependents::Target;
 use crate::analysis::{Dependency, Mode};
 use crate::proxy::ServerHandle;
@@ -19,22 +19,6 @@ type UsageKey = (
     Dependency,
 );
 
-fn wanted(r: &UsageRow, target: &Target) -> bool {
-    let on_table = r
-        .schema
-        .split('|')
-        .zip(r.table.split('|'))
-        .any(|(s, t)| s == target.schema && t == target.table);
-    on_table
-        && match &target.column {
-            None => true,
-            Some(c) => {
-                r.column.as_deref() == Some(c.as_str())
-                    || (r.column.is_none() && r.dependency == Dependency::Implicit)
-            }
-        }
-}
-
 /// Every usage row, or those on `target` (a table, or a column including
 /// implicit uses of all columns).
 pub fn usage(handle: &ServerHandle, target: Option<&Target>) -> Report {
@@ -45,7 +29,7 @@ pub fn usage(handle: &ServerHandle, target: Option<&Target>) -> Report {
     for r in handle
         .usage_rows()
         .into_iter()
-        .filter(|r| target.is_none_or(|t| wanted(r, t)))
+        .filter(|r| target.is_none_or(|t| t.dependency_of(r).is_some()))
     {
         let key = (
             r.schema.clone(),
@@ -72,25 +56,26 @@ pub fn usage(handle: &ServerHandle, target: Option<&Target>) -> Report {
     }
     let rows = merged.into_values();
     for r in rows {
-        let mut row = client_cells(&r.client);
-        row.extend([
-            Cell::text(r.schema),
-            Cell::text(r.table),
-            Cell::opt_text(r.column),
-            Cell::text(match r.mode {
-                Mode::Read => "read",
-                Mode::Write => "write",
-            }),
-            Cell::text(r.dependency.as_str()),
-            Cell::count(r.calls),
-            Cell::count(r.errors),
-            Cell::ms(r.total_us.checked_div(r.calls).unwrap_or(0)),
-            Cell::ms(r.max_us),
-            Cell::Time(r.first_seen_ms),
-            Cell::Time(r.last_seen_ms),
-            Cell::text(r.fingerprint),
-        ]);
-        report.push(row);
+        report.push_client(
+            &r.client,
+            [
+                Cell::text(r.schema),
+                Cell::text(r.table),
+                Cell::opt_text(r.column),
+                Cell::text(match r.mode {
+                    Mode::Read => "read",
+                    Mode::Write => "write",
+                }),
+                Cell::text(r.dependency.as_str()),
+                Cell::count(r.calls),
+                Cell::count(r.errors),
+                Cell::ms(r.total_us.checked_div(r.calls).unwrap_or(0)),
+                Cell::ms(r.max_us),
+                Cell::Time(r.first_seen_ms),
+                Cell::Time(r.last_seen_ms),
+                Cell::text(r.fingerprint),
+            ],
+        );
     }
     report
 }
