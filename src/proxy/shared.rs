@@ -96,7 +96,7 @@ pub struct Shared {
     /// Bytes relayed by all sessions.
     pub traffic: Arc<Traffic>,
     /// Admin console connections open now (they take no client slot).
-    pub console_sessions: AtomicUsize,
+    console_sessions: AtomicUsize,
     /// Where `RELOAD` and SIGHUP read the configuration from.
     pub reload_source: RwLock<Option<ReloadSource>>,
     phase: watch::Sender<Phase>,
@@ -172,9 +172,20 @@ impl Shared {
     /// Takes one of `limit` client slots for a connection that sent a startup
     /// packet (bare TCP probes do not count), or `None` when all are taken.
     pub fn claim_client_slot(self: &Arc<Self>, limit: usize) -> Option<ClientSlot> {
-        let taken = self.clients.fetch_add(1, Ordering::AcqRel) + 1;
+        self.claim(SlotKind::Client, limit)
+    }
+
+    /// Takes one of `limit` admin console slots (separate from the client
+    /// slots, so operators get in when the proxy is full).
+    pub fn claim_console_slot(self: &Arc<Self>, limit: usize) -> Option<ClientSlot> {
+        self.claim(SlotKind::Console, limit)
+    }
+
+    fn claim(self: &Arc<Self>, kind: SlotKind, limit: usize) -> Option<ClientSlot> {
+        let taken = kind.counter(self).fetch_add(1, Ordering::AcqRel) + 1;
         let slot = ClientSlot {
             shared: self.clone(),
+            kind,
         };
         (taken <= limit).then_some(slot)
     }
@@ -225,14 +236,35 @@ pub struct SessionGuard {
     pub id: u64,
 }
 
-/// One of the `max_client_connections` slots; freed when dropped.
+/// Which connection limit a slot counts against.
+#[derive(Clone, Copy)]
+enum SlotKind {
+    /// `max_client_connections`.
+    Client,
+    /// The admin console's own limit.
+    Console,
+}
+
+impl SlotKind {
+    fn counter(self, shared: &Shared) -> &AtomicUsize {
+        match self {
+            SlotKind::Client => &shared.clients,
+            SlotKind::Console => &shared.console_sessions,
+        }
+    }
+}
+
+/// One slot of a connection limit; freed when dropped.
 pub struct ClientSlot {
     shared: Arc<Shared>,
+    kind: SlotKind,
 }
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        self.shared.clients.fetch_sub(1, Ordering::AcqRel);
+        self.kind
+            .counter(&self.shared)
+            .fetch_sub(1, Ordering::AcqRel);
     }
 }
 

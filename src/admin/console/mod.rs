@@ -25,7 +25,6 @@ use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::PgWireFrontendMessage;
 use pgwire::tokio::server::{process_error, process_message, PgWireMessageServerCodec};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::{Framed, FramedParts};
@@ -33,15 +32,6 @@ use tracing::{debug, info, warn};
 
 /// Console connections open at once (logged in or not).
 const MAX_CONSOLE_SESSIONS: usize = 32;
-
-/// Releases a console session slot when dropped.
-struct ConsoleSlot<'a>(&'a AtomicUsize);
-
-impl Drop for ConsoleSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// Serves one console connection whose startup packet (`raw`) asked for
 /// the admin database, until the client leaves or the proxy closes. The
@@ -55,9 +45,7 @@ pub async fn serve(
     shared: &Arc<Shared>,
 ) {
     let config = &settings.config;
-    let taken = shared.console_sessions.fetch_add(1, Ordering::AcqRel) + 1;
-    let _slot = ConsoleSlot(&shared.console_sessions);
-    if taken > MAX_CONSOLE_SESSIONS {
+    let Some(_slot) = shared.claim_console_slot(MAX_CONSOLE_SESSIONS) else {
         warn!(
             limit = MAX_CONSOLE_SESSIONS,
             "admin console connection refused: too many open"
@@ -69,7 +57,7 @@ pub async fn serve(
         let _ = client.write_all(&err.to_frame()).await;
         let _ = client.shutdown().await;
         return;
-    }
+    };
     let users = AdminUsers::new(&config.admin.users);
     if users.is_empty() {
         warn!("admin console login refused: no [[admin.users]] configured");
