@@ -177,15 +177,7 @@ async fn a_rename_done_directly_on_postgres_shows_who_broke() {
     a.query("SELECT email FROM users WHERE id = $1", &[&1i32])
         .await
         .unwrap();
-    direct
-        .batch_execute("ALTER TABLE users RENAME COLUMN email TO email_address")
-        .await
-        .unwrap();
-    let err = a
-        .query("SELECT email FROM users WHERE id = $1", &[&1i32])
-        .await
-        .unwrap_err();
-    assert_eq!(err.code().unwrap().code(), "42703");
+    crate::support::scenario::rename_email_and_break(&direct, &a).await;
 
     let body = tokio::task::spawn_blocking(move || {
         get(&format!("http://{http}/api/v1/errors?since=1h"), None)

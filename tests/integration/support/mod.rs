@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod pg_bin;
 pub mod proxy;
 pub mod raw;
+pub mod scenario;
 pub mod spawn;
 
 pub use cluster::Cluster;
