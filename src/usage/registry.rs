@@ -18,10 +18,10 @@ struct Entry {
     analysis: Arc<Analysis>,
     calls: u64,
     errors: u64,
-    error_codes: Vec<([u8; 5], u64)>,
+    error_codes: ByCode,
     /// When each SQLSTATE last occurred, ms (for "errors since"); codes
     /// loaded from a store count as last seen with the entry.
-    error_last_ms: Vec<([u8; 5], u64)>,
+    error_last_ms: ByCode,
     total_us: u64,
     max_us: u64,
     first_seen_ms: u64,
@@ -57,7 +57,7 @@ struct Flushed {
     calls: u64,
     errors: u64,
     total_us: u64,
-    error_codes: Vec<([u8; 5], u64)>,
+    error_codes: ByCode,
 }
 
 /// Totals (from a store) or increments (to a store) of one (client, shape).
@@ -92,14 +92,28 @@ fn code_bytes(code: &str) -> Option<[u8; 5]> {
     code.as_bytes().try_into().ok()
 }
 
-fn add_code(codes: &mut Vec<([u8; 5], u64)>, code: [u8; 5], n: u64) {
+/// Per-SQLSTATE numbers (a count, or a time in ms), few enough per entry
+/// that a small vector beats a map.
+type ByCode = Vec<([u8; 5], u64)>;
+
+/// Adds `n` to the number of `code`.
+fn add_code(codes: &mut ByCode, code: [u8; 5], n: u64) {
     match codes.iter_mut().find(|(c, _)| *c == code) {
         Some((_, m)) => *m += n,
         None => codes.push((code, n)),
     }
 }
 
-fn count_of(codes: &[([u8; 5], u64)], code: &[u8; 5]) -> u64 {
+/// Sets the number of `code` to `v`.
+fn set_code(codes: &mut ByCode, code: [u8; 5], v: u64) {
+    match codes.iter_mut().find(|(c, _)| *c == code) {
+        Some((_, m)) => *m = v,
+        None => codes.push((code, v)),
+    }
+}
+
+/// The number of `code`, 0 when absent.
+fn value_of(codes: &[([u8; 5], u64)], code: &[u8; 5]) -> u64 {
     codes
         .iter()
         .find(|(c, _)| c == code)
@@ -361,7 +375,7 @@ impl UsageRegistry {
                 continue;
             };
             for (code, n) in &e.error_codes {
-                let last = count_of(&e.error_last_ms, code);
+                let last = value_of(&e.error_last_ms, code);
                 if last < since_ms {
                     continue;
                 }
@@ -402,7 +416,7 @@ impl UsageRegistry {
             delta.total_us = delta.total_us.saturating_sub(e.flushed.total_us);
             for (code, n) in delta.error_codes.iter_mut() {
                 if let Some(c) = code_bytes(code) {
-                    *n = n.saturating_sub(count_of(&e.flushed.error_codes, &c));
+                    *n = n.saturating_sub(value_of(&e.flushed.error_codes, &c));
                 }
             }
             delta.error_codes.retain(|(_, n)| *n > 0);
@@ -434,7 +448,7 @@ impl UsageRegistry {
     pub fn merge_stored(&self, records: Vec<UsageRecord>, analyze: impl Fn(&str) -> Arc<Analysis>) {
         for r in records {
             let id = self.client_id(&r.client, &r.search_path);
-            let stored_codes: Vec<([u8; 5], u64)> = r
+            let stored_codes: ByCode = r
                 .error_codes
                 .iter()
                 .filter_map(|(c, n)| code_bytes(c).map(|c| (c, *n)))
@@ -447,13 +461,13 @@ impl UsageRegistry {
                     e.total_us = r.total_us + e.total_us.saturating_sub(e.flushed.total_us);
                     let mut codes = stored_codes.clone();
                     for (c, n) in &e.error_codes {
-                        let unflushed = n.saturating_sub(count_of(&e.flushed.error_codes, c));
+                        let unflushed = n.saturating_sub(value_of(&e.flushed.error_codes, c));
                         if unflushed > 0 {
                             add_code(&mut codes, *c, unflushed);
                         }
                     }
                     for (c, _) in &codes {
-                        if count_of(&e.error_last_ms, c) == 0 {
+                        if value_of(&e.error_last_ms, c) == 0 {
                             e.error_last_ms.push((*c, r.last_seen_ms));
                         }
                     }
@@ -602,10 +616,7 @@ fn update(e: &mut Entry, latency_us: u64, error: Option<[u8; 5]>, now: u64) {
     if let Some(code) = error {
         e.errors += 1;
         add_code(&mut e.error_codes, code, 1);
-        match e.error_last_ms.iter_mut().find(|(c, _)| *c == code) {
-            Some((_, last)) => *last = now,
-            None => e.error_last_ms.push((code, now)),
-        }
+        set_code(&mut e.error_last_ms, code, now);
     }
 }
 
