@@ -50,8 +50,15 @@ pub enum Opening {
         /// Parameters read for logging.
         params: StartupParams,
     },
-    /// A CancelRequest for the given backend key.
-    Cancel(Vec<u8>),
+    /// A CancelRequest for the given backend key. The client's socket comes
+    /// along: it must stay open until the cancel has reached Postgres, since
+    /// libpq and most drivers take its close as "the cancel has landed".
+    Cancel {
+        /// The backend key (pid + secret) the client wants cancelled.
+        key: Vec<u8>,
+        /// The cancel connection, closed only after the upstream closed its own.
+        client: Stream,
+    },
 }
 
 /// Reads the client's opening packets, answering SSLRequest and GSSENCRequest.
@@ -80,7 +87,7 @@ pub async fn open(tcp: TcpStream, acceptor: Option<&TlsAcceptor>) -> Result<Open
                 }
             }
             StartupPacket::GssEncRequest => client.write_all(b"N").await?,
-            StartupPacket::Cancel { key } => return Ok(Opening::Cancel(key)),
+            StartupPacket::Cancel { key } => return Ok(Opening::Cancel { key, client }),
             StartupPacket::Startup {
                 version,
                 params,

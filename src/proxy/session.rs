@@ -104,8 +104,12 @@ async fn start(
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let peer_ip = peer.ip().to_string();
     let (mut client, raw, params) = match handshake::open(tcp, settings.acceptor.as_ref()).await? {
-        Opening::Cancel(key) => {
+        Opening::Cancel { key, client } => {
+            // Postgres closes the cancel connection only after it signalled
+            // the backend; closing ours before the upstream closed its own
+            // would let the client's next statement overtake the cancel.
             forward_cancel(shared, &key).await;
+            drop(client);
             return Ok(None);
         }
         Opening::Session {

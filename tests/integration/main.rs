@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod cancel;
 mod cli;
 mod clients;
 mod console;
