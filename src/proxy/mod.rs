@@ -12,4 +12,4 @@ pub mod tracker;
 pub mod upstream;
 
 pub use listener::{ReloadError, ServeError, Server, ServerHandle};
-pub use relay::Traffic;
+pub use relay::{Traffic, COPY_ABANDONED};

@@ -25,6 +25,11 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Stop reading a side while this many bytes wait to be written to the other.
 const HIGH_WATER: usize = 256 * 1024;
 
+/// The CopyFail reason sent when a client vanishes during COPY FROM STDIN;
+/// Postgres logs it as `COPY from stdin failed: ...`.
+pub const COPY_ABANDONED: &str =
+    "ddlguard: the client connection closed during COPY FROM STDIN; the COPY was abandoned";
+
 /// Why the relay stopped.
 #[derive(Debug)]
 pub enum RelayEnd {
@@ -57,6 +62,11 @@ pub struct ProtocolState {
     pub server_fatal: bool,
     /// The client sent Terminate.
     pub terminated: bool,
+    /// The server is in COPY FROM STDIN mode (CopyInResponse seen, no
+    /// CopyDone/CopyFail from the client, no error or ReadyForQuery since):
+    /// a Terminate now would be a protocol violation, so the session ends
+    /// with CopyFail instead.
+    pub copy_in: bool,
     /// Client messages of unknown type, relayed unchanged.
     pub unknown_client: u64,
     /// Server messages of unknown type, relayed unchanged.
@@ -64,9 +74,11 @@ pub struct ProtocolState {
 }
 
 impl ProtocolState {
-    /// True while a statement may be running on the server for this client.
+    /// True while a statement may be running on the server for this client
+    /// (and needs a CancelRequest to stop). A COPY FROM STDIN waits for the
+    /// client instead: `finish_server` ends it with CopyFail.
     pub fn busy(&self) -> bool {
-        self.awaiting_ready > 0 || self.unsynced
+        (self.awaiting_ready > 0 || self.unsynced) && !self.copy_in
     }
 }
 
@@ -154,6 +166,7 @@ impl Relay {
                 last_server_tag: 0,
                 server_fatal: false,
                 terminated: false,
+                copy_in: false,
                 unknown_client: 0,
                 unknown_server: 0,
             },
@@ -288,7 +301,8 @@ impl Relay {
                 }
                 b'P' | b'B' | b'E' | b'D' | b'C' | b'H' => st.unsynced = true,
                 b'X' => st.terminated = true,
-                b'd' | b'c' | b'f' | b'p' => {}
+                b'c' | b'f' => st.copy_in = false,
+                b'd' | b'p' => {}
                 _ => st.unknown_client += 1,
             }
             if let Some(tracker) = self.tracker.as_mut() {
@@ -350,8 +364,10 @@ impl Relay {
                     if head.tag == b'Z' {
                         st.tx_status = messages::ready_status(body).unwrap_or(st.tx_status);
                         st.awaiting_ready = st.awaiting_ready.saturating_sub(1);
+                        st.copy_in = false;
                     } else if head.tag == b'E' {
                         st.server_fatal = messages::error_fields(body).severity == "FATAL";
+                        st.copy_in = false;
                     }
                     st.last_server_tag = head.tag;
                     lane.ready += head.total_len;
@@ -362,8 +378,9 @@ impl Relay {
                         tracker.on_server(head.tag, &[], now);
                     }
                 }
-                b'2' | b'3' | b'A' | b'c' | b'd' | b'D' | b'G' | b'H' | b'K' | b'n' | b'N'
-                | b'R' | b'S' | b't' | b'T' | b'v' | b'V' | b'W' => {}
+                b'G' => st.copy_in = true,
+                b'2' | b'3' | b'A' | b'c' | b'd' | b'D' | b'H' | b'K' | b'n' | b'N' | b'R'
+                | b'S' | b't' | b'T' | b'v' | b'V' | b'W' => {}
                 _ => st.unknown_server += 1,
             }
             st.last_server_tag = head.tag;
@@ -389,23 +406,14 @@ impl Relay {
         Ok(())
     }
 
-    /// Reads and discards what the client still sends, until it closes or
-    /// `limit` passes. Closing a socket with unread input sends a TCP reset,
-    /// which can destroy the error message the client has not read yet.
+    /// Reads and discards what the client still sends (see `Stream::linger`).
     pub async fn linger_client(&mut self, limit: std::time::Duration) {
-        let mut sink = vec![0u8; 8192];
-        let drain = async {
-            while let Ok(n) = self.client.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(limit, drain).await;
+        self.client.linger(limit).await;
     }
 
-    /// Writes what is framed for the server, then a Terminate if the server
-    /// stream is on a boundary and the client did not send one, and closes.
+    /// Writes what is framed for the server, then (if the server stream is
+    /// on a boundary and the client did not send one) a Terminate, preceded
+    /// by a CopyFail when a COPY FROM STDIN is still open, and closes.
     pub async fn finish_server(&mut self) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         let lane = &mut self.from_client;
@@ -413,6 +421,11 @@ impl Relay {
         lane.buf.advance(lane.ready);
         lane.ready = 0;
         if lane.at_boundary() && !self.state.terminated {
+            if self.state.copy_in {
+                self.server
+                    .write_all(&messages::copy_fail(COPY_ABANDONED))
+                    .await?;
+            }
             self.server.write_all(b"X\0\0\0\x04").await?;
         }
         self.server.flush().await?;

@@ -10,6 +10,8 @@ use super::upstream::Upstream;
 use crate::analysis::search_path;
 use crate::usage::ClientIdentity;
 use crate::wire::messages::ProxyError;
+use crate::wire::startup::NO_USER;
+use crate::wire::WireError;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -103,7 +105,24 @@ async fn start(
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let peer_ip = peer.ip().to_string();
-    let (mut client, raw, params) = match handshake::open(tcp, settings.acceptor.as_ref()).await? {
+    let opening = match handshake::open(tcp, settings.acceptor.as_ref()).await {
+        Ok(opening) => opening,
+        Err(failure) => {
+            if let (Some(mut client), StartupError::Protocol(e)) = (failure.client, &failure.error)
+            {
+                // As Postgres: a FATAL ErrorResponse, then a close without a reset.
+                let code = match e {
+                    WireError::BadStartup(NO_USER) => "28000",
+                    _ => "08P01",
+                };
+                let err = ProxyError::fatal(code, e.to_string());
+                send_final(&mut client, &err).await;
+                client.linger(LINGER).await;
+            }
+            return Err(failure.error);
+        }
+    };
+    let (mut client, raw, params) = match opening {
         Opening::Cancel { key, client } => {
             // Postgres closes the cancel connection only after it signalled
             // the backend; closing ours before the upstream closed its own

@@ -133,6 +133,17 @@ pub fn strip_scram_plus(body: &[u8]) -> Result<Option<Vec<u8>>, WireError> {
     Ok(Some(out))
 }
 
+/// A frontend `CopyFail` message: ends a COPY FROM STDIN with `reason`
+/// (the server answers with an ErrorResponse quoting it).
+pub fn copy_fail(reason: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(reason.len() + 6);
+    out.push(b'f');
+    out.extend_from_slice(&(reason.len() as u32 + 5).to_be_bytes());
+    out.extend_from_slice(reason.as_bytes());
+    out.push(0);
+    out
+}
+
 /// Transaction status from a `ReadyForQuery` body: `I`, `T` or `E`.
 pub fn ready_status(body: &[u8]) -> Result<u8, WireError> {
     body.first()
