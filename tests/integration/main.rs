@@ -14,3 +14,4 @@ mod relay;
 mod reports;
 mod tls;
 mod usage;
+mod windows;
