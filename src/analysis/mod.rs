@@ -10,6 +10,7 @@ pub mod fingerprint;
 pub mod model;
 pub mod resolve;
 pub mod search_path;
+pub mod split;
 pub mod tokens;
 
 pub use fingerprint::{fingerprint, Fingerprint};

@@ -1,5 +1,6 @@
 //! The proxy itself: listener, sessions, upstream connections and TLS.
 
+pub mod gate;
 mod handshake;
 mod listener;
 mod path_state;

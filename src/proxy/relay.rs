@@ -7,6 +7,7 @@
 //! writes are batched: everything readable is read and framed before the
 //! ready bytes are written in one go.
 
+use super::gate::{Gate, Passage};
 use super::stream::Stream;
 use super::tracker::Tracker;
 use crate::wire::{messages, FrameHeader, WireError};
@@ -130,6 +131,8 @@ pub struct Relay {
     draining: bool,
     /// Statement tracking and usage recording, when `[usage] enabled`.
     pub tracker: Option<Tracker>,
+    /// The statement gate (DDL policy).
+    pub gate: Option<Gate>,
     /// Bytes relayed, shared by all sessions (for metrics).
     pub traffic: Arc<Traffic>,
 }
@@ -173,6 +176,7 @@ impl Relay {
             backend_key: None,
             draining: false,
             tracker: None,
+            gate: None,
             traffic: Arc::default(),
         }
     }
@@ -204,6 +208,7 @@ impl Relay {
                         if let Err(e) = self.scan_client(Instant::now()) {
                             return Poll::Ready(RelayEnd::Protocol(e));
                         }
+                        self.place_notices();
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ClientIo(e)),
@@ -221,6 +226,7 @@ impl Relay {
                             .from_server
                             .fetch_add(n as u64, Ordering::Relaxed);
                         self.scan_server(Instant::now());
+                        self.place_notices();
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ServerIo(e)),
@@ -305,20 +311,58 @@ impl Relay {
                 b'd' | b'p' => {}
                 _ => st.unknown_client += 1,
             }
-            if let Some(tracker) = self.tracker.as_mut() {
-                if Tracker::wants_client_body(head.tag) {
-                    if avail < head.total_len {
-                        lane.buf.reserve(head.total_len - avail);
-                        return Ok(());
-                    }
-                    let body = &lane.buf[lane.ready + 5..lane.ready + head.total_len];
-                    tracker.on_client(head.tag, body, now);
-                    lane.ready += head.total_len;
-                    continue;
+            let gate_reads = self.gate.is_some() && Gate::wants_client_body(head.tag);
+            let tracker_reads = self
+                .tracker
+                .as_ref()
+                .is_some_and(|_| Tracker::wants_client_body(head.tag));
+            if gate_reads || tracker_reads {
+                if avail < head.total_len {
+                    lane.buf.reserve(head.total_len - avail);
+                    return Ok(());
                 }
+                let body = &lane.buf[lane.ready + 5..lane.ready + head.total_len];
+                if let Some(tracker) = self.tracker.as_mut() {
+                    tracker.on_client(head.tag, body, now);
+                }
+                let passage = match self.gate.as_mut() {
+                    Some(gate) if gate_reads => {
+                        let path = self.tracker.as_ref().map_or("", |t| t.search_path());
+                        gate.on_client(head.tag, body, st.tx_status, path)
+                    }
+                    _ => Passage::Forward,
+                };
+                match passage {
+                    Passage::Forward => lane.ready += head.total_len,
+                    Passage::Replace(frame) => {
+                        splice(&mut lane.buf, lane.ready, head.total_len, &frame);
+                        lane.ready += frame.len();
+                    }
+                }
+                continue;
+            }
+            if let Some(tracker) = self.tracker.as_mut() {
                 tracker.on_client(head.tag, &[], now);
             }
+            if let Some(gate) = self.gate.as_mut() {
+                if matches!(head.tag, b'S' | b'F') {
+                    gate.on_client(head.tag, &[], st.tx_status, "");
+                }
+            }
             lane.pass = head.total_len;
+        }
+    }
+
+    /// Puts the gate's warnings into the client's stream at the next message
+    /// boundary (a NoticeResponse may come at any time).
+    fn place_notices(&mut self) {
+        let lane = &mut self.from_server;
+        if lane.pass != 0 {
+            return;
+        }
+        if let Some(notices) = self.gate.as_mut().and_then(Gate::take_notices) {
+            splice(&mut lane.buf, lane.ready, 0, &notices);
+            lane.ready += notices.len();
         }
     }
 
@@ -357,7 +401,17 @@ impl Relay {
                         lane.buf.reserve(head.total_len - avail);
                         return;
                     }
-                    let body = &lane.buf[lane.ready + 5..lane.ready + head.total_len];
+                    let mut total_len = head.total_len;
+                    if let Some(gate) = self.gate.as_mut() {
+                        if head.tag == b'E' && gate.armed() {
+                            let body = &lane.buf[lane.ready + 5..lane.ready + total_len];
+                            if let Some(frame) = gate.rewrite_error(body) {
+                                splice(&mut lane.buf, lane.ready, total_len, &frame);
+                                total_len = frame.len();
+                            }
+                        }
+                    }
+                    let body = &lane.buf[lane.ready + 5..lane.ready + total_len];
                     if let Some(tracker) = self.tracker.as_mut() {
                         tracker.on_server(head.tag, body, now);
                     }
@@ -365,12 +419,15 @@ impl Relay {
                         st.tx_status = messages::ready_status(body).unwrap_or(st.tx_status);
                         st.awaiting_ready = st.awaiting_ready.saturating_sub(1);
                         st.copy_in = false;
+                        if let Some(gate) = self.gate.as_mut() {
+                            gate.on_ready(st.tx_status);
+                        }
                     } else if head.tag == b'E' {
                         st.server_fatal = messages::error_fields(body).severity == "FATAL";
                         st.copy_in = false;
                     }
                     st.last_server_tag = head.tag;
-                    lane.ready += head.total_len;
+                    lane.ready += total_len;
                     continue;
                 }
                 b'C' | b'I' | b's' | b'1' => {
@@ -432,6 +489,15 @@ impl Relay {
         let _ = self.server.shutdown().await;
         Ok(())
     }
+}
+
+/// Replaces the `len` bytes at `at` with `frame` (a rare path: a refused
+/// statement, or the error that answers it).
+fn splice(buf: &mut BytesMut, at: usize, len: usize, frame: &[u8]) {
+    let tail = buf.split_off(at + len);
+    buf.truncate(at);
+    buf.extend_from_slice(frame);
+    buf.extend_from_slice(&tail);
 }
 
 /// Reads once into `buf`, reserving a chunk first.

@@ -1,6 +1,7 @@
 //! One client session from accept to close: opening, upstream connection,
 //! authentication, relay, and the way it ends.
 
+use super::gate::{Gate, JudgeSource};
 use super::handshake::{self, Opening, StartupError};
 use super::relay::{Relay, RelayEnd};
 use super::shared::{reached, ClientSlot, Phase, SessionGuard, Settings, Shared};
@@ -221,6 +222,16 @@ async fn start(
         client_addr: peer_ip,
     };
     shared.live.insert(session_id, identity.clone());
+    let judges: JudgeSource = {
+        let shared = shared.clone();
+        Arc::new(move || shared.settings().judge.clone())
+    };
+    relay.gate = Some(Gate::new(
+        judges,
+        identity.clone(),
+        shared.marker_prefix.clone(),
+        shared.gate_stats.clone(),
+    ));
     if settings.config.usage.enabled {
         let search_path =
             search_path::from_startup(params.search_path.as_deref(), params.options.as_deref());

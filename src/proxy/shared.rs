@@ -1,6 +1,7 @@
 //! State shared by the listener and all sessions: live settings, the cancel
 //! key registry, the shutdown phase and a few counters.
 
+use super::gate::{self, ForwardAll, GateStats, Judge};
 use super::relay::Traffic;
 use super::tracker::TrackingContext;
 use super::upstream::Upstream;
@@ -25,6 +26,8 @@ pub struct Settings {
     pub upstream: Arc<Upstream>,
     /// The client-facing TLS acceptor, when `tls_cert`/`tls_key` are set.
     pub acceptor: Option<TlsAcceptor>,
+    /// Judges statements at the gate (the DDL policy of this configuration).
+    pub judge: Arc<dyn Judge>,
 }
 
 impl Settings {
@@ -39,6 +42,7 @@ impl Settings {
             config,
             upstream,
             acceptor,
+            judge: Arc::new(ForwardAll),
         })
     }
 }
@@ -99,6 +103,10 @@ pub struct Shared {
     console_sessions: AtomicUsize,
     /// Where `RELOAD` and SIGHUP read the configuration from.
     pub reload_source: RwLock<Option<ReloadSource>>,
+    /// What the statement gates did.
+    pub gate_stats: Arc<GateStats>,
+    /// The function name prefix refused statements are replaced with.
+    pub marker_prefix: Arc<str>,
     phase: watch::Sender<Phase>,
     active: AtomicUsize,
     clients: AtomicUsize,
@@ -133,6 +141,8 @@ impl Shared {
             live: DashMap::new(),
             traffic: Arc::default(),
             reload_source: RwLock::new(None),
+            gate_stats: Arc::default(),
+            marker_prefix: gate::marker_prefix(),
             console_sessions: AtomicUsize::new(0),
             phase: watch::channel(Phase::Running).0,
             active: AtomicUsize::new(0),

@@ -127,6 +127,11 @@ impl Tracker {
         }
     }
 
+    /// The session's current `search_path` (canonical; empty: the default).
+    pub fn search_path(&self) -> &str {
+        self.path.current()
+    }
+
     /// True for client message types whose body the tracker reads.
     pub fn wants_client_body(tag: u8) -> bool {
         matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C')

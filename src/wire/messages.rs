@@ -16,6 +16,8 @@ pub enum Severity {
     Fatal,
     /// Ends the statement.
     Error,
+    /// A warning sent as `NoticeResponse`; the statement goes on.
+    Warning,
 }
 
 impl Severity {
@@ -23,11 +25,13 @@ impl Severity {
         match self {
             Severity::Fatal => "FATAL",
             Severity::Error => "ERROR",
+            Severity::Warning => "WARNING",
         }
     }
 }
 
-/// An `ErrorResponse` the proxy writes itself (what, why, what to do instead).
+/// An `ErrorResponse` (or, for a warning, a `NoticeResponse`) the proxy
+/// writes itself: what, why, what to do instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyError {
     /// FATAL or ERROR.
@@ -54,6 +58,22 @@ impl ProxyError {
         }
     }
 
+    /// An ERROR that ends the statement, not the session.
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        ProxyError {
+            severity: Severity::Error,
+            ..ProxyError::fatal(code, message)
+        }
+    }
+
+    /// A WARNING, sent as a `NoticeResponse`.
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
+        ProxyError {
+            severity: Severity::Warning,
+            ..ProxyError::fatal(code, message)
+        }
+    }
+
     /// Adds a HINT.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -66,10 +86,15 @@ impl ProxyError {
         self
     }
 
-    /// Encodes the message as an `ErrorResponse` frame.
+    /// Encodes the message as an `ErrorResponse` frame (`NoticeResponse`
+    /// for a warning).
     pub fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();
-        out.push(b'E');
+        out.push(if self.severity == Severity::Warning {
+            b'N'
+        } else {
+            b'E'
+        });
         out.extend_from_slice(&[0; 4]);
         let mut field = |t: u8, v: &str| {
             out.push(t);
@@ -97,6 +122,51 @@ impl ProxyError {
         self.encode(&mut out);
         out
     }
+}
+
+/// A frontend `Query` message carrying `sql`.
+pub fn query(sql: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sql.len() + 6);
+    out.push(b'Q');
+    out.extend_from_slice(&(sql.len() as u32 + 5).to_be_bytes());
+    out.extend_from_slice(sql.as_bytes());
+    out.push(0);
+    out
+}
+
+/// A frontend `Parse` message: statement `name` (NUL excluded), `sql`, no
+/// parameter types.
+pub fn parse(name: &[u8], sql: &str) -> Vec<u8> {
+    let len = 4 + name.len() + 1 + sql.len() + 1 + 2;
+    let mut out = Vec::with_capacity(len + 1);
+    out.push(b'P');
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out.extend_from_slice(name);
+    out.push(0);
+    out.extend_from_slice(sql.as_bytes());
+    out.push(0);
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out
+}
+
+/// Splits a NUL-terminated string off the front of a message body; the
+/// whole rest when there is no NUL.
+pub fn cstr(body: &[u8]) -> (&[u8], &[u8]) {
+    match memchr::memchr(0, body) {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (body, &[]),
+    }
+}
+
+/// The SQL text of a `Query` body (before its NUL).
+pub fn query_text(body: &[u8]) -> &[u8] {
+    cstr(body).0
+}
+
+/// The statement name and SQL text of a `Parse` body.
+pub fn parse_parts(body: &[u8]) -> (&[u8], &[u8]) {
+    let (name, rest) = cstr(body);
+    (name, cstr(rest).0)
 }
 
 /// Reads the int32 request code of an `Authentication*` message body.

@@ -1,0 +1,544 @@
+//! The statement gate (DESIGN section 4): the one point per statement where
+//! the session decides whether a `Query` or `Parse` goes to the server as
+//! sent, goes with a warning, or is refused.
+//!
+//! The common case costs a look at each statement's first keyword. Only the
+//! statements a policy can care about (DDL, `UPDATE`/`DELETE`, `LOCK`, ...)
+//! are handed to the [`Judge`].
+//!
+//! A refusal is made exact by letting Postgres do the refusing: the held
+//! statement is replaced by a call of a function that cannot exist
+//! (`ddlguard_blocked_<nonce>_<n>()`), so the server runs what came before
+//! it in the same `Query`, fails at that point, rolls back the implicit
+//! transaction, skips the rest of the string or, in the extended protocol,
+//! everything up to `Sync`, exactly as it would for a failing statement. The
+//! relay then swaps that one ErrorResponse for the policy's own (SQLSTATE
+//! 55000, rule, reason, hint). A session in an aborted transaction gets
+//! Postgres' own 25P02 instead, as it would have for the original statement.
+
+use crate::analysis::split;
+use crate::usage::ClientIdentity;
+use crate::wire::messages::{self, ProxyError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What the judge says about one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// Send it as it is.
+    Forward,
+    /// Send it, and send the client these warnings (NoticeResponse).
+    Warn(Vec<ProxyError>),
+    /// Do not run it; the client gets this error instead.
+    Block(ProxyError),
+}
+
+/// What the session knows when a statement is judged.
+#[derive(Debug, Clone)]
+pub struct SessionFacts<'a> {
+    /// Who sent the statement.
+    pub identity: &'a ClientIdentity,
+    /// The statement runs inside a transaction block (explicit, or the
+    /// implicit one of a multi-statement `Query`).
+    pub in_transaction: bool,
+    /// The transaction already wrote rows (INSERT/UPDATE/DELETE/MERGE/COPY).
+    pub wrote_rows: bool,
+    /// The session's `search_path` as canonical text (empty: server default).
+    pub search_path: &'a str,
+}
+
+/// What a judge remembers across the statements of one session: the tables
+/// created in it and those locked ACCESS EXCLUSIVE by the open transaction.
+/// The judge fills it; the gate clears the transaction part when the
+/// session is idle again.
+#[derive(Debug, Default, Clone)]
+pub struct Memory {
+    /// Relations created by this session (schema-qualified when known).
+    pub created: Vec<String>,
+    /// Relations the open transaction locked ACCESS EXCLUSIVE.
+    pub locked_in_transaction: Vec<String>,
+}
+
+/// Decides about statements; built from the configuration, replaced on
+/// reload. Implemented by the DDL policy.
+pub trait Judge: Send + Sync {
+    /// Judges one statement (`sql` is exactly one statement).
+    fn judge(&self, sql: &str, facts: &SessionFacts<'_>, memory: &mut Memory) -> Judgement;
+}
+
+/// A judge that forwards everything (no policy configured).
+pub struct ForwardAll;
+
+impl Judge for ForwardAll {
+    fn judge(&self, _: &str, _: &SessionFacts<'_>, _: &mut Memory) -> Judgement {
+        Judgement::Forward
+    }
+}
+
+/// Where the gate finds the judge in force (the one of the last reload).
+pub type JudgeSource = Arc<dyn Fn() -> Arc<dyn Judge> + Send + Sync>;
+
+/// What a statement's first keyword says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interest {
+    /// Nothing a rule looks at.
+    None,
+    /// A row write: later DDL in the same transaction is riskier.
+    Write,
+    /// Starts a transaction block.
+    Begin,
+    /// Ends a transaction block.
+    End,
+    /// Handed to the judge.
+    Judge,
+}
+
+fn interest(statement: &str) -> Interest {
+    let mut buf = [0u8; 16];
+    match split::first_keyword(statement, &mut buf) {
+        "create" | "alter" | "drop" | "reindex" | "cluster" | "vacuum" | "truncate" | "lock"
+        | "refresh" | "update" | "delete" | "comment" => Interest::Judge,
+        "insert" | "merge" | "copy" => Interest::Write,
+        "begin" | "start" => Interest::Begin,
+        "commit" | "end" | "rollback" | "abort" => Interest::End,
+        _ => Interest::None,
+    }
+}
+
+/// A refusal waiting for the server's error at its marker.
+struct Armed {
+    marker: String,
+    /// The ReadyForQuery (counted from session start) that ends the
+    /// statement's chance to fail; after it the refusal is forgotten.
+    until_ready: u64,
+    error: ProxyError,
+}
+
+/// The gate of one session.
+pub struct Gate {
+    judges: JudgeSource,
+    identity: ClientIdentity,
+    /// Prefix of this process's markers: `ddlguard_blocked_<nonce>_`.
+    marker_prefix: Arc<str>,
+    next_marker: u64,
+    armed: Vec<Armed>,
+    memory: Memory,
+    wrote_rows: bool,
+    /// A BEGIN (`Some(true)`) or COMMIT/ROLLBACK (`Some(false)`) was
+    /// forwarded and its ReadyForQuery has not come back yet.
+    pending_block: Option<bool>,
+    /// ReadyForQuery messages the client has asked for (Query, Sync,
+    /// FunctionCall) and received, to date.
+    ready_sent: u64,
+    ready_seen: u64,
+    /// Warnings for the client, encoded, not yet placed in its stream.
+    notices: Vec<u8>,
+    /// Counted outcomes, shared by all sessions (for metrics).
+    stats: Arc<GateStats>,
+}
+
+/// What the gates of all sessions did (for metrics).
+#[derive(Debug, Default)]
+pub struct GateStats {
+    /// Statements handed to the judge.
+    pub judged: AtomicU64,
+    /// Statements forwarded with warnings.
+    pub warned: AtomicU64,
+    /// Statements refused.
+    pub blocked: AtomicU64,
+}
+
+/// What the relay does with the message it showed the gate.
+pub enum Passage {
+    /// Forward the message unchanged.
+    Forward,
+    /// Forward this message instead (same type).
+    Replace(Vec<u8>),
+}
+
+impl Gate {
+    /// The gate of a session of `identity`; `marker_prefix` comes from
+    /// [`marker_prefix`], once per process.
+    pub fn new(
+        judges: JudgeSource,
+        identity: ClientIdentity,
+        marker_prefix: Arc<str>,
+        stats: Arc<GateStats>,
+    ) -> Gate {
+        Gate {
+            judges,
+            identity,
+            marker_prefix,
+            next_marker: 0,
+            armed: Vec::new(),
+            memory: Memory::default(),
+            wrote_rows: false,
+            pending_block: None,
+            ready_sent: 0,
+            ready_seen: 0,
+            notices: Vec::new(),
+            stats,
+        }
+    }
+
+    /// True for client message types whose body the gate reads.
+    pub fn wants_client_body(tag: u8) -> bool {
+        matches!(tag, b'Q' | b'P')
+    }
+
+    /// A client message on its way to the server. `tx_status` is the last
+    /// ReadyForQuery status, `search_path` the session's current one.
+    pub fn on_client(&mut self, tag: u8, body: &[u8], tx_status: u8, search_path: &str) -> Passage {
+        match tag {
+            b'Q' => {
+                self.ready_sent += 1;
+                let sql = messages::query_text(body);
+                let until = self.ready_sent;
+                self.statement_text(sql, tx_status, search_path, until, true)
+                    .map_or(Passage::Forward, |(cut, marker)| {
+                        let sql = String::from_utf8_lossy(&sql[..cut]);
+                        Passage::Replace(messages::query(&format!("{sql}SELECT {marker}()")))
+                    })
+            }
+            b'P' => {
+                let (name, sql) = messages::parse_parts(body);
+                // Its errors count until the next Sync's ReadyForQuery.
+                let until = self.ready_sent + 1;
+                self.statement_text(sql, tx_status, search_path, until, false)
+                    .map_or(Passage::Forward, |(_, marker)| {
+                        Passage::Replace(messages::parse(name, &format!("SELECT {marker}()")))
+                    })
+            }
+            b'S' | b'F' => {
+                self.ready_sent += 1;
+                Passage::Forward
+            }
+            _ => Passage::Forward,
+        }
+    }
+
+    /// Judges the statements of `sql`; on a refusal, returns where to cut
+    /// the text (the refused statement's start) and the marker to call.
+    fn statement_text(
+        &mut self,
+        sql: &[u8],
+        tx_status: u8,
+        search_path: &str,
+        until_ready: u64,
+        multi: bool,
+    ) -> Option<(usize, String)> {
+        let sql = std::str::from_utf8(sql).ok()?;
+        let mut in_tx = match self.pending_block {
+            Some(open) => open,
+            None => tx_status != b'I',
+        };
+        if !multi || split::is_single(sql) {
+            return self.one(sql, 0, in_tx, search_path, until_ready);
+        }
+        // Several statements: one implicit transaction block unless they
+        // open their own.
+        let pieces = split::statements(sql);
+        let implicit = pieces.len() > 1;
+        for range in pieces {
+            let piece = &sql[range.clone()];
+            match interest(piece) {
+                Interest::Begin => in_tx = true,
+                Interest::End => in_tx = false,
+                _ => {}
+            }
+            if let Some(cut) = self.one(
+                piece,
+                range.start,
+                in_tx || implicit,
+                search_path,
+                until_ready,
+            ) {
+                return Some(cut);
+            }
+        }
+        None
+    }
+
+    fn one(
+        &mut self,
+        statement: &str,
+        offset: usize,
+        in_transaction: bool,
+        search_path: &str,
+        until_ready: u64,
+    ) -> Option<(usize, String)> {
+        match interest(statement) {
+            Interest::None => return None,
+            Interest::Write => {
+                self.wrote_rows = true;
+                return None;
+            }
+            Interest::Begin => {
+                self.pending_block = Some(true);
+                return None;
+            }
+            Interest::End => {
+                self.pending_block = Some(false);
+                return None;
+            }
+            Interest::Judge => {}
+        }
+        let judge = (self.judges)();
+        let facts = SessionFacts {
+            identity: &self.identity,
+            in_transaction,
+            wrote_rows: self.wrote_rows,
+            search_path,
+        };
+        self.stats.judged.fetch_add(1, Ordering::Relaxed);
+        let judgement = judge.judge(statement, &facts, &mut self.memory);
+        let mut buf = [0u8; 16];
+        if matches!(
+            split::first_keyword(statement, &mut buf),
+            "update" | "delete"
+        ) {
+            self.wrote_rows = true;
+        }
+        match judgement {
+            Judgement::Forward => None,
+            Judgement::Warn(warnings) => {
+                self.stats.warned.fetch_add(1, Ordering::Relaxed);
+                for w in warnings {
+                    w.encode(&mut self.notices);
+                }
+                None
+            }
+            Judgement::Block(error) => {
+                self.stats.blocked.fetch_add(1, Ordering::Relaxed);
+                let marker = format!("{}{}", self.marker_prefix, self.next_marker);
+                self.next_marker += 1;
+                self.armed.push(Armed {
+                    marker: marker.clone(),
+                    until_ready,
+                    error,
+                });
+                Some((offset, marker))
+            }
+        }
+    }
+
+    /// True while a refusal waits for its error.
+    pub fn armed(&self) -> bool {
+        !self.armed.is_empty()
+    }
+
+    /// The policy's error frame when `body` is the server's error for one of
+    /// this session's markers.
+    pub fn rewrite_error(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        let fields = messages::error_fields(body);
+        if fields.code != "42883" || !fields.message.contains(&*self.marker_prefix) {
+            return None;
+        }
+        let at = self
+            .armed
+            .iter()
+            .position(|a| fields.message.contains(&format!("{}(", a.marker)))?;
+        Some(self.armed.remove(at).error.to_frame())
+    }
+
+    /// A ReadyForQuery with `status` reached the client.
+    pub fn on_ready(&mut self, status: u8) {
+        self.ready_seen += 1;
+        let seen = self.ready_seen;
+        self.armed.retain(|a| a.until_ready > seen);
+        if self.ready_seen >= self.ready_sent {
+            self.pending_block = None;
+        }
+        if status == b'I' {
+            self.wrote_rows = false;
+            self.memory.locked_in_transaction.clear();
+        }
+    }
+
+    /// Encoded warnings to place in the client's stream, if any.
+    pub fn take_notices(&mut self) -> Option<Vec<u8>> {
+        if self.notices.is_empty() {
+            None
+        } else {
+            Some(std::mem::take(&mut self.notices))
+        }
+    }
+}
+
+/// The marker prefix of this process: a function name no database has.
+pub fn marker_prefix() -> Arc<str> {
+    let nonce = ahash::RandomState::new().hash_one(std::process::id());
+    Arc::from(format!("ddlguard_blocked_{nonce:016x}_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Refuses every statement that mentions `forbidden`; warns on `risky`.
+    struct Words;
+
+    impl Judge for Words {
+        fn judge(&self, sql: &str, facts: &SessionFacts<'_>, memory: &mut Memory) -> Judgement {
+            if sql.contains("create table") {
+                memory.created.push("t".into());
+            }
+            if sql.contains("forbidden") {
+                let tx = if facts.in_transaction {
+                    "in tx"
+                } else {
+                    "no tx"
+                };
+                Judgement::Block(ProxyError::error("55000", format!("blocked {tx}")))
+            } else if sql.contains("risky") {
+                Judgement::Warn(vec![ProxyError::warning("01000", "careful")])
+            } else {
+                Judgement::Forward
+            }
+        }
+    }
+
+    fn gate() -> Gate {
+        let judge: Arc<dyn Judge> = Arc::new(Words);
+        let source: JudgeSource = Arc::new(move || judge.clone());
+        Gate::new(
+            source,
+            ClientIdentity {
+                application_name: "app".into(),
+                user: "u".into(),
+                database: "d".into(),
+                client_addr: "127.0.0.1".into(),
+            },
+            Arc::from("ddlguard_blocked_test_"),
+            Arc::default(),
+        )
+    }
+
+    fn body(sql: &str) -> Vec<u8> {
+        messages::query(sql)[5..].to_vec()
+    }
+
+    fn replaced(p: Passage) -> Option<String> {
+        match p {
+            Passage::Forward => None,
+            Passage::Replace(frame) => {
+                Some(String::from_utf8_lossy(messages::query_text(&frame[5..])).into_owned())
+            }
+        }
+    }
+
+    fn error_body(code: &str, message: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        for (t, v) in [(b'S', "ERROR"), (b'C', code), (b'M', message)] {
+            b.push(t);
+            b.extend_from_slice(v.as_bytes());
+            b.push(0);
+        }
+        b.push(0);
+        b
+    }
+
+    #[test]
+    fn ordinary_statements_pass_untouched() {
+        let mut g = gate();
+        for sql in [
+            "select 1",
+            "select 'forbidden'; ",
+            "insert into t values (1)",
+        ] {
+            assert!(
+                replaced(g.on_client(b'Q', &body(sql), b'I', "")).is_none(),
+                "{sql}"
+            );
+        }
+        assert_eq!(g.stats.judged.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_refused_statement_is_cut_where_it_starts() {
+        let mut g = gate();
+        let sql = "set lock_timeout = '1s'; alter table forbidden add c int; select 1";
+        let text = replaced(g.on_client(b'Q', &body(sql), b'I', "")).unwrap();
+        assert_eq!(
+            text,
+            "set lock_timeout = '1s'; SELECT ddlguard_blocked_test_0()"
+        );
+        // The server's error for the marker becomes the policy's, once.
+        let err = error_body("42883", "function ddlguard_blocked_test_0() does not exist");
+        let frame = g.rewrite_error(&err).expect("rewritten");
+        let fields = messages::error_fields(&frame[5..]);
+        assert_eq!(
+            (fields.code.as_str(), fields.message.as_str()),
+            ("55000", "blocked in tx")
+        );
+        assert!(g.rewrite_error(&err).is_none());
+        assert!(!g.armed());
+    }
+
+    #[test]
+    fn other_errors_pass_and_ready_for_query_disarms() {
+        let mut g = gate();
+        let text = replaced(g.on_client(b'Q', &body("drop table forbidden"), b'T', "")).unwrap();
+        assert_eq!(text, "SELECT ddlguard_blocked_test_0()");
+        let aborted = error_body("25P02", "current transaction is aborted");
+        assert!(g.rewrite_error(&aborted).is_none());
+        g.on_ready(b'E');
+        assert!(!g.armed());
+    }
+
+    #[test]
+    fn parse_is_replaced_under_its_own_name() {
+        let mut g = gate();
+        let mut b = b"stmt1\0".to_vec();
+        b.extend_from_slice(b"drop table forbidden\0\0\0");
+        let Passage::Replace(frame) = g.on_client(b'P', &b, b'I', "") else {
+            panic!("replaced")
+        };
+        let (name, sql) = messages::parse_parts(&frame[5..]);
+        assert_eq!(name, b"stmt1");
+        assert_eq!(sql, b"SELECT ddlguard_blocked_test_0()");
+        // Armed until the Sync's ReadyForQuery.
+        g.on_client(b'S', &[], b'I', "");
+        assert!(g.armed());
+        g.on_ready(b'I');
+        assert!(!g.armed());
+    }
+
+    #[test]
+    fn transaction_state_follows_begin_commit_and_writes() {
+        let mut g = gate();
+        g.on_client(b'Q', &body("begin"), b'I', "");
+        // BEGIN's ReadyForQuery has not come back: still judged in a transaction.
+        let t = replaced(g.on_client(b'Q', &body("drop table forbidden"), b'I', "")).unwrap();
+        assert!(t.contains("ddlguard_blocked"));
+        let f = g.rewrite_error(&error_body(
+            "42883",
+            "function ddlguard_blocked_test_0() does not exist",
+        ));
+        assert!(String::from_utf8_lossy(&f.unwrap()).contains("in tx"));
+        g.on_ready(b'T');
+        g.on_ready(b'T');
+        g.on_client(b'Q', &body("update t set a = 1 where a = 2"), b'T', "");
+        assert!(g.wrote_rows);
+        g.on_client(b'Q', &body("commit"), b'T', "");
+        g.on_ready(b'T');
+        g.on_ready(b'I');
+        assert!(!g.wrote_rows);
+    }
+
+    #[test]
+    fn warnings_are_queued_for_the_client() {
+        let mut g = gate();
+        assert!(
+            replaced(g.on_client(b'Q', &body("alter table risky add c int"), b'I', "")).is_none()
+        );
+        let notices = g.take_notices().unwrap();
+        assert_eq!(notices[0], b'N');
+        assert!(g.take_notices().is_none());
+        let stats = (
+            g.stats.judged.load(Ordering::Relaxed),
+            g.stats.warned.load(Ordering::Relaxed),
+        );
+        assert_eq!(stats, (1, 1));
+    }
+}
