@@ -31,6 +31,30 @@ pub enum Judgement {
     Warn(Vec<ProxyError>),
     /// Do not run it; the client gets this error instead.
     Block(ProxyError),
+    /// Run these steps instead and answer as if the statement ran.
+    Rewrite(Rewrite),
+}
+
+/// A safe sequence that replaces a statement (DESIGN section 6: rewrite).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    /// Steps, in order; each runs as its own statement (and transaction).
+    pub steps: Vec<RewriteStep>,
+    /// The CommandComplete tag the client gets, as for its own statement.
+    pub tag: String,
+    /// Warnings to send with the answer.
+    pub notices: Vec<ProxyError>,
+}
+
+/// One step of a rewrite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewriteStep {
+    /// The statement to run.
+    pub sql: String,
+    /// One line for the client's NoticeResponse.
+    pub description: String,
+    /// A query; the step runs only when it returns a row.
+    pub only_if: Option<String>,
 }
 
 /// What the session knows when a statement is judged.
@@ -146,6 +170,41 @@ pub struct GateStats {
     pub warned: AtomicU64,
     /// Statements refused.
     pub blocked: AtomicU64,
+    /// Statements replaced by their safe sequence.
+    pub rewritten: AtomicU64,
+}
+
+/// What judging a message's statements came to.
+enum Stop {
+    Go,
+    Refuse { cut: usize, marker: String },
+    Rewrite(Rewrite),
+}
+
+/// The refusal for a rewrite the gate cannot run where the statement came:
+/// inside a multi-statement Query or transaction block, or in the extended
+/// protocol (not yet supported). The client is told the safe steps.
+fn cannot_rewrite_here(rewrite: &Rewrite, in_transaction: bool) -> ProxyError {
+    let steps: Vec<&str> = rewrite.steps.iter().map(|s| s.sql.as_str()).collect();
+    let (why, instead) = if in_transaction {
+        (
+            "it runs inside a transaction block (or a multi-statement query), where its safe sequence cannot run",
+            "run it on its own, outside a transaction block: Rails `disable_ddl_transaction!`, Django `atomic = False`, Flyway `executeInTransaction=false`, sqlx `-- no-transaction`; or run the steps yourself",
+        )
+    } else {
+        (
+            "ddlguard rewrites statements sent with the simple query protocol only, and this one came as a prepared statement",
+            "send it as a simple query (psql, or your driver's simple/batch execute), or run the steps yourself",
+        )
+    };
+    let message = rewrite
+        .notices
+        .first()
+        .map(|n| n.message.clone())
+        .unwrap_or_else(|| "this statement needs its safe sequence".into());
+    ProxyError::error("55000", message)
+        .with_detail(format!("ddlguard would rewrite it, but {why}"))
+        .with_hint(format!("{instead}: {}", steps.join("; ")))
 }
 
 /// What the relay does with the message it showed the gate.
@@ -154,6 +213,9 @@ pub enum Passage {
     Forward,
     /// Forward this message instead (same type).
     Replace(Vec<u8>),
+    /// Hold the message (and everything after it) until the rewrite ran;
+    /// the session answers it.
+    Hold(Rewrite),
 }
 
 impl Gate {
@@ -194,20 +256,26 @@ impl Gate {
                 self.ready_sent += 1;
                 let sql = messages::query_text(body);
                 let until = self.ready_sent;
-                self.statement_text(sql, tx_status, search_path, until, true)
-                    .map_or(Passage::Forward, |(cut, marker)| {
+                match self.statement_text(sql, tx_status, search_path, until, true) {
+                    Stop::Go => Passage::Forward,
+                    Stop::Refuse { cut, marker } => {
                         let sql = String::from_utf8_lossy(&sql[..cut]);
                         Passage::Replace(messages::query(&format!("{sql}SELECT {marker}()")))
-                    })
+                    }
+                    Stop::Rewrite(rewrite) => Passage::Hold(rewrite),
+                }
             }
             b'P' => {
                 let (name, sql) = messages::parse_parts(body);
                 // Its errors count until the next Sync's ReadyForQuery.
                 let until = self.ready_sent + 1;
-                self.statement_text(sql, tx_status, search_path, until, false)
-                    .map_or(Passage::Forward, |(_, marker)| {
+                match self.statement_text(sql, tx_status, search_path, until, false) {
+                    Stop::Refuse { marker, .. } => {
                         Passage::Replace(messages::parse(name, &format!("SELECT {marker}()")))
-                    })
+                    }
+                    // `one` turns a Parse's rewrite into a refusal.
+                    Stop::Go | Stop::Rewrite(_) => Passage::Forward,
+                }
             }
             b'S' | b'F' => {
                 self.ready_sent += 1;
@@ -217,23 +285,26 @@ impl Gate {
         }
     }
 
-    /// Judges the statements of `sql`; on a refusal, returns where to cut
-    /// the text (the refused statement's start) and the marker to call.
+    /// Judges the statements of `sql`: go, refuse one (cut the text where
+    /// it starts and call the marker there), or rewrite the (single,
+    /// simple-protocol) statement.
     fn statement_text(
         &mut self,
         sql: &[u8],
         tx_status: u8,
         search_path: &str,
         until_ready: u64,
-        multi: bool,
-    ) -> Option<(usize, String)> {
-        let sql = std::str::from_utf8(sql).ok()?;
+        simple: bool,
+    ) -> Stop {
+        let Ok(sql) = std::str::from_utf8(sql) else {
+            return Stop::Go;
+        };
         let mut in_tx = match self.pending_block {
             Some(open) => open,
             None => tx_status != b'I',
         };
-        if !multi || split::is_single(sql) {
-            return self.one(sql, 0, in_tx, search_path, until_ready);
+        if !simple || split::is_single(sql) {
+            return self.one(sql, 0, in_tx, search_path, until_ready, simple);
         }
         // Several statements: one implicit transaction block unless they
         // open their own.
@@ -246,17 +317,22 @@ impl Gate {
                 Interest::End => in_tx = false,
                 _ => {}
             }
-            if let Some(cut) = self.one(
+            // A rewrite needs the statement alone (CONCURRENTLY cannot run
+            // in the implicit transaction of a multi-statement Query).
+            let in_transaction = in_tx || implicit;
+            match self.one(
                 piece,
                 range.start,
-                in_tx || implicit,
+                in_transaction,
                 search_path,
                 until_ready,
+                false,
             ) {
-                return Some(cut);
+                Stop::Go => {}
+                stop => return stop,
             }
         }
-        None
+        Stop::Go
     }
 
     fn one(
@@ -266,20 +342,21 @@ impl Gate {
         in_transaction: bool,
         search_path: &str,
         until_ready: u64,
-    ) -> Option<(usize, String)> {
+        may_rewrite: bool,
+    ) -> Stop {
         match interest(statement) {
-            Interest::None => return None,
+            Interest::None => return Stop::Go,
             Interest::Write => {
                 self.wrote_rows = true;
-                return None;
+                return Stop::Go;
             }
             Interest::Begin => {
                 self.pending_block = Some(true);
-                return None;
+                return Stop::Go;
             }
             Interest::End => {
                 self.pending_block = Some(false);
-                return None;
+                return Stop::Go;
             }
             Interest::Judge => {}
         }
@@ -299,14 +376,24 @@ impl Gate {
         ) {
             self.wrote_rows = true;
         }
+        let judgement = match judgement {
+            Judgement::Rewrite(rewrite) if !may_rewrite => {
+                Judgement::Block(cannot_rewrite_here(&rewrite, in_transaction))
+            }
+            other => other,
+        };
         match judgement {
-            Judgement::Forward => None,
+            Judgement::Forward => Stop::Go,
             Judgement::Warn(warnings) => {
                 self.stats.warned.fetch_add(1, Ordering::Relaxed);
                 for w in warnings {
                     w.encode(&mut self.notices);
                 }
-                None
+                Stop::Go
+            }
+            Judgement::Rewrite(rewrite) => {
+                self.stats.rewritten.fetch_add(1, Ordering::Relaxed);
+                Stop::Rewrite(rewrite)
             }
             Judgement::Block(error) => {
                 self.stats.blocked.fetch_add(1, Ordering::Relaxed);
@@ -317,7 +404,10 @@ impl Gate {
                     until_ready,
                     error,
                 });
-                Some((offset, marker))
+                Stop::Refuse {
+                    cut: offset,
+                    marker,
+                }
             }
         }
     }
@@ -390,6 +480,16 @@ mod tests {
                     "no tx"
                 };
                 Judgement::Block(ProxyError::error("55000", format!("blocked {tx}")))
+            } else if sql.contains("rewriteme") {
+                Judgement::Rewrite(Rewrite {
+                    steps: vec![RewriteStep {
+                        sql: "create index concurrently rewriteme".into(),
+                        description: "build it without blocking writes".into(),
+                        only_if: None,
+                    }],
+                    tag: "CREATE INDEX".into(),
+                    notices: Vec::new(),
+                })
             } else if sql.contains("risky") {
                 Judgement::Warn(vec![ProxyError::warning("01000", "careful")])
             } else {
@@ -424,6 +524,7 @@ mod tests {
             Passage::Replace(frame) => {
                 Some(String::from_utf8_lossy(messages::query_text(&frame[5..])).into_owned())
             }
+            Passage::Hold(rewrite) => Some(format!("hold: {}", rewrite.steps[0].sql)),
         }
     }
 
@@ -540,5 +641,34 @@ mod tests {
             g.stats.warned.load(Ordering::Relaxed),
         );
         assert_eq!(stats, (1, 1));
+    }
+
+    #[test]
+    fn a_rewrite_holds_a_lone_simple_statement_and_refuses_elsewhere() {
+        let mut g = gate();
+        let held = replaced(g.on_client(b'Q', &body("create index rewriteme on t (a)"), b'I', ""));
+        assert_eq!(
+            held.as_deref(),
+            Some("hold: create index concurrently rewriteme")
+        );
+        // In a multi-statement Query the sequence cannot run: refused, with the steps.
+        let sql = "select 1; create index rewriteme on t (a)";
+        let text = replaced(g.on_client(b'Q', &body(sql), b'I', "")).unwrap();
+        assert_eq!(text, "select 1; SELECT ddlguard_blocked_test_0()");
+        let err = error_body("42883", "function ddlguard_blocked_test_0() does not exist");
+        let frame = g.rewrite_error(&err).unwrap();
+        let text = String::from_utf8_lossy(&frame).into_owned();
+        assert!(
+            text.contains("create index concurrently rewriteme"),
+            "{text}"
+        );
+        assert!(text.contains("transaction block"), "{text}");
+        // A Parse gets the refusal too (no rewrite on the extended protocol yet).
+        let mut b = b"\0".to_vec();
+        b.extend_from_slice(b"create index rewriteme on t (a)\0\0\0");
+        assert!(matches!(
+            g.on_client(b'P', &b, b'I', ""),
+            Passage::Replace(_)
+        ));
     }
 }

@@ -1,5 +1,6 @@
 //! The proxy itself: listener, sessions, upstream connections and TLS.
 
+mod exchange;
 pub mod gate;
 mod handshake;
 mod listener;

@@ -7,10 +7,12 @@
 //! writes are batched: everything readable is read and framed before the
 //! ready bytes are written in one go.
 
-use super::gate::{Gate, Passage};
+use super::exchange;
+use super::gate::{Gate, Passage, Rewrite};
 use super::stream::Stream;
 use super::tracker::Tracker;
-use crate::wire::{messages, FrameHeader, WireError};
+use crate::wire::messages::{self, ProxyError};
+use crate::wire::{FrameHeader, WireError};
 use bytes::{Buf, BytesMut};
 use std::future::Future;
 use std::io;
@@ -46,6 +48,17 @@ pub enum RelayEnd {
     Protocol(WireError),
     /// `drain_server` finished: every answer owed to the client was relayed.
     Drained,
+    /// A statement is held for a rewrite and everything before it has been
+    /// answered: the session runs `run_held`, then `run` again.
+    Held,
+}
+
+/// A client message the gate holds, at the front of the client lane.
+struct Held {
+    /// Its length in bytes.
+    len: usize,
+    /// What runs instead.
+    rewrite: Rewrite,
 }
 
 /// What the relay knows about the session's protocol state.
@@ -133,6 +146,7 @@ pub struct Relay {
     pub tracker: Option<Tracker>,
     /// The statement gate (DDL policy).
     pub gate: Option<Gate>,
+    held: Option<Held>,
     /// Bytes relayed, shared by all sessions (for metrics).
     pub traffic: Arc<Traffic>,
 }
@@ -177,6 +191,7 @@ impl Relay {
             draining: false,
             tracker: None,
             gate: None,
+            held: None,
             traffic: Arc::default(),
         }
     }
@@ -195,7 +210,8 @@ impl Relay {
         loop {
             let mut progress = false;
 
-            if !self.draining && self.from_client.may_read() {
+            let hold_room = self.held.is_none() || self.from_client.buf.len() < HIGH_WATER;
+            if !self.draining && hold_room && self.from_client.may_read() {
                 match poll_fill(&mut self.client, &mut self.from_client.buf, cx) {
                     Poll::Ready(Ok(0)) => {
                         self.from_client.eof = true;
@@ -249,6 +265,14 @@ impl Relay {
             if self.draining && self.state.awaiting_ready == 0 && drained(&self.from_server) {
                 return Poll::Ready(RelayEnd::Drained);
             }
+            // The held Query is the only one still owed a ReadyForQuery.
+            if self.held.is_some()
+                && self.state.awaiting_ready <= 1
+                && drained(&self.from_client)
+                && drained(&self.from_server)
+            {
+                return Poll::Ready(RelayEnd::Held);
+            }
             if self.from_server.eof && drained(&self.from_server) {
                 return Poll::Ready(RelayEnd::ServerClosed);
             }
@@ -278,6 +302,10 @@ impl Relay {
     fn scan_client(&mut self, now: Instant) -> Result<(), WireError> {
         let lane = &mut self.from_client;
         loop {
+            if self.held.is_some() {
+                // Pipelined messages wait, in order, behind the held one.
+                return Ok(());
+            }
             let avail = lane.buf.len() - lane.ready;
             if lane.pass > 0 {
                 let n = lane.pass.min(avail);
@@ -338,6 +366,20 @@ impl Relay {
                         splice(&mut lane.buf, lane.ready, head.total_len, &frame);
                         lane.ready += frame.len();
                     }
+                    Passage::Hold(rewrite) if !st.unsynced => {
+                        self.held = Some(Held {
+                            len: head.total_len,
+                            rewrite,
+                        });
+                        return Ok(());
+                    }
+                    Passage::Hold(_) => {
+                        // A Query inside an unsynced extended-protocol batch:
+                        // the server never says when the batch is done, so
+                        // the proxy cannot run its own statements first.
+                        tracing::warn!("a statement to rewrite came inside an unsynced extended-protocol batch; forwarded unchanged");
+                        lane.ready += head.total_len;
+                    }
                 }
                 continue;
             }
@@ -351,6 +393,99 @@ impl Relay {
             }
             lane.pass = head.total_len;
         }
+    }
+
+    /// Runs the held statement's rewrite on the server, step by step, and
+    /// queues the client's answer as if its statement ran: a notice per
+    /// step, then its CommandComplete tag (or the failed step's error) and
+    /// ReadyForQuery. Then `run` goes on with what the client sent after it.
+    pub async fn run_held(&mut self) -> Result<(), RelayEnd> {
+        let Some(held) = self.held.take() else {
+            return Ok(());
+        };
+        exchange::discard(&mut self.from_client.buf, held.len);
+        let mut for_client = Vec::new();
+        let rewrite = &held.rewrite;
+        for notice in &rewrite.notices {
+            notice.encode(&mut for_client);
+        }
+        let total = rewrite.steps.len();
+        let mut status = self.state.tx_status;
+        let mut failure = None;
+        for (i, step) in rewrite.steps.iter().enumerate() {
+            let n = i + 1;
+            if let Some(condition) = &step.only_if {
+                let o = self.own_statement(condition, &mut for_client).await?;
+                status = o.status;
+                if let Some(e) = o.error {
+                    failure = Some((n, step, e));
+                    break;
+                }
+                if o.rows == 0 {
+                    ProxyError::notice(format!(
+                        "ddlguard: step {n}/{total} not needed: {}",
+                        step.description
+                    ))
+                    .encode(&mut for_client);
+                    continue;
+                }
+            }
+            let o = self.own_statement(&step.sql, &mut for_client).await?;
+            status = o.status;
+            match o.error {
+                Some(e) => {
+                    failure = Some((n, step, e));
+                    break;
+                }
+                None => ProxyError::notice(format!(
+                    "ddlguard: step {n}/{total} done: {}",
+                    step.description
+                ))
+                .with_detail(step.sql.clone())
+                .encode(&mut for_client),
+            }
+        }
+        match failure {
+            None => for_client.extend_from_slice(&exchange::command_complete(&rewrite.tag)),
+            Some((n, step, e)) => {
+                tracing::warn!(step = n, code = %e.code, "rewrite step failed: {}", e.message);
+                ProxyError::error(
+                    e.code,
+                    format!("ddlguard: step {n}/{total} of the safe sequence failed: {}", e.message),
+                )
+                .with_detail(format!("the failed step: {}", step.sql))
+                .with_hint("the steps before it are done; fix the cause and run the same statement again: ddlguard finishes the sequence (steps that are done are skipped or repeated safely)")
+                .encode(&mut for_client);
+            }
+        }
+        for_client.extend_from_slice(&exchange::ready_for_query(status));
+        // The answer goes through the relay's own bookkeeping (tracker,
+        // gate, transaction status) as if the server had sent it.
+        splice(
+            &mut self.from_server.buf,
+            self.from_server.ready,
+            0,
+            &for_client,
+        );
+        self.scan_server(Instant::now());
+        Ok(())
+    }
+
+    /// Runs one statement of the proxy's own on the server.
+    async fn own_statement(
+        &mut self,
+        sql: &str,
+        for_client: &mut Vec<u8>,
+    ) -> Result<exchange::Outcome, RelayEnd> {
+        // Bytes already read from the server and not yet framed start the
+        // exchange's buffer (asynchronous messages for the client).
+        let unread = self.from_server.buf.split_off(self.from_server.ready);
+        let mut buf = unread;
+        let outcome = exchange::run(&mut self.server, &mut buf, sql, for_client)
+            .await
+            .map_err(RelayEnd::ServerIo);
+        self.from_server.buf.unsplit(buf);
+        outcome
     }
 
     /// Puts the gate's warnings into the client's stream at the next message

@@ -248,9 +248,23 @@ async fn start(
 /// The relay phase and the orderly end of the session.
 async fn relay_session(mut relay: Relay, upstream: Arc<Upstream>, shared: &Shared) {
     let mut phase = shared.phase();
-    let end = tokio::select! {
-        end = relay.run() => Some(end),
-        _ = reached(&mut phase, Phase::Closing) => None,
+    let end = loop {
+        let end = tokio::select! {
+            end = relay.run() => Some(end),
+            _ = reached(&mut phase, Phase::Closing) => None,
+        };
+        if !matches!(end, Some(RelayEnd::Held)) {
+            break end;
+        }
+        // A rewrite: the proxy runs the safe sequence on this session's
+        // upstream, then relaying goes on.
+        let held = tokio::select! {
+            held = relay.run_held() => held,
+            _ = reached(&mut phase, Phase::Closing) => break None,
+        };
+        if let Err(end) = held {
+            break Some(end);
+        }
     };
     if let Some(RelayEnd::Protocol(_)) = &end {
         // Answers to statements forwarded before the bad message come first.
@@ -289,6 +303,7 @@ async fn relay_session(mut relay: Relay, upstream: Arc<Upstream>, shared: &Share
             info!("closing session: proxy shutdown");
         }
         Some(RelayEnd::Drained) => debug!("relay drained"),
+        Some(RelayEnd::Held) => debug!("relay ended while holding a statement"),
         Some(RelayEnd::ClientClosed) => {
             if !st.terminated {
                 cancel_if_busy("client disconnected");

@@ -1,6 +1,7 @@
 //! Builders and decoders for the few messages the proxy creates or inspects.
 
 use super::WireError;
+use std::borrow::Cow;
 
 /// Authentication request code for `AuthenticationSASL`.
 pub const AUTH_SASL: i32 = 10;
@@ -18,6 +19,8 @@ pub enum Severity {
     Error,
     /// A warning sent as `NoticeResponse`; the statement goes on.
     Warning,
+    /// Information sent as `NoticeResponse`.
+    Notice,
 }
 
 impl Severity {
@@ -26,6 +29,7 @@ impl Severity {
             Severity::Fatal => "FATAL",
             Severity::Error => "ERROR",
             Severity::Warning => "WARNING",
+            Severity::Notice => "NOTICE",
         }
     }
 }
@@ -36,8 +40,9 @@ impl Severity {
 pub struct ProxyError {
     /// FATAL or ERROR.
     pub severity: Severity,
-    /// Five-character SQLSTATE.
-    pub code: &'static str,
+    /// Five-character SQLSTATE (the server's own, when the proxy passes on
+    /// an error of a statement it ran).
+    pub code: Cow<'static, str>,
     /// Primary message.
     pub message: String,
     /// Optional DETAIL.
@@ -48,10 +53,10 @@ pub struct ProxyError {
 
 impl ProxyError {
     /// A FATAL error with a code and message.
-    pub fn fatal(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn fatal(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         ProxyError {
             severity: Severity::Fatal,
-            code,
+            code: code.into(),
             message: message.into(),
             detail: None,
             hint: None,
@@ -59,7 +64,7 @@ impl ProxyError {
     }
 
     /// An ERROR that ends the statement, not the session.
-    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn error(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         ProxyError {
             severity: Severity::Error,
             ..ProxyError::fatal(code, message)
@@ -67,10 +72,19 @@ impl ProxyError {
     }
 
     /// A WARNING, sent as a `NoticeResponse`.
-    pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn warning(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         ProxyError {
             severity: Severity::Warning,
             ..ProxyError::fatal(code, message)
+        }
+    }
+
+    /// A NOTICE (SQLSTATE 00000), sent as a `NoticeResponse`: what the
+    /// proxy did on the client's behalf.
+    pub fn notice(message: impl Into<String>) -> Self {
+        ProxyError {
+            severity: Severity::Notice,
+            ..ProxyError::fatal("00000", message)
         }
     }
 
@@ -90,10 +104,9 @@ impl ProxyError {
     /// for a warning).
     pub fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();
-        out.push(if self.severity == Severity::Warning {
-            b'N'
-        } else {
-            b'E'
+        out.push(match self.severity {
+            Severity::Warning | Severity::Notice => b'N',
+            Severity::Fatal | Severity::Error => b'E',
         });
         out.extend_from_slice(&[0; 4]);
         let mut field = |t: u8, v: &str| {
@@ -103,7 +116,7 @@ impl ProxyError {
         };
         field(b'S', self.severity.as_str());
         field(b'V', self.severity.as_str());
-        field(b'C', self.code);
+        field(b'C', &self.code);
         field(b'M', &self.message);
         if let Some(d) = &self.detail {
             field(b'D', d);

@@ -3,7 +3,7 @@
 
 use crate::support::{connect, Cluster, TestProxy};
 use ddlguard::config::AdminUser;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 
 const PASSWORD_VAR: &str = "DDLGUARD_TEST_WINDOWS_PASSWORD";
@@ -43,13 +43,19 @@ async fn since_keeps_what_happened_inside_the_window_only() {
     old.simple_query("SELECT nope FROM users")
         .await
         .unwrap_err();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // An error is recorded at its ReadyForQuery, which may reach the proxy
+    // after the client saw the error; a next statement is answered after it.
+    old.simple_query("SELECT 1").await.unwrap();
+    let old_done = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
     // The new client does the same inside the window.
+    let new_start = Instant::now();
     let new = connect(&app("windows_new")).await;
     new.simple_query("SELECT email FROM users").await.unwrap();
     new.simple_query("SELECT nope FROM users")
         .await
         .unwrap_err();
+    new.simple_query("SELECT 1").await.unwrap();
 
     let (admin, connection) = tokio_postgres::connect(
         &format!(
@@ -65,9 +71,20 @@ async fn since_keeps_what_happened_inside_the_window_only() {
         let admin = &admin;
         async move { apps(&admin.query(&sql, &[]).await.unwrap()) }
     };
+    // A window that starts half way between the two clients' use: a loaded
+    // machine may stall for a while without moving either end past it.
+    let window = || {
+        let middle = old_done + (new_start - old_done) / 2;
+        middle.elapsed().as_millis()
+    };
     let both = vec!["windows_new".to_string(), "windows_old".to_string()];
     let recent = vec!["windows_new".to_string()];
-    for (since, want) in [("'2 seconds'", &recent), ("'1 hour'", &both)] {
+    for (recent_only, want) in [(true, &recent), (false, &both)] {
+        let since = if recent_only {
+            format!("'{}ms'", window())
+        } else {
+            "'1 hour'".to_string()
+        };
         assert_eq!(
             &show(format!("SHOW DEPENDENTS users.email SINCE {since}")).await,
             want,
@@ -82,7 +99,12 @@ async fn since_keeps_what_happened_inside_the_window_only() {
     }
 
     let http = proxy.http.expect("HTTP on");
-    for (since, want) in [("2s", &recent), ("1h", &both)] {
+    for (recent_only, want) in [(true, &recent), (false, &both)] {
+        let since = if recent_only {
+            format!("{}ms", window())
+        } else {
+            "1h".to_string()
+        };
         let url = format!("http://{http}/api/v1/dependents?table=users&column=email&since={since}");
         let body = tokio::task::spawn_blocking(move || {
             ureq::get(&url)
