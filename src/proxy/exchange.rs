@@ -19,8 +19,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub struct Outcome {
     /// The server's error, if the statement failed.
     pub error: Option<ErrorFields>,
-    /// DataRow messages received (a condition query's answer).
-    pub rows: usize,
+    /// The rows received, each column as text (`None` for NULL); the
+    /// proxy's own queries ask for text results.
+    pub rows: Vec<Vec<Option<String>>>,
+    /// Every frame but ReadyForQuery, as received, when the caller asked
+    /// to keep them (a client statement the proxy ran on its behalf).
+    pub frames: Vec<u8>,
     /// Transaction status of the ReadyForQuery that ended it.
     pub status: u8,
 }
@@ -34,6 +38,28 @@ pub async fn run(
     buf: &mut BytesMut,
     sql: &str,
     for_client: &mut Vec<u8>,
+) -> io::Result<Outcome> {
+    exchange(server, buf, sql, for_client, false).await
+}
+
+/// Like [`run`], for a client's own statement: every frame but the final
+/// ReadyForQuery is kept in `Outcome::frames` (asynchronous ones too, in
+/// their place), for the client if this attempt is the one it gets.
+pub async fn run_keeping(
+    server: &mut Stream,
+    buf: &mut BytesMut,
+    sql: &str,
+) -> io::Result<Outcome> {
+    let mut unused = Vec::new();
+    exchange(server, buf, sql, &mut unused, true).await
+}
+
+async fn exchange(
+    server: &mut Stream,
+    buf: &mut BytesMut,
+    sql: &str,
+    for_client: &mut Vec<u8>,
+    keep: bool,
 ) -> io::Result<Outcome> {
     server.write_all(&messages::query(sql)).await?;
     server.flush().await?;
@@ -57,20 +83,53 @@ pub async fn run(
         };
         let frame = buf.split_to(head.total_len);
         let body = &frame[5..];
+        if head.tag == b'Z' {
+            outcome.status = messages::ready_status(body).unwrap_or(b'I');
+            return Ok(outcome);
+        }
+        if keep {
+            outcome.frames.extend_from_slice(&frame);
+        }
         match head.tag {
             b'E' => {
                 let fields = messages::error_fields(body);
                 outcome.error.get_or_insert(fields);
             }
-            b'D' => outcome.rows += 1,
-            b'A' | b'S' | b'N' => for_client.extend_from_slice(&frame),
-            b'Z' => {
-                outcome.status = messages::ready_status(body).unwrap_or(b'I');
-                return Ok(outcome);
-            }
+            b'D' => outcome.rows.push(data_row(body)),
+            b'A' | b'S' | b'N' if !keep => for_client.extend_from_slice(&frame),
             _ => {}
         }
     }
+}
+
+/// The text columns of a DataRow body (`None` for NULL; a malformed row
+/// ends where it stops making sense).
+fn data_row(body: &[u8]) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    let Some(count) = body.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+        return out;
+    };
+    let mut rest = &body[2..];
+    for _ in 0..count {
+        let Some(len) = rest
+            .get(..4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            break;
+        };
+        rest = &rest[4..];
+        if len < 0 {
+            out.push(None);
+            continue;
+        }
+        let len = len as usize;
+        let Some(value) = rest.get(..len) else {
+            break;
+        };
+        out.push(Some(String::from_utf8_lossy(value).into_owned()));
+        rest = &rest[len..];
+    }
+    out
 }
 
 /// A `CommandComplete` frame with `tag`.

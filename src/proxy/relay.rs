@@ -421,7 +421,7 @@ impl Relay {
                     failure = Some((n, step, e));
                     break;
                 }
-                if o.rows == 0 {
+                if o.rows.is_empty() {
                     ProxyError::notice(format!(
                         "ddlguard: step {n}/{total} not needed: {}",
                         step.description
