@@ -318,16 +318,12 @@ impl Extractor {
                 }
                 StatementKind::Ddl
             }
-            Statement::Drop { names, .. } => {
-                for n in names {
-                    self.relation(relation_name(n), Mode::Write, false);
-                }
-                StatementKind::Ddl
-            }
             other => {
+                // DROP, GRANT, VACUUM, ...: the classifier knows the object
+                // kind, and only relations become relation uses.
                 let c = super::classify::classify(&super::fingerprint(&other.to_string()).text);
-                if let Some(target) = c.target {
-                    self.relation(target, Mode::Write, false);
+                for u in c.relation_uses() {
+                    self.relation(u.relation, u.mode, u.all_columns);
                 }
                 c.kind
             }
