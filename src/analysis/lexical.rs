@@ -177,6 +177,10 @@ pub fn dml_relations(fingerprint: &str) -> Vec<RelationUse> {
             if toks.get(j).is_some_and(|t| t.is_punct("(")) && !call_ok {
                 break;
             }
+            // `ROWS FROM (...)` is a set of function calls.
+            if rel.schema.is_none() && rel.name == "rows" && toks.get(j).is_some_and(|t| t.is("from")) {
+                break;
+            }
             push(rel, mode);
             if !list {
                 break;
@@ -305,6 +309,49 @@ mod tests {
         );
         assert_eq!(rels("copy t from stdin"), vec!["t:Write"]);
         assert!(rels("select 1 for key share").is_empty());
+    }
+
+    #[test]
+    fn a_lock_clause_sqlparser_cannot_read_still_gets_the_full_analysis() {
+        use crate::analysis::analyze_uncached;
+        let sql = "SELECT email FROM users WHERE id = 1 FOR NO KEY UPDATE OF users NOWAIT";
+        let a = analyze_uncached(sql, fingerprint(sql));
+        assert!(a.parsed, "analysed without the lock clause");
+        let cols: Vec<&str> = a.columns.iter().map(|c| c.column.as_str()).collect();
+        assert_eq!(cols, vec!["email", "id"]);
+        assert!(
+            a.relations.iter().all(|r| !r.all_columns),
+            "named columns, no implicit use"
+        );
+        let sql = "SELECT * FROM users FOR KEY SHARE";
+        let a = analyze_uncached(sql, fingerprint(sql));
+        assert!(a.parsed);
+        assert!(
+            a.relations.iter().any(|r| r.all_columns),
+            "SELECT * stays implicit"
+        );
+    }
+
+    #[test]
+    fn unparsed_reads_and_writes_record_provable_relations_only() {
+        use crate::analysis::analyze_uncached;
+        for (sql, want) in [
+            ("DELETE FROM app.jobs WHERE CURRENT OF c", vec!["app.jobs:Write"]),
+            (
+                "SELECT * FROM t, LATERAL ROWS FROM (f(1), g(2)) AS x",
+                vec!["t:Read"],
+            ),
+        ] {
+            let a = analyze_uncached(sql, fingerprint(sql));
+            assert!(!a.parsed, "{sql} parses now: pick another unparsed case");
+            let got: Vec<String> = a
+                .relations
+                .iter()
+                .map(|u| format!("{}:{:?}", u.relation, u.mode))
+                .collect();
+            assert_eq!(got, want, "{sql}");
+            assert!(a.columns.is_empty());
+        }
     }
 
     #[test]
