@@ -239,7 +239,11 @@ impl Extractor {
             | Statement::Savepoint { .. }
             | Statement::ReleaseSavepoint { .. } => StatementKind::Transaction,
             Statement::CreateTable(ct) => {
-                let rel = relation_name(&ct.name);
+                let mut rel = relation_name(&ct.name);
+                if ct.temporary && rel.schema.is_none() {
+                    // A temporary table lives in the session's pg_temp.
+                    rel.schema = Some(crate::catalog::TEMP_SCHEMA.into());
+                }
                 self.relation(rel, Mode::Write, false);
                 for col in &ct.columns {
                     for opt in &col.options {

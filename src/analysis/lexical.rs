@@ -178,7 +178,10 @@ pub fn dml_relations(fingerprint: &str) -> Vec<RelationUse> {
                 break;
             }
             // `ROWS FROM (...)` is a set of function calls.
-            if rel.schema.is_none() && rel.name == "rows" && toks.get(j).is_some_and(|t| t.is("from")) {
+            if rel.schema.is_none()
+                && rel.name == "rows"
+                && toks.get(j).is_some_and(|t| t.is("from"))
+            {
                 break;
             }
             push(rel, mode);
@@ -336,7 +339,10 @@ mod tests {
     fn unparsed_reads_and_writes_record_provable_relations_only() {
         use crate::analysis::analyze_uncached;
         for (sql, want) in [
-            ("DELETE FROM app.jobs WHERE CURRENT OF c", vec!["app.jobs:Write"]),
+            (
+                "DELETE FROM app.jobs WHERE CURRENT OF c",
+                vec!["app.jobs:Write"],
+            ),
             (
                 "SELECT * FROM t, LATERAL ROWS FROM (f(1), g(2)) AS x",
                 vec!["t:Read"],

@@ -110,8 +110,13 @@ impl Classified {
         let mut out = Vec::new();
         if self.object.is_used_relation() {
             for n in &self.names {
+                let mut relation = n.clone();
+                if self.temporary && relation.schema.is_none() {
+                    // A temporary relation lives in the session's pg_temp.
+                    relation.schema = Some(crate::catalog::TEMP_SCHEMA.into());
+                }
                 out.push(RelationUse {
-                    relation: n.clone(),
+                    relation,
                     mode: if read { Mode::Read } else { Mode::Write },
                     all_columns: read,
                 });
