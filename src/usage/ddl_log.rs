@@ -117,16 +117,20 @@ mod tests {
     use super::*;
     use crate::analysis::Analyzer;
 
-    #[test]
-    fn keeps_the_latest_events_with_command_target_and_outcome() {
-        let log = DdlLog::new(2);
-        let analyzer = Analyzer::new(16);
-        let who = ClientIdentity {
+    fn who() -> ClientIdentity {
+        ClientIdentity {
             application_name: "migrate".into(),
             user: "u".into(),
             database: "d".into(),
             client_addr: "127.0.0.1".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn keeps_the_latest_events_with_command_target_and_outcome() {
+        let log = DdlLog::new(2);
+        let analyzer = Analyzer::new(16);
+        let who = who();
         for (sql, err) in [
             ("CREATE TABLE a (x int)", None),
             (
@@ -151,12 +155,7 @@ mod tests {
     fn each_statement_of_a_query_is_logged_on_its_own() {
         let log = DdlLog::new(16);
         let analyzer = Analyzer::new(16);
-        let who = ClientIdentity {
-            application_name: "migrate".into(),
-            user: "u".into(),
-            database: "d".into(),
-            client_addr: "127.0.0.1".into(),
-        };
+        let who = who();
         let sql = "SET lock_timeout = '1s'; ALTER TABLE app.users ADD COLUMN note text; \
                    CREATE INDEX CONCURRENTLY i ON app.users (note); SELECT 1";
         log.record(&who, &analyzer.analyze(sql), 5, 10, None);

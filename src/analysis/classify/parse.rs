@@ -87,17 +87,27 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// A possibly qualified name (`a`, `s.a`, `db.s.a`: the last two parts
-    /// are kept). Literals, placeholders and punctuation are never names.
-    fn name(&mut self) -> Option<ObjectName> {
-        let mut parts = vec![self.peek()?.ident()?.to_string()];
+    /// The dotted identifier parts at the cursor (`a`, `s.a`, `db.s.a`).
+    /// Literals, placeholders and punctuation are never names.
+    fn parts(&mut self) -> Vec<String> {
+        let Some(first) = self.peek().and_then(Tok::ident) else {
+            return Vec::new();
+        };
+        let mut parts = vec![first.to_string()];
         self.at += 1;
-        while self.peek().is_some_and(|t| t.is_punct("."))
-            && self.peek_at(1).is_some_and(|t| t.ident().is_some())
-        {
-            parts.push(self.peek_at(1)?.ident()?.to_string());
+        while let (Some(dot), Some(next)) = (self.peek(), self.peek_at(1).and_then(Tok::ident)) {
+            if !dot.is_punct(".") {
+                break;
+            }
+            parts.push(next.to_string());
             self.at += 2;
         }
+        parts
+    }
+
+    /// A possibly qualified name (the last two parts are kept).
+    fn name(&mut self) -> Option<ObjectName> {
+        let mut parts = self.parts();
         let name = parts.pop()?;
         Some(ObjectName {
             schema: parts.pop(),
@@ -559,14 +569,7 @@ fn on_object(cur: &mut Cursor, c: &mut Classified) {
 impl Cursor<'_> {
     /// `[schema.]table.column`: the relation and the column.
     fn name3(&mut self) -> Option<(Option<ObjectName>, ObjectName)> {
-        let mut parts = vec![self.peek()?.ident()?.to_string()];
-        self.at += 1;
-        while self.peek().is_some_and(|t| t.is_punct("."))
-            && self.peek_at(1).is_some_and(|t| t.ident().is_some())
-        {
-            parts.push(self.peek_at(1)?.ident()?.to_string());
-            self.at += 2;
-        }
+        let mut parts = self.parts();
         let column = parts.pop()?;
         let table = parts.pop().map(|name| ObjectName {
             schema: parts.pop(),
