@@ -11,6 +11,7 @@ mod clients;
 mod console;
 mod faults;
 mod relay;
+mod report_rows;
 mod reports;
 mod tls;
 mod usage;
