@@ -16,7 +16,10 @@
 //! 55000, rule, reason, hint). A session in an aborted transaction gets
 //! Postgres' own 25P02 instead, as it would have for the original statement.
 
-use crate::analysis::split;
+use crate::analysis::classify::classify;
+use crate::analysis::{fingerprint, split};
+use crate::guard::lock::{self, LockMode};
+use crate::guard::{blockers, GuardSettings};
 use crate::usage::ClientIdentity;
 use crate::wire::messages::{self, ProxyError};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,8 +102,45 @@ impl Judge for ForwardAll {
     }
 }
 
-/// Where the gate finds the judge in force (the one of the last reload).
-pub type JudgeSource = Arc<dyn Fn() -> Arc<dyn Judge> + Send + Sync>;
+/// What the gate applies: the judge, and guarded execution for DDL that
+/// takes a strong lock (`None`: DDL runs as sent).
+pub struct GatePolicy {
+    /// Decides about each statement.
+    pub judge: Arc<dyn Judge>,
+    /// Lock timeout, retries and pre-flight for strong-lock DDL.
+    pub guard: Option<GuardSettings>,
+}
+
+/// Where the gate finds the policy in force (the one of the last reload).
+pub type JudgeSource = Arc<dyn Fn() -> Arc<GatePolicy> + Send + Sync>;
+
+/// A client statement to run under guarded execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guarded {
+    /// The statement as the client sent it.
+    pub sql: String,
+    /// Its command, for messages (`ALTER TABLE`).
+    pub command: String,
+    /// The lock it takes.
+    pub lock: LockMode,
+    /// The relations it locks, as `to_regclass` literals.
+    pub targets: Vec<String>,
+    /// Names of the relations, for messages.
+    pub target_names: Vec<String>,
+    /// It runs inside a transaction block (retries from a savepoint).
+    pub in_transaction: bool,
+    /// How to guard it.
+    pub settings: GuardSettings,
+}
+
+/// Work the session does itself instead of relaying a held statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeldWork {
+    /// Run the safe sequence instead.
+    Rewrite(Rewrite),
+    /// Run the statement itself, guarded.
+    Guard(Guarded),
+}
 
 /// What a statement's first keyword says about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +218,25 @@ pub struct GateStats {
 enum Stop {
     Go,
     Refuse { cut: usize, marker: String },
-    Rewrite(Rewrite),
+    Hold(HeldWork),
+}
+
+/// The guarded form of `statement` when it takes a strong lock.
+fn guarded(statement: &str, in_transaction: bool, settings: &GuardSettings) -> Option<Guarded> {
+    let classified = classify(&fingerprint(statement).text);
+    let (lock, relations) = lock::strong_lock(&classified)?;
+    Some(Guarded {
+        sql: statement.to_string(),
+        command: classified.command.to_uppercase(),
+        lock,
+        targets: relations
+            .iter()
+            .map(|r| blockers::regclass_literal(r.schema.as_deref(), &r.name))
+            .collect(),
+        target_names: relations.iter().map(|r| r.to_string()).collect(),
+        in_transaction,
+        settings: settings.clone(),
+    })
 }
 
 /// The refusal for a rewrite the gate cannot run where the statement came:
@@ -213,9 +271,9 @@ pub enum Passage {
     Forward,
     /// Forward this message instead (same type).
     Replace(Vec<u8>),
-    /// Hold the message (and everything after it) until the rewrite ran;
-    /// the session answers it.
-    Hold(Rewrite),
+    /// Hold the message (and everything after it) until the session has
+    /// done this work and answered it.
+    Hold(HeldWork),
 }
 
 impl Gate {
@@ -262,7 +320,7 @@ impl Gate {
                         let sql = String::from_utf8_lossy(&sql[..cut]);
                         Passage::Replace(messages::query(&format!("{sql}SELECT {marker}()")))
                     }
-                    Stop::Rewrite(rewrite) => Passage::Hold(rewrite),
+                    Stop::Hold(work) => Passage::Hold(work),
                 }
             }
             b'P' => {
@@ -273,8 +331,9 @@ impl Gate {
                     Stop::Refuse { marker, .. } => {
                         Passage::Replace(messages::parse(name, &format!("SELECT {marker}()")))
                     }
-                    // `one` turns a Parse's rewrite into a refusal.
-                    Stop::Go | Stop::Rewrite(_) => Passage::Forward,
+                    // `one` holds nothing from a Parse (a rewrite becomes a
+                    // refusal; extended-protocol DDL is not guarded yet).
+                    Stop::Go | Stop::Hold(_) => Passage::Forward,
                 }
             }
             b'S' | b'F' => {
@@ -304,7 +363,8 @@ impl Gate {
             None => tx_status != b'I',
         };
         if !simple || split::is_single(sql) {
-            return self.one(sql, 0, in_tx, search_path, until_ready, simple);
+            let alone = simple && tx_status != b'E';
+            return self.one(sql, 0, in_tx, search_path, until_ready, alone);
         }
         // Several statements: one implicit transaction block unless they
         // open their own.
@@ -360,7 +420,8 @@ impl Gate {
             }
             Interest::Judge => {}
         }
-        let judge = (self.judges)();
+        let policy = (self.judges)();
+        let judge = &policy.judge;
         let facts = SessionFacts {
             identity: &self.identity,
             in_transaction,
@@ -382,18 +443,23 @@ impl Gate {
             }
             other => other,
         };
+        let guard = |policy: &GatePolicy| match (&policy.guard, may_rewrite) {
+            (Some(settings), true) => guarded(statement, in_transaction, settings)
+                .map_or(Stop::Go, |g| Stop::Hold(HeldWork::Guard(g))),
+            _ => Stop::Go,
+        };
         match judgement {
-            Judgement::Forward => Stop::Go,
+            Judgement::Forward => guard(&policy),
             Judgement::Warn(warnings) => {
                 self.stats.warned.fetch_add(1, Ordering::Relaxed);
                 for w in warnings {
                     w.encode(&mut self.notices);
                 }
-                Stop::Go
+                guard(&policy)
             }
             Judgement::Rewrite(rewrite) => {
                 self.stats.rewritten.fetch_add(1, Ordering::Relaxed);
-                Stop::Rewrite(rewrite)
+                Stop::Hold(HeldWork::Rewrite(rewrite))
             }
             Judgement::Block(error) => {
                 self.stats.blocked.fetch_add(1, Ordering::Relaxed);
@@ -499,8 +565,11 @@ mod tests {
     }
 
     fn gate() -> Gate {
-        let judge: Arc<dyn Judge> = Arc::new(Words);
-        let source: JudgeSource = Arc::new(move || judge.clone());
+        let policy = Arc::new(GatePolicy {
+            judge: Arc::new(Words),
+            guard: Some(GuardSettings::default()),
+        });
+        let source: JudgeSource = Arc::new(move || policy.clone());
         Gate::new(
             source,
             ClientIdentity {
@@ -524,7 +593,12 @@ mod tests {
             Passage::Replace(frame) => {
                 Some(String::from_utf8_lossy(messages::query_text(&frame[5..])).into_owned())
             }
-            Passage::Hold(rewrite) => Some(format!("hold: {}", rewrite.steps[0].sql)),
+            Passage::Hold(HeldWork::Rewrite(rewrite)) => {
+                Some(format!("hold: {}", rewrite.steps[0].sql))
+            }
+            Passage::Hold(HeldWork::Guard(g)) => {
+                Some(format!("guard: {}", g.target_names.join(",")))
+            }
         }
     }
 
@@ -630,9 +704,9 @@ mod tests {
     #[test]
     fn warnings_are_queued_for_the_client() {
         let mut g = gate();
-        assert!(
-            replaced(g.on_client(b'Q', &body("alter table risky add c int"), b'I', "")).is_none()
-        );
+        // Warned, and (a strong lock) held for guarded execution.
+        let held = replaced(g.on_client(b'Q', &body("alter table risky add c int"), b'I', ""));
+        assert_eq!(held.as_deref(), Some("guard: risky"));
         let notices = g.take_notices().unwrap();
         assert_eq!(notices[0], b'N');
         assert!(g.take_notices().is_none());
@@ -670,5 +744,30 @@ mod tests {
             g.on_client(b'P', &b, b'I', ""),
             Passage::Replace(_)
         ));
+    }
+
+    #[test]
+    fn strong_lock_ddl_alone_and_not_in_a_failed_transaction_is_guarded() {
+        let mut g = gate();
+        let guard = |g: &mut Gate, sql: &str, status: u8| {
+            replaced(g.on_client(b'Q', &body(sql), status, ""))
+        };
+        assert_eq!(
+            guard(&mut g, "create index i on t (a)", b'I').as_deref(),
+            Some("guard: t")
+        );
+        assert_eq!(
+            guard(&mut g, "alter table s.t add c int", b'T').as_deref(),
+            Some("guard: s.t")
+        );
+        assert_eq!(
+            guard(&mut g, "create index concurrently i on t (a)", b'I'),
+            None
+        );
+        assert_eq!(guard(&mut g, "alter table t add c int", b'E'), None);
+        assert_eq!(
+            guard(&mut g, "select 1; alter table t add c int", b'I'),
+            None
+        );
     }
 }

@@ -3,6 +3,7 @@
 mod exchange;
 pub mod gate;
 mod handshake;
+mod held;
 mod listener;
 mod path_state;
 mod relay;

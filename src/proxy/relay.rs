@@ -8,10 +8,10 @@
 //! ready bytes are written in one go.
 
 use super::exchange;
-use super::gate::{Gate, Passage, Rewrite};
+use super::gate::{Gate, HeldWork, Passage};
 use super::stream::Stream;
 use super::tracker::Tracker;
-use crate::wire::messages::{self, ProxyError};
+use crate::wire::messages;
 use crate::wire::{FrameHeader, WireError};
 use bytes::{Buf, BytesMut};
 use std::future::Future;
@@ -57,8 +57,8 @@ pub enum RelayEnd {
 struct Held {
     /// Its length in bytes.
     len: usize,
-    /// What runs instead.
-    rewrite: Rewrite,
+    /// What the session does with it.
+    work: HeldWork,
 }
 
 /// What the relay knows about the session's protocol state.
@@ -366,10 +366,10 @@ impl Relay {
                         splice(&mut lane.buf, lane.ready, head.total_len, &frame);
                         lane.ready += frame.len();
                     }
-                    Passage::Hold(rewrite) if !st.unsynced => {
+                    Passage::Hold(work) if !st.unsynced => {
                         self.held = Some(Held {
                             len: head.total_len,
-                            rewrite,
+                            work,
                         });
                         return Ok(());
                     }
@@ -404,61 +404,10 @@ impl Relay {
             return Ok(());
         };
         exchange::discard(&mut self.from_client.buf, held.len);
-        let mut for_client = Vec::new();
-        let rewrite = &held.rewrite;
-        for notice in &rewrite.notices {
-            notice.encode(&mut for_client);
-        }
-        let total = rewrite.steps.len();
-        let mut status = self.state.tx_status;
-        let mut failure = None;
-        for (i, step) in rewrite.steps.iter().enumerate() {
-            let n = i + 1;
-            if let Some(condition) = &step.only_if {
-                let o = self.own_statement(condition, &mut for_client).await?;
-                status = o.status;
-                if let Some(e) = o.error {
-                    failure = Some((n, step, e));
-                    break;
-                }
-                if o.rows.is_empty() {
-                    ProxyError::notice(format!(
-                        "ddlguard: step {n}/{total} not needed: {}",
-                        step.description
-                    ))
-                    .encode(&mut for_client);
-                    continue;
-                }
-            }
-            let o = self.own_statement(&step.sql, &mut for_client).await?;
-            status = o.status;
-            match o.error {
-                Some(e) => {
-                    failure = Some((n, step, e));
-                    break;
-                }
-                None => ProxyError::notice(format!(
-                    "ddlguard: step {n}/{total} done: {}",
-                    step.description
-                ))
-                .with_detail(step.sql.clone())
-                .encode(&mut for_client),
-            }
-        }
-        match failure {
-            None => for_client.extend_from_slice(&exchange::command_complete(&rewrite.tag)),
-            Some((n, step, e)) => {
-                tracing::warn!(step = n, code = %e.code, "rewrite step failed: {}", e.message);
-                ProxyError::error(
-                    e.code,
-                    format!("ddlguard: step {n}/{total} of the safe sequence failed: {}", e.message),
-                )
-                .with_detail(format!("the failed step: {}", step.sql))
-                .with_hint("the steps before it are done; fix the cause and run the same statement again: ddlguard finishes the sequence (steps that are done are skipped or repeated safely)")
-                .encode(&mut for_client);
-            }
-        }
-        for_client.extend_from_slice(&exchange::ready_for_query(status));
+        let for_client = match &held.work {
+            HeldWork::Rewrite(rewrite) => self.run_rewrite(rewrite).await?,
+            HeldWork::Guard(guarded) => self.run_guarded(guarded).await?,
+        };
         // The answer goes through the relay's own bookkeeping (tracker,
         // gate, transaction status) as if the server had sent it.
         splice(
@@ -472,16 +421,29 @@ impl Relay {
     }
 
     /// Runs one statement of the proxy's own on the server.
-    async fn own_statement(
+    pub(super) async fn own_statement(
         &mut self,
         sql: &str,
         for_client: &mut Vec<u8>,
     ) -> Result<exchange::Outcome, RelayEnd> {
         // Bytes already read from the server and not yet framed start the
         // exchange's buffer (asynchronous messages for the client).
-        let unread = self.from_server.buf.split_off(self.from_server.ready);
-        let mut buf = unread;
+        let mut buf = self.from_server.buf.split_off(self.from_server.ready);
         let outcome = exchange::run(&mut self.server, &mut buf, sql, for_client)
+            .await
+            .map_err(RelayEnd::ServerIo);
+        self.from_server.buf.unsplit(buf);
+        outcome
+    }
+
+    /// Runs a client's statement on the server on its behalf, keeping every
+    /// reply but the ReadyForQuery for the client (`Outcome::frames`).
+    pub(super) async fn client_statement(
+        &mut self,
+        sql: &str,
+    ) -> Result<exchange::Outcome, RelayEnd> {
+        let mut buf = self.from_server.buf.split_off(self.from_server.ready);
+        let outcome = exchange::run_keeping(&mut self.server, &mut buf, sql)
             .await
             .map_err(RelayEnd::ServerIo);
         self.from_server.buf.unsplit(buf);

@@ -224,7 +224,7 @@ async fn start(
     shared.live.insert(session_id, identity.clone());
     let judges: JudgeSource = {
         let shared = shared.clone();
-        Arc::new(move || shared.settings().judge.clone())
+        Arc::new(move || shared.settings().gate.clone())
     };
     relay.gate = Some(Gate::new(
         judges,

@@ -1,13 +1,14 @@
 //! State shared by the listener and all sessions: live settings, the cancel
 //! key registry, the shutdown phase and a few counters.
 
-use super::gate::{self, ForwardAll, GateStats, Judge};
+use super::gate::{self, ForwardAll, GatePolicy, GateStats};
 use super::relay::Traffic;
 use super::tracker::TrackingContext;
 use super::upstream::Upstream;
 use crate::analysis::Analyzer;
 use crate::catalog::{Catalogs, ServiceLogin};
 use crate::config::Config;
+use crate::guard::GuardSettings;
 use crate::proxy::tls::{self, TlsError};
 use crate::usage::{ClientIdentity, DdlLog, UsageRegistry};
 use dashmap::DashMap;
@@ -26,8 +27,9 @@ pub struct Settings {
     pub upstream: Arc<Upstream>,
     /// The client-facing TLS acceptor, when `tls_cert`/`tls_key` are set.
     pub acceptor: Option<TlsAcceptor>,
-    /// Judges statements at the gate (the DDL policy of this configuration).
-    pub judge: Arc<dyn Judge>,
+    /// What the statement gate applies (the DDL policy and guarded
+    /// execution of this configuration).
+    pub gate: Arc<GatePolicy>,
 }
 
 impl Settings {
@@ -42,7 +44,10 @@ impl Settings {
             config,
             upstream,
             acceptor,
-            judge: Arc::new(ForwardAll),
+            gate: Arc::new(GatePolicy {
+                judge: Arc::new(ForwardAll),
+                guard: Some(GuardSettings::default()),
+            }),
         })
     }
 }
