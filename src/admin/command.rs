@@ -257,6 +257,10 @@ mod tests {
         assert_eq!(parse("show tables"), Ok(Command::Tables));
         assert_eq!(parse("SHOW USAGE"), Ok(Command::Usage(None)));
         assert_eq!(
+            parse("SHOW UNRESOLVED j1_tbl.i"),
+            Ok(Command::Unresolved(Some(t("public", "j1_tbl", Some("i")))))
+        );
+        assert_eq!(
             parse("SHOW USAGE users.email"),
             Ok(Command::Usage(Some(t("public", "users", Some("email")))))
         );

@@ -223,3 +223,56 @@ async fn an_ambiguous_column_is_listed_apart_never_as_a_table() {
         "{candidates:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_and_privileges_do_not_reload_the_catalog() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_db("report_rows_no_reload");
+    connect(&cluster.direct_conn(&db))
+        .await
+        .batch_execute("CREATE TABLE items (id int)")
+        .await
+        .unwrap();
+    let proxy = TestProxy::start_with(cluster, |c| c.upstream.user = Some("postgres".into())).await;
+    let catalogs = proxy.handle.catalogs();
+    catalogs
+        .load_now(&db, &proxy.handle.upstream())
+        .await
+        .unwrap();
+    let before = catalogs.get(&db);
+    let via = proxy.connect(&db).await;
+    for sql in [
+        "VACUUM items",
+        "ANALYZE items",
+        "GRANT SELECT ON items TO PUBLIC",
+        "CREATE INDEX items_id ON items (id)",
+        "COMMENT ON TABLE items IS 'x'",
+    ] {
+        via.simple_query(sql).await.unwrap();
+    }
+    // A reload, had one started, replaces the snapshot within moments.
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            std::sync::Arc::ptr_eq(&before, &catalogs.get(&db)),
+            "a statement that changes no relation reloaded the catalog"
+        );
+    }
+    // A schema change does.
+    via.simple_query("ALTER TABLE items ADD COLUMN note text")
+        .await
+        .unwrap();
+    let mut reloaded = false;
+    for _ in 0..100 {
+        let now = catalogs.get(&db);
+        if now
+            .table("public", "items")
+            .is_some_and(|t| t.has_column("note"))
+        {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reloaded, "ALTER TABLE reloads the snapshot");
+}

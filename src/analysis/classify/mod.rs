@@ -6,7 +6,22 @@
 //! escapes the policy because the parser failed.
 //!
 //! Entry points: [`classify`] for one statement, [`classify_all`] for a text
-//! that may hold several.
+//! that may hold several; an `Analysis` carries the logged ones (DDL,
+//! maintenance, privileges) in `Analysis::ddl`, so a policy reads them from
+//! the analysis the tracker already made.
+//!
+//! ```
+//! use ddlguard::analysis::classify::{classify_all, ObjectKind};
+//! use ddlguard::analysis::fingerprint;
+//!
+//! let fp = fingerprint("SET lock_timeout = '1s'; DROP INDEX CONCURRENTLY IF EXISTS app.idx");
+//! let all = classify_all(&fp.text);
+//! let drop = &all[1];
+//! assert_eq!(drop.command, "drop index");
+//! assert_eq!(drop.object, ObjectKind::Index);
+//! assert_eq!(drop.name().map(|n| n.to_string()).as_deref(), Some("app.idx"));
+//! assert!(drop.concurrently && drop.if_exists);
+//! ```
 
 pub mod lex;
 mod object;
