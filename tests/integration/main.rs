@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod console;
 mod faults;
+mod guard;
 mod relay;
 mod report_rows;
 mod reports;
