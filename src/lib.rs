@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod catalog;
 pub mod config;
 pub mod logging;
+pub mod policy;
 pub mod proxy;
 pub mod usage;
 pub mod wire;
