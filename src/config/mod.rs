@@ -2,9 +2,11 @@
 //! name the file, the line and the key (DESIGN section 3).
 
 mod error;
+mod policy;
 mod values;
 
 pub use error::{ConfigError, Located, SourceMap};
+pub use policy::{PolicySettings, Scope};
 pub use values::{ByteSize, HumanDuration, UpstreamTls};
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The DDL policy.
+    #[serde(default)]
+    pub policy: PolicySettings,
 }
 
 /// `[admin]`: where reports are served.
@@ -281,6 +286,14 @@ impl Config {
             ConfigError::Invalid(Located {
                 file: path.to_path_buf(),
                 line: map.line_of_key(table, key),
+                key: format!("{table}.{key}"),
+                message,
+            })
+        })?;
+        config.policy.validate().map_err(|(table, key, message)| {
+            ConfigError::Invalid(Located {
+                file: path.to_path_buf(),
+                line: map.line_of_key(&table, &key),
                 key: format!("{table}.{key}"),
                 message,
             })
