@@ -3,28 +3,10 @@
 //! table (so other sessions are not stuck behind it), names the blocker,
 //! and leaves the client's own settings as they were.
 
+use crate::support::notices::with_notices;
 use crate::support::{connect, Cluster, TestProxy};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
-
-/// A client whose notices are collected (message and detail).
-async fn with_notices(conn: &str) -> (Client, Arc<Mutex<Vec<String>>>) {
-    let (client, mut connection) = tokio_postgres::connect(conn, NoTls).await.unwrap();
-    let notices = Arc::new(Mutex::new(Vec::new()));
-    let sink = notices.clone();
-    tokio::spawn(async move {
-        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        use futures_util::StreamExt;
-        while let Some(Ok(message)) = stream.next().await {
-            if let AsyncMessage::Notice(n) = message {
-                let text = format!("{} | {}", n.message(), n.detail().unwrap_or(""));
-                sink.lock().unwrap().push(text);
-            }
-        }
-    });
-    (client, notices)
-}
+use tokio_postgres::Client;
 
 async fn setup(name: &str) -> (&'static Cluster, String, Client) {
     let cluster = Cluster::shared();
