@@ -136,3 +136,77 @@ async fn the_clients_lock_timeout_is_as_it_was_after_guarded_ddl() {
     assert_eq!(aborted.code().unwrap().code(), "25P02");
     client.batch_execute("ROLLBACK").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_that_run_out_give_55p03_naming_the_blocker_and_a_transaction_stays_usable() {
+    let (cluster, db, _direct) = setup("guard_retries").await;
+    let proxy = TestProxy::start_with(cluster, |c| {
+        c.policy.lock_timeout = ddlguard::config::HumanDuration(Duration::from_millis(100));
+        c.policy.max_attempts = 3;
+        c.policy.retry_backoff_max = ddlguard::config::HumanDuration(Duration::from_millis(200));
+        // No pre-flight: the attempts themselves meet the blocker.
+        c.policy.preflight_wait = ddlguard::config::HumanDuration(Duration::ZERO);
+    })
+    .await;
+    let blocker = connect(&format!(
+        "{} application_name=long_reader",
+        cluster.direct_conn(&db)
+    ))
+    .await;
+    blocker
+        .batch_execute("BEGIN; SELECT count(*) FROM items;")
+        .await
+        .unwrap();
+
+    let (migrator, notices) = with_notices(&proxy.conn(&db)).await;
+    let err = migrator
+        .batch_execute("ALTER TABLE items ADD COLUMN c1 int")
+        .await
+        .unwrap_err();
+    let e = err.as_db_error().expect("an ErrorResponse");
+    assert_eq!(e.code().code(), "55P03");
+    assert!(e.message().contains("3 attempts"), "{}", e.message());
+    assert!(
+        e.detail().is_some_and(|d| d.contains("long_reader")),
+        "the blocker is named: {e:?}"
+    );
+    let retries = notices.lock().unwrap().clone();
+    assert_eq!(
+        retries.iter().filter(|n| n.contains("retrying")).count(),
+        2,
+        "a notice between attempts: {retries:?}"
+    );
+
+    // Inside a transaction block, a retry starts from a savepoint: the
+    // transaction is still usable when the blocker goes away mid-way.
+    migrator
+        .batch_execute("BEGIN; INSERT INTO items VALUES (1000, 'mine')")
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        blocker.batch_execute("COMMIT").await.unwrap();
+    });
+    migrator
+        .batch_execute("ALTER TABLE items ADD COLUMN c2 int")
+        .await
+        .expect("a later attempt succeeds once the blocker has gone");
+    migrator.batch_execute("COMMIT").await.unwrap();
+    release.await.unwrap();
+    let (rows, columns): (i64, i64) = {
+        let r = migrator
+            .query_one(
+                "SELECT (SELECT count(*) FROM items WHERE id = 1000), \
+                 (SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name IN ('c1', 'c2'))",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(
+        (rows, columns),
+        (1, 1),
+        "the insert and c2 committed, c1 never ran"
+    );
+}

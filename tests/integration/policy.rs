@@ -194,3 +194,49 @@ async fn warn_mode_forwards_with_a_warning_and_an_override_comment_lets_one_thro
         .unwrap();
     assert_eq!(count(&direct, "SELECT count(*) FROM items").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_column_another_client_reads_is_refused_naming_that_client() {
+    let (cluster, db, direct) = setup("policy_in_use").await;
+    let proxy = TestProxy::start(cluster).await;
+    let app = |name: &str| format!("{} application_name={name}", proxy.conn(&db));
+    let reader = connect(&app("billing_worker")).await;
+    reader
+        .query("SELECT v FROM items WHERE id = $1", &[&1i32])
+        .await
+        .unwrap();
+    let migrator = connect(&app("migrator")).await;
+    let err = migrator
+        .batch_execute("ALTER TABLE items DROP COLUMN v")
+        .await
+        .unwrap_err();
+    let e = err.as_db_error().unwrap();
+    assert_eq!(e.code().code(), "55000");
+    assert!(
+        e.message().contains("drop-column-in-use"),
+        "{}",
+        e.message()
+    );
+    let detail = e.detail().unwrap_or("");
+    assert!(
+        detail.contains("billing_worker") && detail.contains("select v from items where id = $1"),
+        "{detail}"
+    );
+    assert_eq!(
+        count(&direct, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'v'").await,
+        1
+    );
+    // The migrator's own earlier use does not count against it.
+    direct
+        .batch_execute("ALTER TABLE items ADD COLUMN w int")
+        .await
+        .unwrap();
+    migrator
+        .query("SELECT w FROM items LIMIT 1", &[])
+        .await
+        .unwrap();
+    migrator
+        .batch_execute("ALTER TABLE items DROP COLUMN w")
+        .await
+        .expect("nobody else used items.w");
+}
