@@ -18,7 +18,8 @@ pub use resolve::{resolve, Dependency, QualifiedName, ResolvedUse};
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::mem::size_of;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Texts longer than this are fingerprinted and classified but not parsed
@@ -80,6 +81,54 @@ pub fn analyze_uncached(sql: &str, fp: Fingerprint) -> Analysis {
     }
 }
 
+/// Estimated bytes an analysis holds (its struct, texts and vectors), so
+/// that the cache and the usage registry can account for their memory.
+pub fn analysis_bytes(a: &Analysis) -> usize {
+    let name = |n: &RelationName| {
+        size_of::<RelationName>() + n.name.len() + n.schema.as_ref().map_or(0, |s| s.len())
+    };
+    size_of::<Analysis>()
+        + a.fingerprint.text.len()
+        + a.relations
+            .iter()
+            .map(|r| size_of::<RelationUse>() - size_of::<RelationName>() + name(&r.relation))
+            .sum::<usize>()
+        + a.columns
+            .iter()
+            .map(|c| {
+                size_of::<ColumnUse>()
+                    + c.column.len()
+                    + c.scopes
+                        .iter()
+                        .map(|s| size_of::<Vec<RelationName>>() + s.iter().map(name).sum::<usize>())
+                        .sum::<usize>()
+            })
+            .sum::<usize>()
+}
+
+/// Keeps the cache's byte count as analyses leave it.
+#[derive(Clone, Default)]
+struct CacheBytes(Arc<AtomicUsize>);
+
+impl quick_cache::Lifecycle<u64, Arc<Analysis>> for CacheBytes {
+    type RequestState = ();
+
+    fn begin_request(&self) -> Self::RequestState {}
+
+    fn on_evict(&self, _: &mut (), _: u64, val: Arc<Analysis>) {
+        self.0.fetch_sub(analysis_bytes(&val), Ordering::Relaxed);
+    }
+}
+
+/// The cache: at most `capacity` shapes, evicted by quick_cache's policy.
+type ShapeCache = quick_cache::sync::Cache<
+    u64,
+    Arc<Analysis>,
+    quick_cache::UnitWeighter,
+    quick_cache::DefaultHashBuilder,
+    CacheBytes,
+>;
+
 /// Counters of the analysis cache, for metrics.
 #[derive(Default, Debug)]
 pub struct AnalyzerStats {
@@ -95,7 +144,9 @@ pub struct AnalyzerStats {
 /// that differ only in literals share one analysis, so a repeated shape
 /// costs a lex and a hash lookup, never a parse.
 pub struct Analyzer {
-    cache: quick_cache::sync::Cache<u64, Arc<Analysis>>,
+    cache: ShapeCache,
+    /// Estimated bytes of the cached analyses (updated on insert and evict).
+    bytes: CacheBytes,
     /// Hit/miss counters.
     pub stats: AnalyzerStats,
 }
@@ -103,8 +154,17 @@ pub struct Analyzer {
 impl Analyzer {
     /// A cache holding at most `capacity` shapes.
     pub fn new(capacity: usize) -> Analyzer {
+        let capacity = capacity.max(16);
+        let bytes = CacheBytes::default();
         Analyzer {
-            cache: quick_cache::sync::Cache::new(capacity.max(16)),
+            cache: ShapeCache::with(
+                capacity,
+                capacity as u64,
+                quick_cache::UnitWeighter,
+                quick_cache::DefaultHashBuilder::default(),
+                bytes.clone(),
+            ),
+            bytes,
             stats: AnalyzerStats::default(),
         }
     }
@@ -125,8 +185,20 @@ impl Analyzer {
         if !analysis.parsed {
             self.stats.unparsed.fetch_add(1, Ordering::Relaxed);
         }
+        // A replaced value (another thread analysed the same new shape, or
+        // an id collision) is not reported as evicted: subtract it here.
+        let replaced = self.cache.peek(&id).map_or(0, |old| analysis_bytes(&old));
+        self.bytes
+            .0
+            .fetch_add(analysis_bytes(&analysis), Ordering::Relaxed);
         self.cache.insert(id, analysis.clone());
+        self.bytes.0.fetch_sub(replaced, Ordering::Relaxed);
         analysis
+    }
+
+    /// Estimated bytes held by the cached analyses.
+    pub fn bytes(&self) -> usize {
+        self.bytes.0.load(Ordering::Relaxed)
     }
 
     /// Shapes currently cached.
@@ -137,5 +209,25 @@ impl Analyzer {
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.cache.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod byte_tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_counts_the_bytes_it_holds_and_frees() {
+        let a = Analyzer::new(16);
+        assert_eq!(a.bytes(), 0);
+        let one = a.analyze("SELECT email FROM users WHERE id = 1");
+        assert_eq!(a.bytes(), analysis_bytes(&one));
+        a.analyze("SELECT email FROM users WHERE id = 2");
+        assert_eq!(a.bytes(), analysis_bytes(&one), "a hit adds nothing");
+        for i in 0..1000 {
+            a.analyze(&format!("SELECT c{i} FROM t{i}"));
+        }
+        let held: usize = a.cache.iter().map(|(_, v)| analysis_bytes(&v)).sum();
+        assert_eq!(a.bytes(), held, "evictions subtract what they free");
     }
 }
