@@ -195,7 +195,7 @@ impl Collector for ProxyCollector {
         counter(
             &mut e,
             "ddlguard_usage_dropped",
-            "Executions not recorded because usage.max_entries was reached",
+            "Executions not recorded because usage.max_entries or usage.max_memory was reached",
             stats.dropped,
         )?;
         counter(

@@ -66,16 +66,8 @@ impl UsageRegistry {
 mod tests {
     use super::*;
     use crate::analysis::Analyzer;
-    use crate::usage::ClientIdentity;
 
-    fn who(app: &str) -> ClientIdentity {
-        ClientIdentity {
-            application_name: app.into(),
-            user: "u".into(),
-            database: "d".into(),
-            client_addr: "127.0.0.1".into(),
-        }
-    }
+    use crate::usage::identity::test_identity as who;
 
     #[test]
     fn memory_stays_under_the_bound_and_old_entries_go_first() {

@@ -50,6 +50,8 @@ impl Flusher {
         // Increments of evicted entries not written yet.
         let mut carried: Vec<UsageRecord> = Vec::new();
         let mut wake = Wake::Tick;
+        // Pressure wake-ups come in between; the ticks keep their pace.
+        let mut next_tick = tokio::time::Instant::now() + self.interval;
         loop {
             let stopping = *stop.borrow();
             if persistent && store.is_none() {
@@ -64,10 +66,9 @@ impl Flusher {
                     }
                 }
             }
-            if matches!(wake, Wake::Tick) || stopping {
-                let catalogs = &self.catalogs;
-                self.usage.pin_resolutions(|db| catalogs.get(db));
-            }
+            // Before evicting too: evicted increments go to the store resolved.
+            let catalogs = &self.catalogs;
+            self.usage.pin_resolutions(|db| catalogs.get(db));
             let evicted = self.usage.evict();
             if evicted.entries > 0 || evicted.clients > 0 {
                 debug!(
@@ -111,10 +112,13 @@ impl Flusher {
                 return;
             }
             wake = tokio::select! {
-                _ = tokio::time::sleep(self.interval) => Wake::Tick,
+                _ = tokio::time::sleep_until(next_tick) => Wake::Tick,
                 _ = stop.changed() => Wake::Tick,
                 _ = self.usage.under_pressure() => Wake::Pressure,
             };
+            if matches!(wake, Wake::Tick) {
+                next_tick = tokio::time::Instant::now() + self.interval;
+            }
         }
     }
 

@@ -492,7 +492,12 @@ impl UsageRegistry {
                 .filter_map(|(c, n)| code_bytes(c).map(|c| (c, *n)))
                 .collect();
             let pinned = r.resolved.clone().map(|uses| Pinned { uses, catalog: 0 });
-            match self.entries.entry((client.id(), r.fingerprint_id)) {
+            let key = (client.id(), r.fingerprint_id);
+            // Parsed before the shard is locked: `record` must not wait on it.
+            let mut analysis = (!self.entries.contains_key(&key)
+                && r.last_seen_ms > self.forgotten_ms.load(Ordering::Relaxed))
+            .then(|| analyze(&r.fingerprint));
+            match self.entries.entry(key) {
                 MapEntry::Occupied(mut o) => {
                     let e = o.get_mut();
                     let before = entry_bytes(e) as isize;
@@ -538,7 +543,7 @@ impl UsageRegistry {
                             .fetch_max(r.last_seen_ms, Ordering::Relaxed);
                         continue;
                     }
-                    let analysis = analyze(&r.fingerprint);
+                    let analysis = analysis.take().unwrap_or_else(|| analyze(&r.fingerprint));
                     let entry = Entry {
                         analysis: analysis.clone(),
                         calls: r.calls,
@@ -667,14 +672,7 @@ mod tests {
     use super::*;
     use crate::analysis::Analyzer;
 
-    fn client(app: &str) -> ClientIdentity {
-        ClientIdentity {
-            application_name: app.into(),
-            user: "u".into(),
-            database: "d".into(),
-            client_addr: "127.0.0.1".into(),
-        }
-    }
+    use crate::usage::identity::test_identity as client;
 
     #[test]
     fn records_expand_into_table_and_column_rows() {

@@ -302,20 +302,27 @@ async fn wait_calls(proxy: &TestProxy, app: &str, want: u64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usage_survives_a_restart_with_the_sqlite_store() {
-    use ddlguard::usage::store::StoreSpec;
-    let (cluster, db) = setup("usage_sqlite").await;
-    let dir =
-        std::env::temp_dir().join(format!("ddlguard-test-{}-sqlite-store", std::process::id()));
+/// A fresh folder for a SQLite store file, and the store in it.
+fn sqlite_store(name: &str) -> (std::path::PathBuf, ddlguard::usage::store::StoreSpec) {
+    let dir = std::env::temp_dir().join(format!("ddlguard-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let store = StoreSpec::Sqlite(dir.join("usage.db"));
-    let configure = |c: &mut ddlguard::config::Config| {
-        c.usage.store = store.clone();
-        c.usage.flush_interval.0 = std::time::Duration::from_millis(200);
-        c.server.shutdown_grace.0 = std::time::Duration::from_millis(100);
-    };
+    let store = ddlguard::usage::store::StoreSpec::Sqlite(dir.join("usage.db"));
+    (dir, store)
+}
+
+/// Settings of a proxy that is restarted on `store`: quick flushes and shutdown.
+fn restartable(c: &mut ddlguard::config::Config, store: &ddlguard::usage::store::StoreSpec) {
+    c.usage.store = store.clone();
+    c.usage.flush_interval.0 = std::time::Duration::from_millis(200);
+    c.server.shutdown_grace.0 = std::time::Duration::from_millis(100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_survives_a_restart_with_the_sqlite_store() {
+    let (cluster, db) = setup("usage_sqlite").await;
+    let (_, store) = sqlite_store("sqlite-store");
+    let configure = |c: &mut ddlguard::config::Config| restartable(c, &store);
     let first = TestProxy::start_with(cluster, configure).await;
     run_queries(&first, &db, "restart_app", 7).await;
     first.handle.shutdown();
@@ -542,7 +549,6 @@ async fn unqualified_names_resolve_through_the_sessions_search_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_history_is_resolved_as_recorded_after_a_restart() {
-    use ddlguard::usage::store::StoreSpec;
     let (cluster, db) = setup("usage_recorded").await;
     let direct = connect(&cluster.direct_conn(&db)).await;
     direct
@@ -551,17 +557,9 @@ async fn stored_history_is_resolved_as_recorded_after_a_restart() {
         )
         .await
         .unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "ddlguard-test-{}-recorded-store",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = StoreSpec::Sqlite(dir.join("usage.db"));
+    let (dir, store) = sqlite_store("recorded-store");
     let configure = |c: &mut ddlguard::config::Config| {
-        c.usage.store = store.clone();
-        c.usage.flush_interval.0 = std::time::Duration::from_millis(200);
-        c.server.shutdown_grace.0 = std::time::Duration::from_millis(100);
+        restartable(c, &store);
         c.upstream.user = Some("postgres".into());
     };
     let where_email = |rows: &[UsageRow]| -> Vec<String> {
