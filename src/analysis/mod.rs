@@ -81,29 +81,45 @@ pub fn analyze_uncached(sql: &str, fp: Fingerprint) -> Analysis {
     }
 }
 
-/// Estimated bytes an analysis holds (its struct, texts and vectors), so
-/// that the cache and the usage registry can account for their memory.
+/// A heap allocation of `n` bytes as the allocator serves it (16-byte
+/// granules and a header).
+pub fn heap_bytes(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        n.div_ceil(16) * 16 + 16
+    }
+}
+
+/// Estimated bytes an analysis holds (its shared allocation, texts and
+/// vectors, as the allocator serves them), so that the cache and the usage
+/// registry can account for their memory.
 pub fn analysis_bytes(a: &Analysis) -> usize {
     let name = |n: &RelationName| {
-        size_of::<RelationName>() + n.name.len() + n.schema.as_ref().map_or(0, |s| s.len())
+        heap_bytes(n.name.capacity()) + n.schema.as_ref().map_or(0, |s| heap_bytes(s.capacity()))
     };
-    size_of::<Analysis>()
-        + a.fingerprint.text.len()
-        + a.relations
-            .iter()
-            .map(|r| size_of::<RelationUse>() - size_of::<RelationName>() + name(&r.relation))
-            .sum::<usize>()
+    let relations = heap_bytes(a.relations.capacity() * size_of::<RelationUse>())
+        + a.relations.iter().map(|r| name(&r.relation)).sum::<usize>();
+    let columns = heap_bytes(a.columns.capacity() * size_of::<ColumnUse>())
         + a.columns
             .iter()
             .map(|c| {
-                size_of::<ColumnUse>()
-                    + c.column.len()
+                heap_bytes(c.column.capacity())
+                    + heap_bytes(c.scopes.capacity() * size_of::<Vec<RelationName>>())
                     + c.scopes
                         .iter()
-                        .map(|s| size_of::<Vec<RelationName>>() + s.iter().map(name).sum::<usize>())
+                        .map(|s| {
+                            heap_bytes(s.capacity() * size_of::<RelationName>())
+                                + s.iter().map(name).sum::<usize>()
+                        })
                         .sum::<usize>()
             })
-            .sum::<usize>()
+            .sum::<usize>();
+    // The Arc's counters are allocated with the value.
+    heap_bytes(size_of::<Analysis>() + 16)
+        + heap_bytes(a.fingerprint.text.capacity())
+        + relations
+        + columns
 }
 
 /// Keeps the cache's byte count as analyses leave it.

@@ -16,18 +16,15 @@ pub fn map_slot(element: usize) -> usize {
     (element + 1) * 3 / 2
 }
 
-/// A heap allocation of `n` bytes (the allocator rounds up and keeps a header).
-fn heap(n: usize) -> usize {
-    if n == 0 {
-        0
-    } else {
-        n.div_ceil(16) * 16 + 16
-    }
-}
+use crate::analysis::heap_bytes as heap;
 
 /// A minute slot of a shape's timeline with its sparse histogram (a
-/// handful of buckets in practice).
-pub const SLOT_BYTES: usize = size_of::<MinuteSlot>() + 8 * 8 + 16;
+/// handful of buckets: the first allocation holds four).
+pub const SLOT_BYTES: usize = size_of::<MinuteSlot>() + 4 * 8 + 16;
+
+/// A shape's own allocations besides its analysis: the all-time histogram
+/// and the timeline's buffer (four slots from the first one on).
+pub const SHAPE_BYTES: usize = 128 * 4 + 16 + 4 * size_of::<MinuteSlot>() + 16;
 
 /// An entry: its map slot and its per-SQLSTATE vectors (the analysis is
 /// counted once per shape, not per entry).
@@ -93,5 +90,41 @@ mod tests {
             client_addr: "127.0.0.1".into(),
         };
         assert!(identity_bytes(&who, "") > 200);
+    }
+    /// VmRSS of this process, bytes.
+    fn rss() -> usize {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+            * 1024
+    }
+
+    /// The estimates against what the process really grows by. Ignored:
+    /// other tests allocating in parallel would blur it; run it alone with
+    /// `cargo test --lib estimates_track_rss -- --ignored`.
+    #[test]
+    #[ignore]
+    fn estimates_track_rss() {
+        use crate::usage::identity::test_identity;
+        use crate::usage::UsageRegistry;
+        let analyzer = Analyzer::new(16);
+        let texts: Vec<String> = (0..50_000)
+            .map(|n| format!("SELECT a, b AS x{n} FROM t{} WHERE id = {n}", n % 500))
+            .collect();
+        let before = rss();
+        let reg = UsageRegistry::new(1_000_000);
+        let c = reg.client_id(&test_identity("a"), "");
+        for t in &texts {
+            reg.record(&c, &analyzer.analyze(t), 10, None);
+        }
+        let ratio = (rss() - before) as f64 / reg.memory_bytes() as f64;
+        assert!(
+            (0.6..1.6).contains(&ratio),
+            "RSS grew {ratio:.2} times the estimate"
+        );
     }
 }

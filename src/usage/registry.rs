@@ -8,7 +8,7 @@
 
 use super::clients::{ClientId, ClientTable, SessionKey};
 use super::entry::{add_code, code_bytes, value_of, ByCode, Entry, Flushed, Pinned};
-use super::memory::{codes_bytes, entry_bytes, map_slot, SLOT_BYTES};
+use super::memory::{codes_bytes, entry_bytes, map_slot, SHAPE_BYTES, SLOT_BYTES};
 use super::recorded;
 use super::timeline::{MinuteSlot, ShapeLatency};
 use super::{ClientIdentity, LatencyHistogram};
@@ -174,8 +174,7 @@ impl Shape {
             entries: 0,
             bytes: map_slot(std::mem::size_of::<(u64, Shape)>())
                 + analysis_bytes(analysis)
-                + std::mem::size_of::<[u32; 128]>()
-                + 16,
+                + SHAPE_BYTES,
         }
     }
 }
