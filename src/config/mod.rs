@@ -110,6 +110,9 @@ mod optional_addr {
     }
 }
 
+/// The smallest `usage.max_memory` accepted.
+const MIN_USAGE_MEMORY: usize = 64 << 10;
+
 /// `[usage]`: what the proxy records about each client's statements.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -127,6 +130,12 @@ pub struct UsageConfig {
     /// At most this many (client, statement shape) entries are kept; beyond
     /// it new entries are dropped and counted.
     pub max_entries: usize,
+    /// Memory the usage registry may hold (entries, the analyses and
+    /// latency timelines of their shapes, client identities), e.g. "64MB":
+    /// beyond it the least recently used entries are evicted (their
+    /// unflushed counts are written to the store first). The analysis
+    /// cache and the DDL log are bounded by count and reported apart.
+    pub max_memory: ByteSize,
     /// Statement shapes whose analysis is cached.
     pub analysis_cache: usize,
     /// How often each database's catalog snapshot is refreshed (it is also
@@ -142,6 +151,7 @@ impl Default for UsageConfig {
             window: HumanDuration(Duration::from_secs(24 * 3600)),
             enabled: true,
             max_entries: 100_000,
+            max_memory: ByteSize(64 << 20),
             analysis_cache: 10_000,
             catalog_refresh: HumanDuration(Duration::from_secs(300)),
         }
@@ -399,6 +409,13 @@ impl Config {
         if self.usage.max_entries == 0 {
             return Err(("usage", "max_entries", "must be at least 1".into()));
         }
+        if self.usage.max_memory.0 < MIN_USAGE_MEMORY {
+            return Err((
+                "usage",
+                "max_memory",
+                "must be at least 64kB; write e.g. \"64MB\"".into(),
+            ));
+        }
         let u = &self.upstream;
         if u.host.trim().is_empty() {
             return Err(("upstream", "host", "must not be empty".into()));
@@ -507,6 +524,23 @@ mod tests {
         );
         let err = parse("[log]\nlevel = \"[[[\"\n").unwrap_err();
         assert!(err.starts_with("proxy.toml:2: key `log.level`"), "{err}");
+    }
+
+    #[test]
+    fn usage_max_memory_takes_a_size_with_units() {
+        assert_eq!(parse("").unwrap().usage.max_memory.0, 64 << 20);
+        let c = parse("[usage]\nmax_memory = \"256MB\"\n").unwrap();
+        assert_eq!(c.usage.max_memory.0, 256 << 20);
+        let err = parse("[usage]\n\nmax_memory = \"lots\"\n").unwrap_err();
+        assert!(
+            err.starts_with("proxy.toml:3: key `usage.max_memory`"),
+            "{err}"
+        );
+        let err = parse("[usage]\nmax_memory = \"1kB\"\n").unwrap_err();
+        assert!(
+            err.starts_with("proxy.toml:2: key `usage.max_memory`") && err.contains("64kB"),
+            "{err}"
+        );
     }
 
     #[test]

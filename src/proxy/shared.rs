@@ -136,7 +136,10 @@ impl Shared {
             });
         let tracking = TrackingContext {
             analyzer: Arc::new(Analyzer::new(usage.analysis_cache)),
-            usage: Arc::new(UsageRegistry::new(usage.max_entries)),
+            usage: Arc::new(UsageRegistry::with_max_memory(
+                usage.max_entries,
+                usage.max_memory.0,
+            )),
             catalogs: Arc::new(Catalogs::new(login, usage.catalog_refresh.0)),
             ddl: Arc::new(DdlLog::new(DDL_LOG_CAPACITY)),
         };

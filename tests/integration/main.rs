@@ -11,6 +11,7 @@ mod clients;
 mod console;
 mod faults;
 mod guard;
+mod memory;
 mod policy;
 mod relay;
 mod report_rows;
