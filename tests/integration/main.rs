@@ -10,6 +10,7 @@ mod clients;
 mod console;
 mod faults;
 mod relay;
+mod report_load;
 mod reports;
 mod tls;
 mod usage;

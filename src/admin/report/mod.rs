@@ -7,6 +7,7 @@ pub mod columns;
 mod ddl;
 mod dependents;
 mod errors;
+pub mod page;
 mod queries;
 mod settings;
 mod tables;
@@ -16,6 +17,7 @@ pub use clients::clients;
 pub use ddl::ddl;
 pub use dependents::dependents;
 pub use errors::errors;
+pub use page::{Page, PageError};
 pub use queries::queries;
 pub use settings::{config, restart_keys_changed, rules};
 pub use tables::tables;
@@ -94,6 +96,8 @@ pub struct Report {
     pub rows: Vec<Vec<Cell>>,
     /// Remarks for the reader (sent as NOTICEs by the console).
     pub notices: Vec<String>,
+    /// The cursor of the next page, when rows follow this answer's last.
+    pub next: Option<String>,
 }
 
 impl Report {
@@ -103,6 +107,20 @@ impl Report {
             columns,
             rows: Vec::new(),
             notices: Vec::new(),
+            next: None,
+        }
+    }
+
+    /// A report of one page: the rows a [`page::Pager`] kept, and its cursor.
+    pub fn paged(
+        columns: Vec<(&'static str, ColumnType)>,
+        (rows, next): (Vec<Vec<Cell>>, Option<String>),
+    ) -> Report {
+        Report {
+            columns,
+            rows,
+            notices: Vec::new(),
+            next,
         }
     }
 
