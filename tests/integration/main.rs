@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod catalog_refresh;
 mod cli;
 mod clients;
 mod console;

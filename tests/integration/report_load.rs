@@ -127,7 +127,7 @@ async fn a_large_usage_report_does_not_stall_relayed_sessions() {
                 loop {
                     let (body, next) = page(&url);
                     largest.fetch_max(body.len(), Ordering::Relaxed);
-                    let page: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+                    let page: Vec<serde::de::IgnoredAny> = serde_json::from_str(&body).unwrap();
                     rows += page.len();
                     match next {
                         Some(cursor) => url = format!("{base}&after={cursor}"),
@@ -149,7 +149,7 @@ async fn a_large_usage_report_does_not_stall_relayed_sessions() {
     let max = |t: &[Duration]| t.last().copied().unwrap_or_default();
     let p99 = |t: &[Duration]| t[t.len() * 99 / 100];
     eprintln!(
-        "SELECT 1 round trips: without a report max {:?} p99 {:?} (n={}); during {} full reports of {} rows (largest page {} bytes) max {:?} p99 {:?} (n={})",
+        "SELECT 1 round trips: without a report max {:?} p99 {:?} (n={}); during {} full reports of {} rows (largest page {} bytes) max {:?} third longest {:?} p99 {:?} (n={})",
         max(&baseline),
         p99(&baseline),
         baseline.len(),
@@ -157,6 +157,7 @@ async fn a_large_usage_report_does_not_stall_relayed_sessions() {
         rows_seen.load(Ordering::Relaxed),
         largest_page.load(Ordering::Relaxed),
         max(&during),
+        during[during.len() - 3],
         p99(&during),
         during.len()
     );
@@ -165,19 +166,15 @@ async fn a_large_usage_report_does_not_stall_relayed_sessions() {
         CLIENTS * SHAPES * (COLUMNS + 1),
         "every usage row is served once across the pages"
     );
-    // Generous: a stalled relay thread waits for the whole report.
+    // Generous: a stalled relay thread waits for the whole report, once per
+    // report read (at least 3 of them), so the third-longest round trip
+    // shows a stall while up to two scheduling outliers of a busy machine
+    // (other tests run in parallel) do not.
     let bound = max(&baseline).max(p99(&baseline) * 4) * 10;
+    let third = during[during.len() - 3];
     assert!(
-        max(&during) <= bound,
-        "relayed latency during the report {:?} exceeds 10x the baseline ({:?}); {}",
-        max(&during),
-        bound,
-        proxy
-            .log()
-            .lines()
-            .rev()
-            .take(5)
-            .collect::<Vec<_>>()
-            .join("\n")
+        third <= bound,
+        "relayed latency during the reports (third longest {third:?}) exceeds 10x the baseline ({bound:?}); {}",
+        proxy.log().lines().rev().take(5).collect::<Vec<_>>().join("\n")
     );
 }
