@@ -93,6 +93,7 @@ pub async fn serve(listener: TcpListener, state: HttpState) {
         .route("/api/v1/clients", get(api_clients))
         .route("/api/v1/tables", get(api_tables))
         .route("/api/v1/usage", get(api_usage))
+        .route("/api/v1/unresolved", get(api_unresolved))
         .route("/api/v1/dependents", get(api_dependents))
         .route("/api/v1/queries", get(api_queries))
         .route("/api/v1/errors", get(api_errors))
@@ -329,6 +330,18 @@ async fn api_usage(
 ) -> Response {
     paged(st, headers, uri, q, |st, _, page| {
         Ok(report::usage(&st.handle, page))
+    })
+    .await
+}
+
+async fn api_unresolved(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    answer(st, headers, uri, move |st| {
+        Ok(report::unresolved(&st.handle, target_of(&q).as_ref()))
     })
     .await
 }

@@ -1,12 +1,14 @@
 //! State shared by the listener and all sessions: live settings, the cancel
 //! key registry, the shutdown phase and a few counters.
 
+use super::gate::{self, ForwardAll, GatePolicy, GateStats};
 use super::relay::Traffic;
 use super::tracker::TrackingContext;
 use super::upstream::Upstream;
 use crate::analysis::Analyzer;
 use crate::catalog::{Catalogs, ServiceLogin};
 use crate::config::Config;
+use crate::guard::GuardSettings;
 use crate::proxy::tls::{self, TlsError};
 use crate::usage::{ClientIdentity, DdlLog, UsageRegistry};
 use dashmap::DashMap;
@@ -25,6 +27,9 @@ pub struct Settings {
     pub upstream: Arc<Upstream>,
     /// The client-facing TLS acceptor, when `tls_cert`/`tls_key` are set.
     pub acceptor: Option<TlsAcceptor>,
+    /// What the statement gate applies (the DDL policy and guarded
+    /// execution of this configuration).
+    pub gate: Arc<GatePolicy>,
 }
 
 impl Settings {
@@ -39,6 +44,10 @@ impl Settings {
             config,
             upstream,
             acceptor,
+            gate: Arc::new(GatePolicy {
+                judge: Arc::new(ForwardAll),
+                guard: Some(GuardSettings::default()),
+            }),
         })
     }
 }
@@ -99,6 +108,10 @@ pub struct Shared {
     console_sessions: AtomicUsize,
     /// Where `RELOAD` and SIGHUP read the configuration from.
     pub reload_source: RwLock<Option<ReloadSource>>,
+    /// What the statement gates did.
+    pub gate_stats: Arc<GateStats>,
+    /// The function name prefix refused statements are replaced with.
+    pub marker_prefix: Arc<str>,
     phase: watch::Sender<Phase>,
     active: AtomicUsize,
     clients: AtomicUsize,
@@ -133,6 +146,8 @@ impl Shared {
             live: DashMap::new(),
             traffic: Arc::default(),
             reload_source: RwLock::new(None),
+            gate_stats: Arc::default(),
+            marker_prefix: gate::marker_prefix(),
             console_sessions: AtomicUsize::new(0),
             phase: watch::channel(Phase::Running).0,
             active: AtomicUsize::new(0),

@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod cancel;
 mod catalog_refresh;
 mod cli;
 mod clients;
@@ -12,6 +13,8 @@ mod console;
 mod faults;
 mod relay;
 mod report_load;
+mod report_rows;
 mod reports;
 mod tls;
 mod usage;
+mod windows;

@@ -6,17 +6,18 @@ use crate::proxy::ServerHandle;
 use std::collections::HashMap;
 
 /// The DDL log, newest first: when, who, what, on which object, and how it
-/// ended (of `page.client`; with `page.table`, statements on that table as
-/// written, qualified or not).
+/// ended (of `page.client`; with `page.table`, statements whose target or
+/// table is that table, as written, qualified or not).
 pub fn ddl(handle: &ServerHandle, page: &Page) -> Report {
     let mut pager = Pager::new(page);
     // Identical events in the same millisecond stay distinct rows.
     let mut repeats: HashMap<Vec<KeyPart>, i64> = HashMap::new();
     for e in handle.ddl_log().events() {
         let on_table = page.table.as_ref().is_none_or(|t| {
-            e.target.as_deref().is_some_and(|target| {
-                target == t.table || target == format!("{}.{}", t.schema, t.table)
-            })
+            [e.target.as_deref(), e.on.as_deref()]
+                .into_iter()
+                .flatten()
+                .any(|name| name == t.table || name == format!("{}.{}", t.schema, t.table))
         });
         if !on_table || !page.wants_client(&e.client) {
             continue;
@@ -36,7 +37,9 @@ pub fn ddl(handle: &ServerHandle, page: &Page) -> Report {
             row.extend(client_cells(&e.client));
             row.extend([
                 Cell::text(e.command.clone()),
+                Cell::opt_text((!e.object.is_empty()).then_some(e.object)),
                 Cell::opt_text(e.target.clone()),
+                Cell::opt_text(e.on.clone()),
                 Cell::text(e.error.clone().unwrap_or_else(|| "ok".into())),
                 Cell::ms(e.duration_us),
                 Cell::text(e.fingerprint.clone()),

@@ -14,7 +14,11 @@ pub fn errors(handle: &ServerHandle, since_ms: u64, page: &Page) -> Report {
         handle
             .usage_rows()
             .into_iter()
-            .filter(|r| r.relations().any(|(s, t)| page.wants_table(s, t)))
+            .filter(|r| {
+                r.relations()
+                    .into_iter()
+                    .any(|(s, t)| page.wants_table(s, t))
+            })
             .map(|r| r.fingerprint)
             .collect()
     });

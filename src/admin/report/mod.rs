@@ -11,6 +11,7 @@ pub mod page;
 mod queries;
 mod settings;
 mod tables;
+mod unresolved;
 mod usage;
 
 pub use clients::clients;
@@ -21,6 +22,7 @@ pub use page::{Page, PageError};
 pub use queries::queries;
 pub use settings::{config, restart_keys_changed, rules};
 pub use tables::tables;
+pub use unresolved::unresolved;
 pub use usage::usage;
 
 use serde_json::{Map, Value};

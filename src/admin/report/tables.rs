@@ -1,7 +1,7 @@
 //! `SHOW TABLES`: each table clients used, how, and by how many of them.
 
 use super::page::{KeyPart, Page, Pager};
-use super::{columns, Cell, Report};
+use super::{columns, unresolved, Cell, Report};
 use crate::analysis::{Dependency, Mode};
 use crate::proxy::ServerHandle;
 use crate::usage::ClientIdentity;
@@ -20,14 +20,18 @@ struct Acc {
 
 /// One row per (schema, table) seen in usage (by `page.client`, only
 /// `page.table`), with the catalog's row estimate when a snapshot knows
-/// the table.
+/// the table. Columns that could not be resolved to one table are no
+/// table's: a NOTICE counts them, `SHOW UNRESOLVED` lists them.
 pub fn tables(handle: &ServerHandle, page: &Page) -> Report {
     let mut pager: Pager<((String, String), Acc)> = Pager::new(page);
-    for r in handle
-        .usage_rows()
-        .into_iter()
-        .filter(|r| page.wants_client(&r.client) && page.wants_table(&r.schema, &r.table))
-    {
+    let rows = handle.usage_rows();
+    let left_out = rows
+        .iter()
+        .filter(|r| !r.is_resolved() && page.wants_client(&r.client))
+        .count();
+    for r in rows.into_iter().filter(|r| {
+        r.is_resolved() && page.wants_client(&r.client) && page.wants_table(&r.schema, &r.table)
+    }) {
         let key = vec![
             KeyPart::Text(r.schema.clone()),
             KeyPart::Text(r.table.clone()),
@@ -57,6 +61,7 @@ pub fn tables(handle: &ServerHandle, page: &Page) -> Report {
     let (by, next) = pager.finish();
     let mut report = Report::new(columns::TABLES.to_vec());
     report.next = next;
+    report.notices.extend(unresolved::left_out_notice(left_out));
     for ((schema, table), acc) in by {
         let sum = |mode: Mode| -> u64 {
             acc.calls

@@ -2,7 +2,8 @@
 //! statement shape.
 
 use super::page::{client_key, Key, KeyPart, Page, Pager};
-use super::{columns, Cell, Report};
+use super::{columns, unresolved, Cell, Report};
+use crate::admin::dependents::Target;
 use crate::analysis::Mode;
 use crate::proxy::ServerHandle;
 use crate::usage::UsageRow;
@@ -33,16 +34,40 @@ fn mode(m: Mode) -> &'static str {
 
 /// Usage rows of `page`: all, or those on `page.table` (a table, or a
 /// column including implicit uses of all columns), of `page.client`.
+/// Columns that could not be resolved to one table are not rows here: a
+/// NOTICE counts them, `SHOW UNRESOLVED` lists them.
 pub fn usage(handle: &ServerHandle, page: &Page) -> Report {
+    paged_rows(handle.usage_rows(), page)
+}
+
+/// The first page of the report from usage rows (testable without a server).
+#[cfg(test)]
+pub(crate) fn from_rows(rows: Vec<UsageRow>, target: Option<&Target>) -> Report {
+    let page = Page {
+        table: target.cloned(),
+        ..Page::default()
+    };
+    paged_rows(rows, &page)
+}
+
+/// One page of the report from usage rows.
+fn paged_rows(rows: Vec<UsageRow>, page: &Page) -> Report {
+    let target: Option<&Target> = page.table.as_ref();
+    let left_out = rows
+        .iter()
+        .filter(|r| page.wants_client(&r.client))
+        .filter(|r| match target {
+            Some(t) => t.may_be_used_by(r),
+            None => !r.is_resolved(),
+        })
+        .count();
     // Entries of one client and shape under different search_paths that
     // resolve to the same object are one row.
     let mut pager: Pager<UsageRow> = Pager::new(page);
-    for r in handle.usage_rows().into_iter().filter(|r| {
-        page.wants_client(&r.client)
-            && page
-                .table
-                .as_ref()
-                .is_none_or(|t| t.dependency_of(r).is_some())
+    for r in rows.into_iter().filter(|r| {
+        r.is_resolved()
+            && page.wants_client(&r.client)
+            && target.is_none_or(|t| t.dependency_of(r).is_some())
     }) {
         pager.merge(key(&r), r, |m, r| {
             m.calls += r.calls;
@@ -75,5 +100,7 @@ pub fn usage(handle: &ServerHandle, page: &Page) -> Report {
             row
         })
         .collect();
-    Report::paged(columns::USAGE.to_vec(), (rows, next))
+    let mut report = Report::paged(columns::USAGE.to_vec(), (rows, next));
+    report.notices.extend(unresolved::left_out_notice(left_out));
+    report
 }
