@@ -340,8 +340,8 @@ async fn api_unresolved(
     uri: Uri,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    answer(st, headers, uri, move |st| {
-        Ok(report::unresolved(&st.handle, target_of(&q).as_ref()))
+    paged(st, headers, uri, q, |st, _, page| {
+        Ok(report::unresolved(&st.handle, page))
     })
     .await
 }

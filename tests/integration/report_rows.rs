@@ -211,7 +211,7 @@ async fn an_ambiguous_column_is_listed_apart_never_as_a_table() {
         .rows
         .iter()
         .all(|r| matches!(&r[table_col], Cell::Text(t) if !t.contains('|') && !t.is_empty())));
-    let list = report::unresolved(&proxy.handle, None);
+    let list = report::unresolved(&proxy.handle, &report::Page::default());
     let cand_col = list
         .columns
         .iter()

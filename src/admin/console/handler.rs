@@ -65,7 +65,7 @@ fn run(h: &ServerHandle, req: &Request) -> PgWireResult<Outcome> {
         Command::Clients => Outcome::Rows(report::clients(h, page)),
         Command::Tables => Outcome::Rows(report::tables(h, page)),
         Command::Usage(t) => Outcome::Rows(report::usage(h, &on(t))),
-        Command::Unresolved(t) => Outcome::Rows(report::unresolved(h, t.as_ref())),
+        Command::Unresolved(t) => Outcome::Rows(report::unresolved(h, &on(t))),
         Command::Dependents(t, since) => Outcome::Rows(report::dependents(
             h,
             t,
