@@ -90,14 +90,14 @@ pub async fn serve(listener: TcpListener, state: HttpState) {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/clients", get(api_clients))
-        .route("/api/v1/tables", get(api_tables))
-        .route("/api/v1/usage", get(api_usage))
-        .route("/api/v1/unresolved", get(api_unresolved))
+        .route("/api/v1/clients", paged_route(report::clients))
+        .route("/api/v1/tables", paged_route(report::tables))
+        .route("/api/v1/usage", paged_route(report::usage))
+        .route("/api/v1/unresolved", paged_route(report::unresolved))
         .route("/api/v1/dependents", get(api_dependents))
-        .route("/api/v1/queries", get(api_queries))
+        .route("/api/v1/queries", paged_route(report::queries))
         .route("/api/v1/errors", get(api_errors))
-        .route("/api/v1/ddl", get(api_ddl))
+        .route("/api/v1/ddl", paged_route(report::ddl))
         .route("/api/v1/rules", get(api_rules))
         .route("/api/v1/config", get(api_config))
         .with_state(Arc::new(state));
@@ -262,6 +262,24 @@ async fn answer(
     }
 }
 
+/// The route of a report that takes only a page (`limit`, `after`,
+/// `client`, `table`).
+fn paged_route(
+    build: fn(&ServerHandle, &Page) -> Report,
+) -> axum::routing::MethodRouter<Arc<HttpState>> {
+    get(
+        move |State(st): State<Arc<HttpState>>,
+              headers: HeaderMap,
+              uri: Uri,
+              Query(q): Query<ReportQuery>| async move {
+            paged(st, headers, uri, q, move |st, _, page| {
+                Ok(build(&st.handle, page))
+            })
+            .await
+        },
+    )
+}
+
 /// A paged report endpoint: `limit`, `after`, `client`, `table`.
 async fn paged(
     st: Arc<HttpState>,
@@ -298,54 +316,6 @@ async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
     }
 }
 
-async fn api_clients(
-    State(st): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<ReportQuery>,
-) -> Response {
-    paged(st, headers, uri, q, |st, _, page| {
-        Ok(report::clients(&st.handle, page))
-    })
-    .await
-}
-
-async fn api_tables(
-    State(st): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<ReportQuery>,
-) -> Response {
-    paged(st, headers, uri, q, |st, _, page| {
-        Ok(report::tables(&st.handle, page))
-    })
-    .await
-}
-
-async fn api_usage(
-    State(st): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<ReportQuery>,
-) -> Response {
-    paged(st, headers, uri, q, |st, _, page| {
-        Ok(report::usage(&st.handle, page))
-    })
-    .await
-}
-
-async fn api_unresolved(
-    State(st): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<ReportQuery>,
-) -> Response {
-    paged(st, headers, uri, q, |st, _, page| {
-        Ok(report::unresolved(&st.handle, page))
-    })
-    .await
-}
-
 /// The DESIGN section 7 contract: a JSON array, one object per client
 /// (paged like the others; `ddlguard report` follows the cursor).
 async fn api_dependents(
@@ -367,18 +337,6 @@ async fn api_dependents(
     .await
 }
 
-async fn api_queries(
-    State(st): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<ReportQuery>,
-) -> Response {
-    paged(st, headers, uri, q, |st, _, page| {
-        Ok(report::queries(&st.handle, page))
-    })
-    .await
-}
-
 /// Errors by client x fingerprint x SQLSTATE since `since` (default: the
 /// window): after a migration, 42703 and 42P01 show who broke.
 async fn api_errors(
@@ -390,18 +348,6 @@ async fn api_errors(
     paged(st, headers, uri, q, |st, q, page| {
         let since = since_ms(q.since.as_deref(), st.handle.config().usage.window.0)?;
         Ok(report::errors(&st.handle, since, page))
-    })
-    .await
-}
-
-async fn api_ddl(
-    State(st): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<ReportQuery>,
-) -> Response {
-    paged(st, headers, uri, q, |st, _, page| {
-        Ok(report::ddl(&st.handle, page))
     })
     .await
 }

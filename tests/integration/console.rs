@@ -521,27 +521,15 @@ async fn every_report_is_served_over_http_and_metrics_count_traffic() {
     assert!(bytes > 0);
 }
 
+/// One page of an HTTP report: rows, `X-Next-Cursor` and `Link`, or the
+/// refusal's status.
+fn http_page(url: &str) -> Result<HttpPage, u16> {
+    crate::support::http::get_page(url)
+        .map(|p| (serde_json::from_str(&p.body).unwrap(), p.next, p.link))
+}
+
 /// Rows of a page, its `X-Next-Cursor` and its `Link` header.
 type HttpPage = (Vec<serde_json::Value>, Option<String>, Option<String>);
-
-/// One page of an HTTP report, or the refusal's status.
-fn http_page(url: &str) -> Result<HttpPage, u16> {
-    let mut response = match ureq::get(url).call() {
-        Ok(r) => r,
-        Err(ureq::Error::StatusCode(code)) => return Err(code),
-        Err(e) => panic!("{url}: {e}"),
-    };
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let (next, link) = (header("x-next-cursor"), header("link"));
-    let body = response.body_mut().read_to_string().unwrap();
-    Ok((serde_json::from_str(&body).unwrap(), next, link))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_come_in_pages_with_a_cursor_and_filters_over_http_and_the_console() {

@@ -21,23 +21,6 @@ fn workdir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-/// One page of a report: its body and the cursor of the next page.
-fn page(url: &str) -> (String, Option<String>) {
-    let mut response = ureq::get(url).call().unwrap();
-    let next = response
-        .headers()
-        .get("x-next-cursor")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(u64::MAX)
-        .read_to_string()
-        .unwrap();
-    (body, next)
-}
-
 /// Round-trip times of `SELECT 1`, sorted, until `until` says stop (and at
 /// least `min` of them).
 async fn round_trips(
@@ -125,7 +108,8 @@ async fn a_large_usage_report_does_not_stall_relayed_sessions() {
                 let mut url = base.clone();
                 let mut rows = 0;
                 loop {
-                    let (body, next) = page(&url);
+                    let crate::support::http::Page { body, next, .. } =
+                        crate::support::http::get_page(&url).unwrap();
                     largest.fetch_max(body.len(), Ordering::Relaxed);
                     let page: Vec<serde::de::IgnoredAny> = serde_json::from_str(&body).unwrap();
                     rows += page.len();
