@@ -52,14 +52,17 @@ impl Drop for HttpServer {
 /// Serves the API on `listener` from a thread of its own with its own
 /// runtime, so that building, encoding and writing a report never runs on
 /// the thread(s) that relay sessions (`server.worker_threads` defaults to
-/// one). Reports are built on that runtime's blocking pool.
+/// one). Reports are built and encoded one at a time on that runtime's
+/// single blocking thread, so concurrent requests queue instead of
+/// multiplying the memory a report takes; /metrics and the health checks
+/// do not wait for them.
 pub fn spawn(listener: TcpListener, state: HttpState) -> std::io::Result<HttpServer> {
     let listener = listener.into_std()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("ddlguard-http")
-        .max_blocking_threads(2)
+        .max_blocking_threads(1)
         .build()?;
     std::thread::Builder::new()
         .name("ddlguard-http".into())
@@ -223,7 +226,7 @@ async fn answer(
     }
     let encoded = tokio::task::spawn_blocking(move || {
         build(&st).map(|report| {
-            let body = serde_json::to_vec(&report.to_json());
+            let body = report.json_bytes();
             (body, report.next)
         })
     })

@@ -21,6 +21,16 @@ fn workdir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// The peak resident set of process `pid` (`VmHWM`), KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Round-trip times of `SELECT 1`, sorted, until `until` says stop (and at
 /// least `min` of them).
 async fn round_trips(
@@ -87,6 +97,7 @@ async fn a_large_usage_report_does_not_stall_relayed_sessions() {
         }
     }
 
+    let rss_before = peak_rss_kib(proxy.child.id());
     let probe = connect(&conn("probe")).await;
     let baseline = round_trips(&probe, 300, || true).await;
 
@@ -130,6 +141,10 @@ async fn a_large_usage_report_does_not_stall_relayed_sessions() {
     stop.store(true, Ordering::Relaxed);
     reader.join().expect("the report reader did not fail");
 
+    eprintln!(
+        "proxy peak RSS: {rss_before} KiB before the reports, {} KiB after them",
+        peak_rss_kib(proxy.child.id())
+    );
     let max = |t: &[Duration]| t.last().copied().unwrap_or_default();
     let p99 = |t: &[Duration]| t[t.len() * 99 / 100];
     eprintln!(
