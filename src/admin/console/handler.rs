@@ -108,6 +108,15 @@ fn run(h: &ServerHandle, req: &Request) -> PgWireResult<Outcome> {
     })
 }
 
+/// XX000 for a report that could not be built (its task failed).
+fn report_failed(e: impl std::fmt::Display) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        "XX000".into(),
+        format!("the report failed: {e}; see the proxy log"),
+    )))
+}
+
 /// A NOTICE saying how to ask for the rows after this page.
 fn next_page_notice(report: &Report) -> Option<String> {
     report.next.as_ref().map(|cursor| {
@@ -131,6 +140,10 @@ impl ConsoleHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // One console report at a time: concurrent sessions queue rather
+        // than multiply the memory a report takes.
+        static BUILDING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+        let _turn = BUILDING.acquire().await.map_err(report_failed)?;
         let (handle, request, format) = (self.handle.clone(), req.clone(), format.clone());
         // Built and encoded off the relay thread; only the page's encoded
         // rows are written from the session's task.
@@ -146,13 +159,7 @@ impl ConsoleHandler {
             })
         })
         .await
-        .map_err(|e| {
-            PgWireError::UserError(Box::new(ErrorInfo::new(
-                "ERROR".into(),
-                "XX000".into(),
-                format!("the report failed: {e}; see the proxy log"),
-            )))
-        })??;
+        .map_err(report_failed)??;
         let (notices, response) = match outcome {
             (notices, Ok((schema, rows))) => (
                 notices,
