@@ -209,25 +209,44 @@ fn report_dependents(
         format!("http://{http}")
     };
     let url = format!("{base}/api/v1/dependents");
-    let mut req = ureq::get(&url).query("table", format!("{}.{}", t.schema, t.table));
-    if let Some(c) = &t.column {
-        req = req.query("column", c);
+    let token = std::env::var("DDLGUARD_HTTP_TOKEN").ok();
+    // The answer comes in pages: follow X-Next-Cursor to the last one.
+    let mut rows: Vec<DependentRow> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut req = ureq::get(&url).query("table", format!("{}.{}", t.schema, t.table));
+        if let Some(c) = &t.column {
+            req = req.query("column", c);
+        }
+        if let Some(s) = since {
+            req = req.query("since", s);
+        }
+        if let Some(a) = &after {
+            req = req.query("after", a);
+        }
+        if let Some(token) = &token {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = req.call().with_context(|| {
+            format!("asking {url} (is ddlguard running with [admin] http_listen = {http:?}?)")
+        })?;
+        let next = response
+            .headers()
+            .get("x-next-cursor")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .context("reading the answer")?;
+        let page: Vec<DependentRow> = serde_json::from_str(&body)
+            .with_context(|| format!("unexpected answer from {url}: {body}"))?;
+        rows.extend(page);
+        match next {
+            Some(n) if after.as_deref() != Some(n.as_str()) => after = Some(n),
+            _ => break,
+        }
     }
-    if let Some(s) = since {
-        req = req.query("since", s);
-    }
-    if let Ok(token) = std::env::var("DDLGUARD_HTTP_TOKEN") {
-        req = req.header("Authorization", format!("Bearer {token}"));
-    }
-    let mut response = req.call().with_context(|| {
-        format!("asking {url} (is ddlguard running with [admin] http_listen = {http:?}?)")
-    })?;
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .context("reading the answer")?;
-    let rows: Vec<DependentRow> = serde_json::from_str(&body)
-        .with_context(|| format!("unexpected answer from {url}: {body}"))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());

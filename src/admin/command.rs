@@ -1,6 +1,7 @@
 //! The admin console's commands and their grammar (DESIGN section 7).
 
 use super::dependents::Target;
+use super::report::page::{Page, PageError, MAX_LIMIT};
 use crate::analysis::tokens::Token;
 use std::time::Duration;
 use thiserror::Error;
@@ -34,10 +35,20 @@ pub enum Command {
     Set,
 }
 
+/// One console command with the page of rows it asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// What to run.
+    pub command: Command,
+    /// `[LIMIT n] [AFTER 'cursor']` (default: the first 1000 rows).
+    pub page: Page,
+}
+
 /// The commands, as the 42601 error lists them.
 pub const VALID: &str = "SHOW CLIENTS, SHOW TABLES, SHOW USAGE [table[.column]], \
 SHOW DEPENDENTS table[.column] [SINCE 'interval'], SHOW QUERIES [table], \
-SHOW ERRORS [SINCE 'interval'], SHOW UNRESOLVED [table[.column]], SHOW DDL, SHOW RULES, SHOW CONFIG, RELOAD";
+SHOW ERRORS [SINCE 'interval'], SHOW UNRESOLVED [table[.column]], SHOW DDL, SHOW RULES, SHOW CONFIG, RELOAD; \
+a SHOW takes [LIMIT n] [AFTER 'cursor'] at its end";
 
 /// Why a command was not understood (SQLSTATE 42601).
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -188,9 +199,51 @@ fn optional_target(
         .ok_or_else(|| too_many_parts(&parts, usage))
 }
 
+/// Removes trailing `LIMIT n` and `AFTER 'cursor'` (in either order).
+fn page_clauses(toks: &mut Vec<Token>) -> Result<Page, CommandError> {
+    let (mut limit, mut after) = (None, None);
+    while toks.len() >= 4 {
+        let n = toks.len();
+        match (&toks[n - 2], &toks[n - 1]) {
+            (Token::Word(w), Token::Word(v)) if w == "limit" && limit.is_none() => {
+                limit = Some(v.parse::<usize>().map_err(|_| {
+                    CommandError::Syntax(format!(
+                        "LIMIT needs a number of rows between 1 and {MAX_LIMIT}"
+                    ))
+                })?);
+            }
+            (Token::Word(w), Token::Str(c)) if w == "after" && after.is_none() => {
+                after = Some(c.clone());
+            }
+            _ => break,
+        }
+        toks.truncate(n - 2);
+    }
+    Page::parse(limit, after.as_deref()).map_err(|e| {
+        CommandError::Syntax(match e {
+            PageError::Limit => format!("LIMIT needs a number of rows between 1 and {MAX_LIMIT}"),
+            PageError::Cursor => "AFTER needs a cursor from a previous NOTICE".to_string(),
+        })
+    })
+}
+
 /// Parses one console command.
 pub fn parse(sql: &str) -> Result<Command, CommandError> {
-    let toks = tokens(sql)?;
+    parse_request(sql).map(|r| r.command)
+}
+
+/// Parses one console command and its page clauses.
+pub fn parse_request(sql: &str) -> Result<Request, CommandError> {
+    let mut toks = tokens(sql)?;
+    let page = if matches!(toks.first(), Some(Token::Word(w)) if w == "show") {
+        page_clauses(&mut toks)?
+    } else {
+        Page::default()
+    };
+    parse_tokens(sql, &toks).map(|command| Request { command, page })
+}
+
+fn parse_tokens(sql: &str, toks: &[Token]) -> Result<Command, CommandError> {
     let word = |i: usize| match toks.get(i) {
         Some(Token::Word(w)) => Some(w.as_str()),
         _ => None,
@@ -200,7 +253,7 @@ pub fn parse(sql: &str) -> Result<Command, CommandError> {
         (Some("reload"), None) if toks.len() == 1 => Ok(Command::Reload),
         (Some("set"), _) => Ok(Command::Set),
         (Some("show"), Some(what)) => {
-            let simple = |c: Command, usage: &str| done(&toks, 2, usage).map(|_| c);
+            let simple = |c: Command, usage: &str| done(toks, 2, usage).map(|_| c);
             match what {
                 "clients" => simple(Command::Clients, "SHOW CLIENTS"),
                 "tables" => simple(Command::Tables, "SHOW TABLES"),
@@ -208,28 +261,28 @@ pub fn parse(sql: &str) -> Result<Command, CommandError> {
                 "rules" => simple(Command::Rules, "SHOW RULES"),
                 "config" => simple(Command::Config, "SHOW CONFIG"),
                 "usage" => {
-                    optional_target(&toks, true, "SHOW USAGE [table[.column]]").map(Command::Usage)
+                    optional_target(toks, true, "SHOW USAGE [table[.column]]").map(Command::Usage)
                 }
-                "unresolved" => optional_target(&toks, true, "SHOW UNRESOLVED [table[.column]]")
+                "unresolved" => optional_target(toks, true, "SHOW UNRESOLVED [table[.column]]")
                     .map(Command::Unresolved),
                 "queries" => {
-                    optional_target(&toks, false, "SHOW QUERIES [table]").map(Command::Queries)
+                    optional_target(toks, false, "SHOW QUERIES [table]").map(Command::Queries)
                 }
                 "dependents" => {
                     let usage = "SHOW DEPENDENTS table[.column] [SINCE 'interval']";
-                    let (parts, i) = name(&toks, 2);
+                    let (parts, i) = name(toks, 2);
                     if parts.is_empty() {
                         return Err(CommandError::Syntax(format!("which table? write {usage}")));
                     }
                     let t = target(&parts, true).ok_or_else(|| too_many_parts(&parts, usage))?;
-                    let (interval, i) = since(&toks, i, usage)?;
-                    done(&toks, i, usage)?;
+                    let (interval, i) = since(toks, i, usage)?;
+                    done(toks, i, usage)?;
                     Ok(Command::Dependents(t, interval))
                 }
                 "errors" => {
                     let usage = "SHOW ERRORS [SINCE 'interval']";
-                    let (interval, i) = since(&toks, 2, usage)?;
-                    done(&toks, i, usage)?;
+                    let (interval, i) = since(toks, 2, usage)?;
+                    done(toks, i, usage)?;
                     Ok(Command::Errors(interval))
                 }
                 _ => Err(unknown()),
@@ -324,6 +377,29 @@ mod tests {
             parse("SHOW USAGE 'x"),
             Err(CommandError::Syntax(_))
         ));
+    }
+
+    #[test]
+    fn page_clauses_end_a_show_in_either_order() {
+        let r = parse_request("SHOW USAGE users LIMIT 5;").unwrap();
+        assert_eq!(r.command, Command::Usage(Some(t("public", "users", None))));
+        assert_eq!(r.page.limit, 5);
+        let cursor = crate::admin::report::page::encode_cursor(&vec![]);
+        let r = parse_request(&format!("SHOW ERRORS SINCE '1h' AFTER '{cursor}' LIMIT 2")).unwrap();
+        assert_eq!(r.command, Command::Errors(Some(Duration::from_secs(3600))));
+        assert_eq!((r.page.limit, r.page.after), (2, Some(vec![])));
+        assert_eq!(parse_request("SHOW DDL").unwrap().page, Page::default());
+        for bad in [
+            "SHOW USAGE LIMIT 0",
+            "SHOW USAGE LIMIT many",
+            "SHOW USAGE LIMIT 100001",
+            "SHOW USAGE AFTER 'not a cursor'",
+        ] {
+            assert!(
+                matches!(parse_request(bad), Err(CommandError::Syntax(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

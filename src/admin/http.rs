@@ -4,10 +4,10 @@
 //! for scrapers).
 
 use super::dependents::Target;
-use super::report::{self, Report};
+use super::report::{self, Page, PageError, Report};
 use crate::proxy::ServerHandle;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -25,20 +25,82 @@ pub struct HttpState {
     pub token: Option<Option<String>>,
 }
 
-/// Serves the API on `listener` until the task is dropped.
+/// The HTTP API running on its own thread; dropping it stops the server.
+pub struct HttpServer {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl HttpServer {
+    /// Stops serving (open connections are closed with the thread's runtime).
+    pub fn stop(mut self) {
+        self.signal_stop();
+    }
+
+    fn signal_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.signal_stop();
+    }
+}
+
+/// Serves the API on `listener` from a thread of its own with its own
+/// runtime, so that building, encoding and writing a report never runs on
+/// the thread(s) that relay sessions (`server.worker_threads` defaults to
+/// one). Reports are built and encoded one at a time on that runtime's
+/// single blocking thread, so concurrent requests queue instead of
+/// multiplying the memory a report takes; /metrics and the health checks
+/// do not wait for them.
+pub fn spawn(listener: TcpListener, state: HttpState) -> std::io::Result<HttpServer> {
+    let listener = listener.into_std()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("ddlguard-http")
+        .max_blocking_threads(1)
+        .build()?;
+    std::thread::Builder::new()
+        .name("ddlguard-http".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("HTTP server cannot use its listener: {e}");
+                        return;
+                    }
+                };
+                tokio::select! {
+                    _ = serve(listener, state) => {}
+                    _ = stopped => {}
+                }
+            });
+            // Reports still being built finish in the background.
+            runtime.shutdown_background();
+        })?;
+    Ok(HttpServer { stop: Some(stop) })
+}
+
+/// Serves the API on `listener` until the task is dropped (on the calling
+/// runtime: the proxy uses [`spawn`]).
 pub async fn serve(listener: TcpListener, state: HttpState) {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/clients", get(api_clients))
-        .route("/api/v1/tables", get(api_tables))
-        .route("/api/v1/usage", get(api_usage))
-        .route("/api/v1/unresolved", get(api_unresolved))
+        .route("/api/v1/clients", paged_route(report::clients))
+        .route("/api/v1/tables", paged_route(report::tables))
+        .route("/api/v1/usage", paged_route(report::usage))
+        .route("/api/v1/unresolved", paged_route(report::unresolved))
         .route("/api/v1/dependents", get(api_dependents))
-        .route("/api/v1/queries", get(api_queries))
+        .route("/api/v1/queries", paged_route(report::queries))
         .route("/api/v1/errors", get(api_errors))
-        .route("/api/v1/ddl", get(api_ddl))
+        .route("/api/v1/ddl", paged_route(report::ddl))
         .route("/api/v1/rules", get(api_rules))
         .route("/api/v1/config", get(api_config))
         .with_state(Arc::new(state));
@@ -96,6 +158,9 @@ struct ReportQuery {
     table: Option<String>,
     column: Option<String>,
     since: Option<String>,
+    limit: Option<String>,
+    after: Option<String>,
+    client: Option<String>,
 }
 
 fn since_ms(since: Option<&str>, window: Duration) -> Result<u64, Refusal> {
@@ -115,18 +180,82 @@ fn target_of(q: &ReportQuery) -> Option<Target> {
         .map(|t| Target::new(t, q.column.as_deref()))
 }
 
-/// Answers with a report as JSON after the token check; the report is
-/// built on a blocking thread (it walks the whole usage aggregate).
+/// `limit`, `after`, `client` and `table` (with `column`) as a page.
+fn page_of(q: &ReportQuery) -> Result<Page, Refusal> {
+    let bad = |e: String| error(StatusCode::BAD_REQUEST, e);
+    let limit = q
+        .limit
+        .as_deref()
+        .map(|l| {
+            l.parse::<usize>()
+                .map_err(|_| bad(format!("invalid limit {l:?}: {}", PageError::Limit)))
+        })
+        .transpose()?;
+    let mut page = Page::parse(limit, q.after.as_deref()).map_err(|e| bad(e.to_string()))?;
+    page.client = q.client.clone().filter(|c| !c.is_empty());
+    page.table = target_of(q);
+    Ok(page)
+}
+
+/// The request's query string with `after` set to `cursor` (the `Link`
+/// to the next page).
+fn next_link(uri: &Uri, cursor: &str) -> String {
+    let mut pairs: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("after="))
+        .collect();
+    let after = format!("after={cursor}");
+    pairs.push(&after);
+    format!("<{}?{}>; rel=\"next\"", uri.path(), pairs.join("&"))
+}
+
+/// Answers with a report as a JSON array after the token check. The
+/// report is built and encoded on a blocking thread of the HTTP runtime
+/// (it walks the whole usage aggregate); when rows follow, the cursor of
+/// the next page is in `X-Next-Cursor` and in a `Link: <...>; rel="next"`.
 async fn answer(
     st: Arc<HttpState>,
     headers: HeaderMap,
+    uri: Uri,
     build: impl FnOnce(&HttpState) -> Result<Report, Refusal> + Send + 'static,
 ) -> Response {
     if let Err(r) = authorized(&st, &headers) {
         return r.into_response();
     }
-    match tokio::task::spawn_blocking(move || build(&st)).await {
-        Ok(Ok(report)) => Json(report.to_json()).into_response(),
+    let encoded = tokio::task::spawn_blocking(move || {
+        build(&st).map(|report| {
+            let body = report.json_bytes();
+            (body, report.next)
+        })
+    })
+    .await;
+    match encoded {
+        Ok(Ok((Ok(body), next))) => {
+            let mut response = (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+            if let Some(cursor) = next {
+                let h = response.headers_mut();
+                for (name, value) in [
+                    ("x-next-cursor", cursor.clone()),
+                    ("link", next_link(&uri, &cursor)),
+                ] {
+                    if let Ok(v) = HeaderValue::from_str(&value) {
+                        h.insert(name, v);
+                    }
+                }
+            }
+            response
+        }
+        Ok(Ok((Err(e), _))) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the report failed: {e}"),
+        )
+        .into_response(),
         Ok(Err(r)) => r.into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -134,6 +263,39 @@ async fn answer(
         )
         .into_response(),
     }
+}
+
+/// The route of a report that takes only a page (`limit`, `after`,
+/// `client`, `table`).
+fn paged_route(
+    build: fn(&ServerHandle, &Page) -> Report,
+) -> axum::routing::MethodRouter<Arc<HttpState>> {
+    get(
+        move |State(st): State<Arc<HttpState>>,
+              headers: HeaderMap,
+              uri: Uri,
+              Query(q): Query<ReportQuery>| async move {
+            paged(st, headers, uri, q, move |st, _, page| {
+                Ok(build(&st.handle, page))
+            })
+            .await
+        },
+    )
+}
+
+/// A paged report endpoint: `limit`, `after`, `client`, `table`.
+async fn paged(
+    st: Arc<HttpState>,
+    headers: HeaderMap,
+    uri: Uri,
+    q: ReportQuery,
+    build: impl FnOnce(&HttpState, &ReportQuery, &Page) -> Result<Report, Refusal> + Send + 'static,
+) -> Response {
+    answer(st, headers, uri, move |st| {
+        let page = page_of(&q)?;
+        build(st, &q, &page)
+    })
+    .await
 }
 
 async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
@@ -157,61 +319,23 @@ async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
     }
 }
 
-async fn api_clients(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    answer(st, headers, |st| Ok(report::clients(&st.handle))).await
-}
-
-async fn api_tables(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    answer(st, headers, |st| Ok(report::tables(&st.handle))).await
-}
-
-async fn api_usage(
-    State(st): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    Query(q): Query<ReportQuery>,
-) -> Response {
-    answer(st, headers, move |st| {
-        Ok(report::usage(&st.handle, target_of(&q).as_ref()))
-    })
-    .await
-}
-
-async fn api_unresolved(
-    State(st): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    Query(q): Query<ReportQuery>,
-) -> Response {
-    answer(st, headers, move |st| {
-        Ok(report::unresolved(&st.handle, target_of(&q).as_ref()))
-    })
-    .await
-}
-
+/// The DESIGN section 7 contract: a JSON array, one object per client
+/// (paged like the others; `ddlguard report` follows the cursor).
 async fn api_dependents(
     State(st): State<Arc<HttpState>>,
     headers: HeaderMap,
+    uri: Uri,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    answer(st, headers, move |st| {
-        let target = target_of(&q).ok_or_else(|| {
+    paged(st, headers, uri, q, |st, q, page| {
+        let target = target_of(q).ok_or_else(|| {
             error(
                 StatusCode::BAD_REQUEST,
                 "missing table: /api/v1/dependents?table=users&column=email&since=1h",
             )
         })?;
         let since = since_ms(q.since.as_deref(), st.handle.config().usage.window.0)?;
-        Ok(report::dependents(&st.handle, &target, since))
-    })
-    .await
-}
-
-async fn api_queries(
-    State(st): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    Query(q): Query<ReportQuery>,
-) -> Response {
-    answer(st, headers, move |st| {
-        Ok(report::queries(&st.handle, target_of(&q).as_ref()))
+        Ok(report::dependents(&st.handle, &target, since, page))
     })
     .await
 }
@@ -221,25 +345,22 @@ async fn api_queries(
 async fn api_errors(
     State(st): State<Arc<HttpState>>,
     headers: HeaderMap,
+    uri: Uri,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    answer(st, headers, move |st| {
+    paged(st, headers, uri, q, |st, q, page| {
         let since = since_ms(q.since.as_deref(), st.handle.config().usage.window.0)?;
-        Ok(report::errors(&st.handle, since))
+        Ok(report::errors(&st.handle, since, page))
     })
     .await
 }
 
-async fn api_ddl(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    answer(st, headers, |st| Ok(report::ddl(&st.handle))).await
+async fn api_rules(State(st): State<Arc<HttpState>>, headers: HeaderMap, uri: Uri) -> Response {
+    answer(st, headers, uri, |_| Ok(report::rules())).await
 }
 
-async fn api_rules(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    answer(st, headers, |_| Ok(report::rules())).await
-}
-
-async fn api_config(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    answer(st, headers, |st| {
+async fn api_config(State(st): State<Arc<HttpState>>, headers: HeaderMap, uri: Uri) -> Response {
+    answer(st, headers, uri, |st| {
         Ok(report::config(
             &st.handle.config(),
             st.handle.config_file().as_deref(),

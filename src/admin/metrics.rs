@@ -242,6 +242,26 @@ impl Collector for ProxyCollector {
             usage.store_errors.load(Ordering::Relaxed),
         )?;
 
+        let cat = h.catalogs().stats();
+        counter(
+            &mut e,
+            "ddlguard_catalog_reloads",
+            "Catalog snapshots taken (coalesced after DDL: one per burst per database)",
+            cat.reloads,
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_catalog_reload_failures",
+            "Catalog snapshots that failed (retried later)",
+            cat.failures,
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_catalog_connections",
+            "Service connections opened for catalog snapshots (one is kept per database)",
+            cat.connects,
+        )?;
+
         let mut m = e.encode_descriptor(
             "ddlguard_ddl_statements",
             "DDL statements that passed through, by command and outcome (ok or SQLSTATE); no DDL policy rule is active in this build",

@@ -2,9 +2,10 @@
 //! upstream, used to resolve unqualified and ambiguous column names.
 
 mod model;
+pub mod refresh;
 mod set;
 pub mod snapshot;
 
 pub use model::{Catalog, Column, Table, SYSTEM_SCHEMA, TEMP_SCHEMA};
-pub use set::Catalogs;
+pub use set::{Catalogs, ReloadStats};
 pub use snapshot::{CatalogError, ServiceLogin};

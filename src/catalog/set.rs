@@ -1,22 +1,15 @@
 //! One catalog snapshot per database, loaded in the background on first use,
-//! refreshed on an interval and after DDL.
+//! refreshed on an interval and after DDL (coalesced: see [`super::refresh`]).
 
+use super::refresh::{lock, Reload, ReloadCounters, Slot};
 use super::snapshot::{self, ServiceLogin};
 use super::Catalog;
 use crate::proxy::upstream::Upstream;
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
-
-#[derive(Default)]
-struct Slot {
-    catalog: Mutex<Arc<Catalog>>,
-    loaded_at: Mutex<Option<Instant>>,
-    loading: AtomicBool,
-    stale: AtomicBool,
-}
+use tracing::warn;
 
 /// Catalog snapshots by database name.
 pub struct Catalogs {
@@ -24,6 +17,18 @@ pub struct Catalogs {
     login: Option<ServiceLogin>,
     refresh: Duration,
     warned: AtomicBool,
+    counters: Arc<ReloadCounters>,
+}
+
+/// Reloads since start, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadStats {
+    /// Snapshots taken (successful or not).
+    pub reloads: u64,
+    /// Snapshots that failed.
+    pub failures: u64,
+    /// Service connections opened for snapshots.
+    pub connects: u64,
 }
 
 impl Catalogs {
@@ -34,6 +39,7 @@ impl Catalogs {
             login,
             refresh,
             warned: AtomicBool::new(false),
+            counters: Arc::default(),
         }
     }
 
@@ -45,14 +51,28 @@ impl Catalogs {
             .unwrap_or_default()
     }
 
-    /// Marks `database`'s snapshot stale (a DDL statement went through).
-    pub fn invalidate(&self, database: &str) {
-        if let Some(slot) = self.slots.get(database) {
-            slot.stale.store(true, Ordering::Relaxed);
+    /// Reloads, failures and service connections since start.
+    pub fn stats(&self) -> ReloadStats {
+        let c = &self.counters;
+        ReloadStats {
+            reloads: c.reloads.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+            connects: c.connects.load(Ordering::Relaxed),
         }
     }
 
-    /// Starts a background load when `database` has no fresh snapshot.
+    /// Marks `database`'s snapshot stale (a DDL statement went through);
+    /// the next [`Catalogs::ensure`] reloads it once invalidations pause.
+    pub fn invalidate(&self, database: &str) {
+        if let Some(slot) = self.slots.get(database) {
+            *lock(&slot.invalidated_at) = Some(Instant::now());
+            slot.stale.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Starts a background reload when `database` has no fresh snapshot
+    /// and none is running (a running one picks up a new invalidation
+    /// itself, with exactly one more reload).
     pub fn ensure(self: &Arc<Self>, database: &str, upstream: &Arc<Upstream>) {
         let Some(login) = self.login.clone() else {
             if !self.warned.swap(true, Ordering::Relaxed) {
@@ -62,54 +82,49 @@ impl Catalogs {
         };
         let slot = self.slots.entry(database.to_string()).or_default().clone();
         let fresh = lock(&slot.loaded_at).is_some_and(|t| t.elapsed() < self.refresh);
-        if fresh && !slot.stale.load(Ordering::Relaxed) {
+        if fresh && !slot.stale.load(Ordering::SeqCst) {
             return;
         }
-        if slot.loading.swap(true, Ordering::AcqRel) {
+        if slot.loading.swap(true, Ordering::SeqCst) {
             return;
         }
-        slot.stale.store(false, Ordering::Relaxed);
-        let upstream = upstream.clone();
-        let database = database.to_string();
-        let refresh = self.refresh;
-        tokio::spawn(async move {
-            match snapshot::load(&upstream, &login, &database).await {
-                Ok(catalog) => {
-                    info!(database = %database, relations = catalog.len(), "catalog snapshot loaded");
-                    *lock(&slot.catalog) = Arc::new(catalog);
-                    *lock(&slot.loaded_at) = Some(Instant::now());
-                }
-                Err(e) => {
-                    warn!(database = %database, "catalog snapshot failed, will retry: {e}");
-                    // Retry at a use 10 s from now, not in a tight loop.
-                    let retry = refresh.saturating_sub(Duration::from_secs(10));
-                    *lock(&slot.loaded_at) =
-                        Instant::now().checked_sub(retry).or(Some(Instant::now()));
-                }
+        tokio::spawn(
+            Reload {
+                slot,
+                upstream: upstream.clone(),
+                login,
+                database: database.to_string(),
+                counters: self.counters.clone(),
+                refresh: self.refresh,
             }
-            slot.loading.store(false, Ordering::Release);
-        });
+            .run(),
+        );
     }
 
-    /// Loads `database`'s snapshot now (tests, reports that need it fresh).
+    /// Loads `database`'s snapshot now (tests, reports that need it fresh),
+    /// through the same kept service connection.
     pub async fn load_now(
         &self,
         database: &str,
-        upstream: &Upstream,
+        upstream: &Arc<Upstream>,
     ) -> Result<(), snapshot::CatalogError> {
-        let login = self.login.as_ref().ok_or(snapshot::CatalogError::NoLogin)?;
-        let catalog = snapshot::load(upstream, login, database).await?;
+        let login = self.login.clone().ok_or(snapshot::CatalogError::NoLogin)?;
         let slot = self.slots.entry(database.to_string()).or_default().clone();
+        let reload = Reload {
+            slot: slot.clone(),
+            upstream: upstream.clone(),
+            login,
+            database: database.to_string(),
+            counters: self.counters.clone(),
+            refresh: self.refresh,
+        };
+        self.counters.reloads.fetch_add(1, Ordering::Relaxed);
+        let catalog = reload.load().await.inspect_err(|_| {
+            self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        })?;
         *lock(&slot.catalog) = Arc::new(catalog);
         *lock(&slot.loaded_at) = Some(Instant::now());
-        slot.stale.store(false, Ordering::Relaxed);
+        slot.stale.store(false, Ordering::SeqCst);
         Ok(())
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }

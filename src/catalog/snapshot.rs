@@ -56,12 +56,24 @@ pub struct ServiceLogin {
     pub password_env: Option<String>,
 }
 
-/// Takes a snapshot of `database` through the service login.
-pub async fn load(
+/// A service connection to one database, kept between reloads.
+pub struct ServiceConn {
+    client: tokio_postgres::Client,
+}
+
+impl ServiceConn {
+    /// False once the server or the network closed it.
+    pub fn is_open(&self) -> bool {
+        !self.client.is_closed()
+    }
+}
+
+/// Opens a service connection to `database` through the service login.
+pub async fn connect(
     upstream: &Upstream,
     login: &ServiceLogin,
     database: &str,
-) -> Result<Catalog, CatalogError> {
+) -> Result<ServiceConn, CatalogError> {
     let mut config = tokio_postgres::Config::new();
     config
         .user(&login.user)
@@ -75,18 +87,40 @@ pub async fn load(
     }
     // TLS, if any, is already negotiated by the upstream connector.
     let stream = upstream.connect().await?;
-    let query_err = |error| CatalogError::Query {
+    let (client, connection) = config
+        .connect_raw(stream, NoTls)
+        .await
+        .map_err(|error| query_error(login, database, error))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("catalog service connection ended: {e}");
+        }
+    });
+    Ok(ServiceConn { client })
+}
+
+fn query_error(login: &ServiceLogin, database: &str, error: tokio_postgres::Error) -> CatalogError {
+    CatalogError::Query {
         user: login.user.clone(),
         database: database.to_string(),
         error,
-    };
-    let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(query_err)?;
-    let driver = tokio::spawn(connection);
-    let rows = client.query(SNAPSHOT_SQL, &[]).await.map_err(query_err);
-    drop(client);
-    let _ = driver.await;
+    }
+}
+
+/// Takes a snapshot of `database` through an open service connection.
+pub async fn read(
+    conn: &ServiceConn,
+    login: &ServiceLogin,
+    database: &str,
+) -> Result<Catalog, CatalogError> {
+    let query_err = |error| query_error(login, database, error);
+    let rows = conn
+        .client
+        .query(SNAPSHOT_SQL, &[])
+        .await
+        .map_err(query_err)?;
     let mut tables: Vec<Table> = Vec::new();
-    for row in rows? {
+    for row in rows {
         // try_get: unexpected types from the server end the load, not the task.
         let field = |e| query_err(e);
         let schema: String = row.try_get(0).map_err(field)?;

@@ -107,13 +107,13 @@ impl Server {
                 value
             });
             info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
-            tokio::spawn(crate::admin::http::serve(
-                listener,
-                crate::admin::http::HttpState {
-                    handle: ServerHandle { shared: shared.clone() },
-                    token,
-                },
-            ))
+            let state = crate::admin::http::HttpState {
+                handle: ServerHandle { shared: shared.clone() },
+                token,
+            };
+            crate::admin::http::spawn(listener, state)
+                .inspect_err(|e| error!("cannot start the HTTP API thread: {e}"))
+                .ok()
         });
         let usage_cfg = shared.settings().config.usage.clone();
         let flusher = tokio::spawn(
@@ -163,8 +163,8 @@ impl Server {
                 );
             }
         }
-        if let Some(http) = http {
-            http.abort();
+        if let Some(http) = http.flatten() {
+            http.stop();
         }
         // Last flush, so a graceful restart loses nothing.
         let _ = stop_flush.send(true);

@@ -520,3 +520,128 @@ async fn every_report_is_served_over_http_and_metrics_count_traffic() {
         .unwrap();
     assert!(bytes > 0);
 }
+
+/// One page of an HTTP report: rows, `X-Next-Cursor` and `Link`, or the
+/// refusal's status.
+fn http_page(url: &str) -> Result<HttpPage, u16> {
+    crate::support::http::get_page(url)
+        .map(|p| (serde_json::from_str(&p.body).unwrap(), p.next, p.link))
+}
+
+/// Rows of a page, its `X-Next-Cursor` and its `Link` header.
+type HttpPage = (Vec<serde_json::Value>, Option<String>, Option<String>);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_come_in_pages_with_a_cursor_and_filters_over_http_and_the_console() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_db("console_paging");
+    connect(&cluster.direct_conn(&db))
+        .await
+        .batch_execute("CREATE TABLE users (id int, email text, name text)")
+        .await
+        .unwrap();
+    let proxy = start(cluster).await;
+    for app in ["app_a", "app_b", "app_c"] {
+        let c = connect(&format!("{} application_name={app}", proxy.conn(&db))).await;
+        c.simple_query("SELECT email FROM users").await.unwrap();
+        c.simple_query("SELECT id, name FROM users").await.unwrap();
+    }
+    let http = proxy.http.unwrap();
+    let api = format!("http://{http}/api/v1");
+    let (pages, everything, filtered, deps, refusals) = {
+        let api = api.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut pages = Vec::new();
+            let mut url = format!("{api}/usage?limit=2");
+            loop {
+                let (rows, next, link) = http_page(&url).unwrap();
+                let more = next.clone();
+                pages.push((rows, next, link));
+                match more {
+                    Some(c) => url = format!("{api}/usage?limit=2&after={c}"),
+                    None => break,
+                }
+            }
+            let everything = http_page(&format!("{api}/usage")).unwrap();
+            let filtered = http_page(&format!("{api}/usage?client=app_b&table=users")).unwrap();
+            let deps = http_page(&format!(
+                "{api}/dependents?table=users&column=email&limit=1"
+            ))
+            .unwrap();
+            let refusals = [
+                format!("{api}/usage?limit=0"),
+                format!("{api}/usage?limit=10001"),
+                format!("{api}/tables?after=garbage"),
+            ]
+            .map(|u| http_page(&u).err());
+            (pages, everything, filtered, deps, refusals)
+        })
+        .await
+        .unwrap()
+    };
+    // 3 clients x (users + email; users + id + name) = 15 rows: 7 pages
+    // of 2, then 1.
+    let (all, next, _) = everything;
+    assert_eq!((all.len(), next), (15, None));
+    assert_eq!(
+        pages.iter().map(|p| p.0.len()).collect::<Vec<_>>(),
+        [2, 2, 2, 2, 2, 2, 2, 1]
+    );
+    let paged: Vec<serde_json::Value> = pages.iter().flat_map(|p| p.0.clone()).collect();
+    assert_eq!(paged, all, "the pages are the whole report, once, in order");
+    let link = pages[0].2.as_deref().expect("a Link to the next page");
+    assert!(
+        link.starts_with("</api/v1/usage?limit=2&after=") && link.ends_with(">; rel=\"next\""),
+        "{link}"
+    );
+    assert!(pages[7].1.is_none() && pages[7].2.is_none());
+    assert_eq!(filtered.0.len(), 5);
+    assert!(filtered.0.iter().all(|r| r["application_name"] == "app_b"));
+    // The dependents contract stays a JSON array, paged the same way.
+    assert_eq!(deps.0.len(), 1);
+    assert!(deps.1.is_some(), "3 dependents, 1 per page");
+    assert_eq!(refusals, [Some(400), Some(400), Some(400)]);
+
+    // The console pages with LIMIT and AFTER, with the same cursors.
+    let console = try_console(&proxy, "admin", PASSWORD).await.unwrap();
+    let first = rows(console.simple_query("SHOW USAGE LIMIT 2").await.unwrap());
+    assert_eq!(first.len(), 2);
+    let cursor = pages[0].1.clone().unwrap();
+    let second = rows(
+        console
+            .simple_query(&format!("SHOW USAGE AFTER '{cursor}' LIMIT 2"))
+            .await
+            .unwrap(),
+    );
+    let key = |app: Option<&str>, column: Option<&str>, fp: Option<&str>| {
+        (
+            app.map(str::to_string),
+            column.map(str::to_string),
+            fp.map(str::to_string),
+        )
+    };
+    assert_eq!(
+        second
+            .iter()
+            .map(|r| key(
+                r.get("application_name"),
+                r.get("column"),
+                r.get("fingerprint")
+            ))
+            .collect::<Vec<_>>(),
+        pages[1]
+            .0
+            .iter()
+            .map(|r| key(
+                r["application_name"].as_str(),
+                r["column"].as_str(),
+                r["fingerprint"].as_str()
+            ))
+            .collect::<Vec<_>>()
+    );
+    let err = console
+        .simple_query("SHOW USAGE LIMIT 0")
+        .await
+        .expect_err("LIMIT 0 is refused");
+    assert_eq!(err.code().map(|c| c.code()), Some("42601"));
+}

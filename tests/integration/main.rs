@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod cancel;
+mod catalog_refresh;
 mod cli;
 mod clients;
 mod console;
@@ -14,6 +15,7 @@ mod guard;
 mod memory;
 mod policy;
 mod relay;
+mod report_load;
 mod report_rows;
 mod reports;
 mod tls;

@@ -71,7 +71,7 @@ async fn only_relations_that_exist_become_table_rows() {
         .await
         .unwrap();
 
-    let tables = table_rows(&report::tables(&proxy.handle));
+    let tables = table_rows(&report::tables(&proxy.handle, &report::Page::default()));
     let names: Vec<String> = tables.iter().map(|(s, t)| format!("{s}.{t}")).collect();
     for not_a_table in [
         "public.function",
@@ -197,7 +197,7 @@ async fn an_ambiguous_column_is_listed_apart_never_as_a_table() {
     via.simple_query("SELECT k FROM j1_tbl JOIN j2_tbl ON i = i2")
         .await
         .unwrap();
-    let tables = report::tables(&proxy.handle);
+    let tables = report::tables(&proxy.handle, &report::Page::default());
     let names = table_rows(&tables);
     assert!(
         names
@@ -206,7 +206,7 @@ async fn an_ambiguous_column_is_listed_apart_never_as_a_table() {
         "{names:?}"
     );
     assert!(!tables.notices.is_empty(), "the left-out uses are counted");
-    let usage = report::usage(&proxy.handle, None);
+    let usage = report::usage(&proxy.handle, &report::Page::default());
     let table_col = usage
         .columns
         .iter()
@@ -216,7 +216,7 @@ async fn an_ambiguous_column_is_listed_apart_never_as_a_table() {
         .rows
         .iter()
         .all(|r| matches!(&r[table_col], Cell::Text(t) if !t.contains('|') && !t.is_empty())));
-    let list = report::unresolved(&proxy.handle, None);
+    let list = report::unresolved(&proxy.handle, &report::Page::default());
     let cand_col = list
         .columns
         .iter()

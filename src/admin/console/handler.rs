@@ -2,8 +2,8 @@
 //! extended protocol (tokio-postgres, drivers) run the same reports.
 
 use super::encode;
-use crate::admin::command::{self, Command, CommandError};
-use crate::admin::report::{self, Report};
+use crate::admin::command::{self, Command, CommandError, Request};
+use crate::admin::report::{self, Page, Report};
 use crate::proxy::ServerHandle;
 use async_trait::async_trait;
 use futures_util::{stream, Sink, SinkExt};
@@ -52,25 +52,33 @@ enum Outcome {
 }
 
 /// Runs one command (on a blocking thread: reports walk the whole usage
-/// aggregate, and RELOAD reads a file).
-fn run(h: &ServerHandle, cmd: &Command) -> PgWireResult<Outcome> {
+/// aggregate, and RELOAD reads a file). Reports answer one page of rows.
+fn run(h: &ServerHandle, req: &Request) -> PgWireResult<Outcome> {
     // `[usage] window`, the default of SINCE, as the last reload left it.
     let window = h.config().usage.window.0;
-    Ok(match cmd {
-        Command::Clients => Outcome::Rows(report::clients(h)),
-        Command::Tables => Outcome::Rows(report::tables(h)),
-        Command::Usage(t) => Outcome::Rows(report::usage(h, t.as_ref())),
-        Command::Unresolved(t) => Outcome::Rows(report::unresolved(h, t.as_ref())),
+    let page = &req.page;
+    let on = |t: &Option<crate::admin::dependents::Target>| Page {
+        table: t.clone(),
+        ..page.clone()
+    };
+    Ok(match &req.command {
+        Command::Clients => Outcome::Rows(report::clients(h, page)),
+        Command::Tables => Outcome::Rows(report::tables(h, page)),
+        Command::Usage(t) => Outcome::Rows(report::usage(h, &on(t))),
+        Command::Unresolved(t) => Outcome::Rows(report::unresolved(h, &on(t))),
         Command::Dependents(t, since) => Outcome::Rows(report::dependents(
             h,
             t,
             report::since_ms(since.unwrap_or(window)),
+            page,
         )),
-        Command::Queries(t) => Outcome::Rows(report::queries(h, t.as_ref())),
-        Command::Errors(since) => {
-            Outcome::Rows(report::errors(h, report::since_ms(since.unwrap_or(window))))
-        }
-        Command::Ddl => Outcome::Rows(report::ddl(h)),
+        Command::Queries(t) => Outcome::Rows(report::queries(h, &on(t))),
+        Command::Errors(since) => Outcome::Rows(report::errors(
+            h,
+            report::since_ms(since.unwrap_or(window)),
+            page,
+        )),
+        Command::Ddl => Outcome::Rows(report::ddl(h, page)),
         Command::Rules => Outcome::Rows(report::rules()),
         Command::Config => Outcome::Rows(report::config(&h.config(), h.config_file().as_deref())),
         Command::Reload => match h.reload_from_file() {
@@ -100,11 +108,31 @@ fn run(h: &ServerHandle, cmd: &Command) -> PgWireResult<Outcome> {
     })
 }
 
+/// XX000 for a report that could not be built (its task failed).
+fn report_failed(e: impl std::fmt::Display) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        "XX000".into(),
+        format!("the report failed: {e}; see the proxy log"),
+    )))
+}
+
+/// A NOTICE saying how to ask for the rows after this page.
+fn next_page_notice(report: &Report) -> Option<String> {
+    report.next.as_ref().map(|cursor| {
+        format!(
+            "{} rows shown, more follow: repeat the command with AFTER '{cursor}' at its end (LIMIT n sets the rows per page, at most {})",
+            report.rows.len(),
+            report::page::MAX_LIMIT
+        )
+    })
+}
+
 impl ConsoleHandler {
     async fn respond<C>(
         &self,
         client: &mut C,
-        cmd: &Command,
+        req: &Request,
         format: &Format,
     ) -> PgWireResult<Response>
     where
@@ -112,26 +140,32 @@ impl ConsoleHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (handle, command) = (self.handle.clone(), cmd.clone());
-        let outcome = tokio::task::spawn_blocking(move || run(&handle, &command))
-            .await
-            .map_err(|e| {
-                PgWireError::UserError(Box::new(ErrorInfo::new(
-                    "ERROR".into(),
-                    "XX000".into(),
-                    format!("the report failed: {e}; see the proxy log"),
-                )))
-            })??;
+        // One console report at a time: concurrent sessions queue rather
+        // than multiply the memory a report takes.
+        static BUILDING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+        let _turn = BUILDING.acquire().await.map_err(report_failed)?;
+        let (handle, request, format) = (self.handle.clone(), req.clone(), format.clone());
+        // Built and encoded off the relay thread; only the page's encoded
+        // rows are written from the session's task.
+        let outcome = tokio::task::spawn_blocking(move || {
+            run(&handle, &request).map(|outcome| match outcome {
+                Outcome::Rows(mut report) => {
+                    report.notices.extend(next_page_notice(&report));
+                    let schema = Arc::new(encode::fields(&report, &format));
+                    let rows = encode::rows(&report, schema.clone());
+                    (report.notices, Ok((schema, rows)))
+                }
+                Outcome::Done(tag, notices) => (notices, Err(tag)),
+            })
+        })
+        .await
+        .map_err(report_failed)??;
         let (notices, response) = match outcome {
-            Outcome::Rows(report) => {
-                let schema = Arc::new(encode::fields(&report, format));
-                let rows = encode::rows(&report, schema.clone());
-                (
-                    report.notices,
-                    Response::Query(QueryResponse::new(schema, stream::iter(rows))),
-                )
-            }
-            Outcome::Done(tag, notices) => (notices, Response::Execution(Tag::new(tag))),
+            (notices, Ok((schema, rows))) => (
+                notices,
+                Response::Query(QueryResponse::new(schema, stream::iter(rows))),
+            ),
+            (notices, Err(tag)) => (notices, Response::Execution(Tag::new(tag))),
         };
         for n in notices {
             let info = ErrorInfo::new("NOTICE".into(), "00000".into(), n);
@@ -154,9 +188,9 @@ impl SimpleQueryHandler for ConsoleHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let cmd = command::parse(query).map_err(syntax_error)?;
+        let req = command::parse_request(query).map_err(syntax_error)?;
         Ok(vec![
-            self.respond(client, &cmd, &Format::UnifiedText).await?,
+            self.respond(client, &req, &Format::UnifiedText).await?,
         ])
     }
 }
@@ -168,30 +202,30 @@ pub struct CommandParser;
 
 #[async_trait]
 impl QueryParser for CommandParser {
-    type Statement = Command;
+    type Statement = Request;
 
     async fn parse_sql<C>(
         &self,
         _client: &C,
         sql: &str,
         _types: &[Option<Type>],
-    ) -> PgWireResult<Option<Command>>
+    ) -> PgWireResult<Option<Request>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        command::parse(sql).map(Some).map_err(syntax_error)
+        command::parse_request(sql).map(Some).map_err(syntax_error)
     }
 
-    fn get_parameter_types(&self, _stmt: &Command) -> PgWireResult<Vec<Type>> {
+    fn get_parameter_types(&self, _stmt: &Request) -> PgWireResult<Vec<Type>> {
         Ok(Vec::new())
     }
 
     fn get_result_schema(
         &self,
-        stmt: &Command,
+        stmt: &Request,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        let columns = command_columns(stmt);
+        let columns = command_columns(&stmt.command);
         let report = Report::new(columns);
         Ok(encode::fields(
             &report,
@@ -219,7 +253,7 @@ fn command_columns(cmd: &Command) -> Vec<(&'static str, report::ColumnType)> {
 
 #[async_trait]
 impl ExtendedQueryHandler for ConsoleHandler {
-    type Statement = Command;
+    type Statement = Request;
     type QueryParser = CommandParser;
 
     fn query_parser(&self) -> Arc<CommandParser> {
@@ -229,12 +263,12 @@ impl ExtendedQueryHandler for ConsoleHandler {
     async fn do_query<C>(
         &self,
         client: &mut C,
-        portal: &Portal<Command>,
+        portal: &Portal<Request>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Command>,
+        C::PortalStore: PortalStore<Statement = Request>,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {

@@ -1,29 +1,53 @@
 //! `SHOW CLIENTS`: every client identity seen, with its sessions open now.
 
+use super::page::{client_key, Page, Pager};
 use super::{columns, Cell, Report};
 use crate::proxy::ServerHandle;
 use crate::usage::ClientIdentity;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 #[derive(Default)]
 struct Acc {
     sessions: u64,
     calls: u64,
     errors: u64,
-    shapes: std::collections::BTreeSet<u64>,
+    shapes: BTreeSet<u64>,
     first: Option<u64>,
     last: Option<u64>,
 }
 
-/// One row per client identity: sessions connected now, and its recorded
-/// executions, errors and statement shapes.
-pub fn clients(handle: &ServerHandle) -> Report {
-    let mut by: BTreeMap<ClientIdentity, Acc> = BTreeMap::new();
-    for identity in handle.live_sessions() {
-        by.entry(identity).or_default().sessions += 1;
+/// One row per client identity (`page.client`; with `page.table`, those
+/// that used it): sessions connected now, and its recorded executions,
+/// errors and statement shapes.
+pub fn clients(handle: &ServerHandle, page: &Page) -> Report {
+    let users_of_table: Option<BTreeSet<ClientIdentity>> = page.table.as_ref().map(|_| {
+        handle
+            .usage_rows()
+            .into_iter()
+            .filter(|r| page.wants_table(&r.schema, &r.table))
+            .map(|r| r.client)
+            .collect()
+    });
+    let wanted = |c: &ClientIdentity| {
+        page.wants_client(c) && users_of_table.as_ref().is_none_or(|s| s.contains(c))
+    };
+    let mut pager: Pager<(ClientIdentity, Acc)> = Pager::new(page);
+    for identity in handle.live_sessions().into_iter().filter(|c| wanted(c)) {
+        if let Some((_, acc)) = pager.slot(client_key(&identity).to_vec(), || {
+            (identity.clone(), Acc::default())
+        }) {
+            acc.sessions += 1;
+        }
     }
     for r in handle.usage().statements() {
-        let acc = by.entry(r.client).or_default();
+        if !wanted(&r.client) {
+            continue;
+        }
+        let Some((_, acc)) = pager.slot(client_key(&r.client).to_vec(), || {
+            (r.client.clone(), Acc::default())
+        }) else {
+            continue;
+        };
         acc.calls += r.calls;
         acc.errors += r.errors;
         // One shape run under several search_paths is one statement.
@@ -34,7 +58,9 @@ pub fn clients(handle: &ServerHandle) -> Report {
         );
         acc.last = Some(acc.last.map_or(r.last_seen_ms, |l| l.max(r.last_seen_ms)));
     }
+    let (by, next) = pager.finish();
     let mut report = Report::new(columns::CLIENTS.to_vec());
+    report.next = next;
     for (identity, acc) in by {
         report.push_client(
             &identity,

@@ -7,6 +7,7 @@ pub mod columns;
 mod ddl;
 mod dependents;
 mod errors;
+pub mod page;
 mod queries;
 mod settings;
 mod tables;
@@ -17,13 +18,12 @@ pub use clients::clients;
 pub use ddl::ddl;
 pub use dependents::dependents;
 pub use errors::errors;
+pub use page::{Page, PageError};
 pub use queries::queries;
 pub use settings::{config, restart_keys_changed, rules};
 pub use tables::tables;
 pub use unresolved::unresolved;
 pub use usage::usage;
-
-use serde_json::{Map, Value};
 
 /// The SQL type a column is sent as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,16 +73,17 @@ impl Cell {
     pub fn ms(us: u64) -> Cell {
         Cell::Float(us as f64 / 1000.0)
     }
+}
 
-    fn to_json(&self) -> Value {
+impl serde::Serialize for Cell {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Cell::Text(s) => Value::String(s.clone()),
-            Cell::Int(n) => Value::from(*n),
-            Cell::Float(f) => serde_json::Number::from_f64(*f)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
-            Cell::Time(ms) => Value::String(crate::admin::dependents::rfc3339(*ms)),
-            Cell::Null => Value::Null,
+            Cell::Text(t) => s.serialize_str(t),
+            Cell::Int(n) => s.serialize_i64(*n),
+            // NaN and infinities have no JSON form.
+            Cell::Float(f) if f.is_finite() => s.serialize_f64(*f),
+            Cell::Float(_) | Cell::Null => s.serialize_unit(),
+            Cell::Time(ms) => s.serialize_str(&crate::admin::dependents::rfc3339(*ms)),
         }
     }
 }
@@ -96,6 +97,8 @@ pub struct Report {
     pub rows: Vec<Vec<Cell>>,
     /// Remarks for the reader (sent as NOTICEs by the console).
     pub notices: Vec<String>,
+    /// The cursor of the next page, when rows follow this answer's last.
+    pub next: Option<String>,
 }
 
 impl Report {
@@ -105,6 +108,20 @@ impl Report {
             columns,
             rows: Vec::new(),
             notices: Vec::new(),
+            next: None,
+        }
+    }
+
+    /// A report of one page: the rows a [`page::Pager`] kept, and its cursor.
+    pub fn paged(
+        columns: Vec<(&'static str, ColumnType)>,
+        (rows, next): (Vec<Vec<Cell>>, Option<String>),
+    ) -> Report {
+        Report {
+            columns,
+            rows,
+            notices: Vec::new(),
+            next,
         }
     }
 
@@ -114,20 +131,48 @@ impl Report {
         self.rows.push(row);
     }
 
-    /// The rows as a JSON array of objects keyed by column name.
-    pub fn to_json(&self) -> Value {
-        Value::Array(
-            self.rows
-                .iter()
-                .map(|row| {
-                    let mut obj = Map::new();
-                    for ((name, _), cell) in self.columns.iter().zip(row) {
-                        obj.insert((*name).to_string(), cell.to_json());
-                    }
-                    Value::Object(obj)
-                })
-                .collect(),
-        )
+    /// The rows as JSON text, written straight from the cells (no
+    /// intermediate JSON tree: a page of a large report stays small).
+    pub fn json_bytes(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(self)
+    }
+}
+
+/// The rows as a JSON array of objects, keys in name order (as a JSON
+/// object map sorts them).
+impl serde::Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut order: Vec<usize> = (0..self.columns.len()).collect();
+        order.sort_by_key(|i| self.columns[*i].0);
+        let mut seq = s.serialize_seq(Some(self.rows.len()))?;
+        for row in &self.rows {
+            seq.serialize_element(&RowJson {
+                columns: &self.columns,
+                order: &order,
+                row,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+struct RowJson<'a> {
+    columns: &'a [(&'static str, ColumnType)],
+    order: &'a [usize],
+    row: &'a [Cell],
+}
+
+impl serde::Serialize for RowJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.order.len()))?;
+        for &i in self.order {
+            if let (Some((name, _)), Some(cell)) = (self.columns.get(i), self.row.get(i)) {
+                map.serialize_entry(name, cell)?;
+            }
+        }
+        map.end()
     }
 }
 
@@ -182,7 +227,7 @@ mod tests {
             Cell::Null,
         ]);
         assert_eq!(
-            r.to_json().to_string(),
+            String::from_utf8(r.json_bytes().unwrap()).unwrap(),
             r#"[{"calls":3,"column":null,"last_seen":"1970-01-01T00:00:00.000Z","mean_ms":1.5,"name":"a"}]"#
         );
     }

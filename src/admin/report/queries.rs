@@ -2,8 +2,8 @@
 //! one-minute buckets for the last hour, so the effect of a migration on
 //! read and write latency shows minute by minute.
 
+use super::page::{KeyPart, Page, Pager};
 use super::{columns, Cell, Report};
-use crate::admin::dependents::Target;
 use crate::proxy::ServerHandle;
 use crate::usage::timeline::MinuteSlot;
 use crate::usage::{now_ms, LatencyHistogram};
@@ -39,11 +39,21 @@ impl Bucket {
 }
 
 /// Rows of scope `table` (all shapes on a table, by statement kind) and of
-/// scope `query` (one shape), newest minute first; with `table`, only what
-/// touches it. Quantiles are bucket upper bounds (within about 19%).
-pub fn queries(handle: &ServerHandle, table: Option<&Target>) -> Report {
+/// scope `query` (one shape), newest minute first; with `page.table`, only
+/// what touches it; with `page.client`, only the shapes that client ran.
+/// Quantiles are bucket upper bounds (within about 19%).
+pub fn queries(handle: &ServerHandle, page: &Page) -> Report {
+    let table = page.table.as_ref();
     let usage = handle.usage();
     let shapes = usage.shapes();
+    let client_shapes: Option<BTreeSet<u64>> = page.client.as_ref().map(|_| {
+        usage
+            .statements()
+            .into_iter()
+            .filter(|r| page.wants_client(&r.client))
+            .map(|r| r.fingerprint_id)
+            .collect()
+    });
     // The tables each shape touches, as resolved for its clients.
     let mut tables_of: HashMap<u64, BTreeSet<String>> = HashMap::new();
     for r in handle.usage_rows() {
@@ -58,6 +68,9 @@ pub fn queries(handle: &ServerHandle, table: Option<&Target>) -> Report {
     let mut per_query: BTreeMap<(u64, u64), Bucket> = BTreeMap::new();
     let mut per_table: BTreeMap<(u64, String, &'static str), Bucket> = BTreeMap::new();
     for (fp, slots) in usage.recent_latencies(now_ms()) {
+        if client_shapes.as_ref().is_some_and(|s| !s.contains(&fp)) {
+            continue;
+        }
         let tables = tables_of.get(&fp).cloned().unwrap_or_default();
         if let Some(w) = &wanted {
             if !tables.contains(w) {
@@ -80,18 +93,29 @@ pub fn queries(handle: &ServerHandle, table: Option<&Target>) -> Report {
             }
         }
     }
-    let mut report = Report::new(columns::QUERIES.to_vec());
-    let mut rows: Vec<(u64, u8, u64, Vec<Cell>)> = Vec::new();
-    for ((minute, t, kind), b) in &per_table {
-        let mut row = vec![
-            Cell::Time(minute * 60_000),
-            Cell::text("table"),
-            Cell::text(t),
-            Cell::text(*kind),
+    // Newest minute first; tables before shapes; busiest first.
+    let mut pager = Pager::new(page);
+    let key = |minute: u64, scope: i64, calls: u64, rest: [&str; 3]| {
+        let mut key = vec![
+            KeyPart::newest_first(minute),
+            KeyPart::Int(scope),
+            KeyPart::newest_first(calls),
         ];
-        row.extend(b.cells());
-        row.push(Cell::Null);
-        rows.push((*minute, 0, b.calls, row));
+        key.extend(rest.map(|s| KeyPart::Text(s.to_string())));
+        key
+    };
+    for ((minute, t, kind), b) in &per_table {
+        pager.offer(key(*minute, 0, b.calls, [t, kind, ""]), || {
+            let mut row = vec![
+                Cell::Time(minute * 60_000),
+                Cell::text("table"),
+                Cell::text(t),
+                Cell::text(*kind),
+            ];
+            row.extend(b.cells());
+            row.push(Cell::Null);
+            row
+        });
     }
     for ((minute, fp), b) in &per_query {
         let tables = tables_of
@@ -99,20 +123,19 @@ pub fn queries(handle: &ServerHandle, table: Option<&Target>) -> Report {
             .map(|t| t.iter().cloned().collect::<Vec<_>>().join(", "))
             .unwrap_or_default();
         let analysis = shapes.get(fp);
-        let mut row = vec![
-            Cell::Time(minute * 60_000),
-            Cell::text("query"),
-            Cell::text(tables),
-            Cell::text(analysis.map(|a| a.kind.as_str()).unwrap_or("utility")),
-        ];
-        row.extend(b.cells());
-        row.push(Cell::opt_text(analysis.map(|a| a.fingerprint.text.clone())));
-        rows.push((*minute, 1, b.calls, row));
+        let kind = analysis.map(|a| a.kind.as_str()).unwrap_or("utility");
+        let text = analysis.map(|a| a.fingerprint.text.as_str()).unwrap_or("");
+        pager.offer(key(*minute, 1, b.calls, [&tables, kind, text]), || {
+            let mut row = vec![
+                Cell::Time(minute * 60_000),
+                Cell::text("query"),
+                Cell::text(tables.clone()),
+                Cell::text(kind),
+            ];
+            row.extend(b.cells());
+            row.push(Cell::opt_text(analysis.map(|a| a.fingerprint.text.clone())));
+            row
+        });
     }
-    // Newest minute first; tables before shapes; busiest first.
-    rows.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(b.2.cmp(&a.2)));
-    for (_, _, _, row) in rows {
-        report.push(row);
-    }
-    report
+    Report::paged(columns::QUERIES.to_vec(), pager.finish())
 }

@@ -1,5 +1,6 @@
 //! `SHOW TABLES`: each table clients used, how, and by how many of them.
 
+use super::page::{KeyPart, Page, Pager};
 use super::{columns, unresolved, Cell, Report};
 use crate::analysis::{Dependency, Mode};
 use crate::proxy::ServerHandle;
@@ -17,16 +18,29 @@ struct Acc {
     last: u64,
 }
 
-/// One row per (schema, table) seen in usage, with the catalog's row
-/// estimate when a snapshot knows the table. Columns that could not be
-/// resolved to one table are no table's: a NOTICE counts them, `SHOW
-/// UNRESOLVED` lists them.
-pub fn tables(handle: &ServerHandle) -> Report {
-    let mut by: BTreeMap<(String, String), Acc> = BTreeMap::new();
+/// One row per (schema, table) seen in usage (by `page.client`, only
+/// `page.table`), with the catalog's row estimate when a snapshot knows
+/// the table. Columns that could not be resolved to one table are no
+/// table's: a NOTICE counts them, `SHOW UNRESOLVED` lists them.
+pub fn tables(handle: &ServerHandle, page: &Page) -> Report {
+    let mut pager: Pager<((String, String), Acc)> = Pager::new(page);
     let rows = handle.usage_rows();
-    let left_out = rows.iter().filter(|r| !r.is_resolved()).count();
-    for r in rows.into_iter().filter(|r| r.is_resolved()) {
-        let acc = by.entry((r.schema.clone(), r.table.clone())).or_default();
+    let left_out = rows
+        .iter()
+        .filter(|r| !r.is_resolved() && page.wants_client(&r.client))
+        .count();
+    for r in rows.into_iter().filter(|r| {
+        r.is_resolved() && page.wants_client(&r.client) && page.wants_table(&r.schema, &r.table)
+    }) {
+        let key = vec![
+            KeyPart::Text(r.schema.clone()),
+            KeyPart::Text(r.table.clone()),
+        ];
+        let Some((_, acc)) = pager.slot(key, || {
+            ((r.schema.clone(), r.table.clone()), Acc::default())
+        }) else {
+            continue;
+        };
         acc.calls.insert(
             (
                 r.client.clone(),
@@ -44,7 +58,9 @@ pub fn tables(handle: &ServerHandle) -> Report {
         acc.last = acc.last.max(r.last_seen_ms);
     }
     let catalogs = handle.catalogs();
+    let (by, next) = pager.finish();
     let mut report = Report::new(columns::TABLES.to_vec());
+    report.next = next;
     report.notices.extend(unresolved::left_out_notice(left_out));
     for ((schema, table), acc) in by {
         let sum = |mode: Mode| -> u64 {

@@ -4,7 +4,8 @@
 //! have it) is listed here with its candidates, never as a table row of
 //! the usage, tables or dependents reports.
 
-use super::{columns, Cell, Report};
+use super::page::{client_key, KeyPart, Page, Pager};
+use super::{client_cells, columns, Cell, Report};
 use crate::admin::dependents::Target;
 use crate::analysis::Mode;
 use crate::proxy::ServerHandle;
@@ -20,17 +21,30 @@ pub(crate) fn left_out_notice(n: usize) -> Option<String> {
     })
 }
 
-/// Every unresolved column use, or those that may be on `target`.
-pub fn unresolved(handle: &ServerHandle, target: Option<&Target>) -> Report {
-    from_rows(&handle.usage_rows(), target)
+/// Unresolved column uses of `page.client`, or those that may be on
+/// `page.table`, one page at a time.
+pub fn unresolved(handle: &ServerHandle, page: &Page) -> Report {
+    paged_rows(&handle.usage_rows(), page)
 }
 
-/// The report from usage rows (testable without a server).
+/// The first page of the report from usage rows (testable without a server).
+#[cfg(test)]
 pub(crate) fn from_rows(rows: &[UsageRow], target: Option<&Target>) -> Report {
-    let mut report = Report::new(columns::UNRESOLVED.to_vec());
+    let page = Page {
+        table: target.cloned(),
+        ..Page::default()
+    };
+    paged_rows(rows, &page)
+}
+
+/// One page of the report from usage rows, in client, column, candidates,
+/// mode, fingerprint order.
+fn paged_rows(rows: &[UsageRow], page: &Page) -> Report {
+    let target: Option<&Target> = page.table.as_ref();
+    let mut pager = Pager::new(page);
     for r in rows
         .iter()
-        .filter(|r| !r.is_resolved())
+        .filter(|r| !r.is_resolved() && page.wants_client(&r.client))
         .filter(|r| target.is_none_or(|t| t.may_be_used_by(r)))
     {
         let candidates: Vec<String> = r
@@ -38,22 +52,33 @@ pub(crate) fn from_rows(rows: &[UsageRow], target: Option<&Target>) -> Report {
             .iter()
             .map(|q| format!("{}.{}", q.schema, q.name))
             .collect();
-        report.push_client(
-            &r.client,
-            [
+        let candidates = candidates.join(", ");
+        let mode = match r.mode {
+            Mode::Read => "read",
+            Mode::Write => "write",
+        };
+        let mut key = client_key(&r.client).to_vec();
+        key.extend([
+            KeyPart::opt_text(r.column.as_deref()),
+            KeyPart::Text(candidates.clone()),
+            KeyPart::Text(mode.into()),
+            KeyPart::Text(r.fingerprint.clone()),
+            KeyPart::Text(r.search_path.clone()),
+        ]);
+        pager.offer(key, || {
+            let mut row = client_cells(&r.client);
+            row.extend([
                 Cell::opt_text(r.column.clone()),
-                Cell::text(candidates.join(", ")),
-                Cell::text(match r.mode {
-                    Mode::Read => "read",
-                    Mode::Write => "write",
-                }),
+                Cell::text(candidates),
+                Cell::text(mode),
                 Cell::count(r.calls),
                 Cell::Time(r.last_seen_ms),
                 Cell::text(&r.fingerprint),
-            ],
-        );
+            ]);
+            row
+        });
     }
-    report
+    Report::paged(columns::UNRESOLVED.to_vec(), pager.finish())
 }
 
 #[cfg(test)]
