@@ -223,7 +223,7 @@ async fn api_ddl(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Respon
 }
 
 async fn api_rules(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    answer(st, headers, |_| Ok(report::rules())).await
+    answer(st, headers, |st| Ok(report::rules(&st.handle.config()))).await
 }
 
 async fn api_config(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {

@@ -70,7 +70,7 @@ fn run(h: &ServerHandle, cmd: &Command) -> PgWireResult<Outcome> {
             Outcome::Rows(report::errors(h, report::since_ms(since.unwrap_or(window))))
         }
         Command::Ddl => Outcome::Rows(report::ddl(h)),
-        Command::Rules => Outcome::Rows(report::rules()),
+        Command::Rules => Outcome::Rows(report::rules(&h.config())),
         Command::Config => Outcome::Rows(report::config(&h.config(), h.config_file().as_deref())),
         Command::Reload => match h.reload_from_file() {
             Ok(restart) => {

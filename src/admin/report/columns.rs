@@ -112,6 +112,8 @@ pub const DDL: Columns = &[
 pub const RULES: Columns = &[
     ("rule", Text),
     ("action", Text),
+    ("default", Text),
+    ("category", Text),
     ("lock", Text),
     ("summary", Text),
 ];
