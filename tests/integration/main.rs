@@ -9,6 +9,7 @@ mod cli;
 mod clients;
 mod console;
 mod faults;
+mod policy_rewrites;
 mod relay;
 mod reports;
 mod tls;
