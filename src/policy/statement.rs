@@ -354,6 +354,24 @@ impl Statement {
         }
     }
 
+    /// Tables this statement creates (the gate adds them to
+    /// `Context::created` once the statement succeeded).
+    pub fn created_tables(&self) -> Vec<Name> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::CreateTable { table, .. } => Some(table.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Tables this statement takes ACCESS EXCLUSIVE on (the gate adds them
+    /// to `Context::exclusive_locked` inside a transaction block).
+    pub fn exclusive_tables(&self) -> Vec<Name> {
+        super::rules::support::access_exclusive_targets(self)
+    }
+
     /// The text with a trailing `;` and whitespace removed, for splicing.
     pub fn body(&self) -> &str {
         self.text.trim_end().trim_end_matches(';').trim_end()
