@@ -80,15 +80,18 @@ pub struct NewColumn {
     pub identity: bool,
     /// `NOT NULL`.
     pub not_null: bool,
-    /// `REFERENCES other (col)` as written, when present.
+    /// The `REFERENCES other (col) [ON DELETE ...]` clause, when present.
     pub references: Option<String>,
+    /// The name given with `CONSTRAINT name` to its REFERENCES / UNIQUE / PRIMARY KEY.
+    pub constraint_name: Option<String>,
     /// `UNIQUE`.
     pub unique: bool,
     /// `PRIMARY KEY`.
     pub primary_key: bool,
     /// `CHECK (...)`.
     pub check: bool,
-    /// The column definition without its constraints (`name type [DEFAULT ...]`).
+    /// The column definition without its REFERENCES / UNIQUE / PRIMARY KEY
+    /// (`name type [DEFAULT ...] [NOT NULL] ...`).
     pub bare_sql: String,
 }
 

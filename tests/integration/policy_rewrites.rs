@@ -106,6 +106,11 @@ async fn every_rewrite_leaves_the_schema_of_the_original_statement() {
             true,
         ),
         ("ALTER TABLE t ADD COLUMN o2 int REFERENCES o (id)", true),
+        (
+            "ALTER TABLE t ADD COLUMN o3 int NOT NULL DEFAULT 1 CONSTRAINT t_o3_ref REFERENCES o (id) ON DELETE CASCADE",
+            true,
+        ),
+        ("ALTER TABLE t ADD COLUMN c2 text CONSTRAINT c2_uq UNIQUE", true),
         ("ALTER TABLE t ADD CHECK (a > 0)", true),
         ("ALTER TABLE t ALTER COLUMN a SET NOT NULL", true),
         ("ALTER TABLE t ADD UNIQUE (a)", true),
