@@ -8,6 +8,7 @@ pub mod admin;
 pub mod analysis;
 pub mod catalog;
 pub mod config;
+pub mod guard;
 pub mod logging;
 pub mod policy;
 pub mod proxy;

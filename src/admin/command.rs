@@ -16,6 +16,8 @@ pub enum Command {
     Usage(Option<Target>),
     /// `SHOW DEPENDENTS table[.column] [SINCE 'interval']`
     Dependents(Target, Option<Duration>),
+    /// `SHOW UNRESOLVED [table[.column]]`
+    Unresolved(Option<Target>),
     /// `SHOW QUERIES [table]`
     Queries(Option<Target>),
     /// `SHOW ERRORS [SINCE 'interval']`
@@ -35,7 +37,7 @@ pub enum Command {
 /// The commands, as the 42601 error lists them.
 pub const VALID: &str = "SHOW CLIENTS, SHOW TABLES, SHOW USAGE [table[.column]], \
 SHOW DEPENDENTS table[.column] [SINCE 'interval'], SHOW QUERIES [table], \
-SHOW ERRORS [SINCE 'interval'], SHOW DDL, SHOW RULES, SHOW CONFIG, RELOAD";
+SHOW ERRORS [SINCE 'interval'], SHOW UNRESOLVED [table[.column]], SHOW DDL, SHOW RULES, SHOW CONFIG, RELOAD";
 
 /// Why a command was not understood (SQLSTATE 42601).
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -208,6 +210,8 @@ pub fn parse(sql: &str) -> Result<Command, CommandError> {
                 "usage" => {
                     optional_target(&toks, true, "SHOW USAGE [table[.column]]").map(Command::Usage)
                 }
+                "unresolved" => optional_target(&toks, true, "SHOW UNRESOLVED [table[.column]]")
+                    .map(Command::Unresolved),
                 "queries" => {
                     optional_target(&toks, false, "SHOW QUERIES [table]").map(Command::Queries)
                 }
@@ -252,6 +256,10 @@ mod tests {
         assert_eq!(parse("SHOW CLIENTS;"), Ok(Command::Clients));
         assert_eq!(parse("show tables"), Ok(Command::Tables));
         assert_eq!(parse("SHOW USAGE"), Ok(Command::Usage(None)));
+        assert_eq!(
+            parse("SHOW UNRESOLVED j1_tbl.i"),
+            Ok(Command::Unresolved(Some(t("public", "j1_tbl", Some("i")))))
+        );
         assert_eq!(
             parse("SHOW USAGE users.email"),
             Ok(Command::Usage(Some(t("public", "users", Some("email")))))

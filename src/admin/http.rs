@@ -34,6 +34,7 @@ pub async fn serve(listener: TcpListener, state: HttpState) {
         .route("/api/v1/clients", get(api_clients))
         .route("/api/v1/tables", get(api_tables))
         .route("/api/v1/usage", get(api_usage))
+        .route("/api/v1/unresolved", get(api_unresolved))
         .route("/api/v1/dependents", get(api_dependents))
         .route("/api/v1/queries", get(api_queries))
         .route("/api/v1/errors", get(api_errors))
@@ -171,6 +172,17 @@ async fn api_usage(
 ) -> Response {
     answer(st, headers, move |st| {
         Ok(report::usage(&st.handle, target_of(&q).as_ref()))
+    })
+    .await
+}
+
+async fn api_unresolved(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    answer(st, headers, move |st| {
+        Ok(report::unresolved(&st.handle, target_of(&q).as_ref()))
     })
     .await
 }

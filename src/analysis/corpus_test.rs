@@ -139,27 +139,41 @@ fn corpus_statements_resolve_as_expected() {
 
 #[test]
 fn known_parser_gaps_are_still_gaps_and_classified_lexically() {
+    use super::StatementKind::{Ddl, Maintenance};
     // DESIGN section 5: sqlparser 0.64 cannot parse these. When an upgrade
     // closes a gap this test fails, so the lexical path can be revisited.
     let analyzer = Analyzer::new(16);
-    for (sql, target) in [
-        ("REINDEX TABLE users", "users"),
-        ("CLUSTER users USING users_pkey", "users"),
+    for (sql, kind, object, name) in [
+        ("REINDEX TABLE users", Maintenance, "table", "users"),
+        (
+            "CLUSTER users USING users_pkey",
+            Maintenance,
+            "table",
+            "users",
+        ),
         (
             "DROP INDEX CONCURRENTLY IF EXISTS idx_users_email",
+            Ddl,
+            "index",
             "idx_users_email",
         ),
-        ("ALTER TABLE users SET TABLESPACE fast", "users"),
+        (
+            "ALTER TABLE users SET TABLESPACE fast",
+            Ddl,
+            "table",
+            "users",
+        ),
     ] {
         let a = analyzer.analyze(sql);
         assert!(
             !a.parsed,
             "sqlparser now parses {sql:?}: revisit the lexical classifier"
         );
-        assert_eq!(a.kind, super::StatementKind::Ddl, "{sql}");
+        assert_eq!(a.kind, kind, "{sql}");
+        let c = &a.ddl[0];
         assert_eq!(
-            a.relations.first().map(|r| r.relation.name.as_str()),
-            Some(target),
+            (c.object.as_str(), c.name().map(|n| n.name.as_str())),
+            (object, Some(name)),
             "{sql}"
         );
     }

@@ -239,7 +239,11 @@ impl Extractor {
             | Statement::Savepoint { .. }
             | Statement::ReleaseSavepoint { .. } => StatementKind::Transaction,
             Statement::CreateTable(ct) => {
-                let rel = relation_name(&ct.name);
+                let mut rel = relation_name(&ct.name);
+                if ct.temporary && rel.schema.is_none() {
+                    // A temporary table lives in the session's pg_temp.
+                    rel.schema = Some(crate::catalog::TEMP_SCHEMA.into());
+                }
                 self.relation(rel, Mode::Write, false);
                 for col in &ct.columns {
                     for opt in &col.options {
@@ -318,16 +322,12 @@ impl Extractor {
                 }
                 StatementKind::Ddl
             }
-            Statement::Drop { names, .. } => {
-                for n in names {
-                    self.relation(relation_name(n), Mode::Write, false);
-                }
-                StatementKind::Ddl
-            }
             other => {
+                // DROP, GRANT, VACUUM, ...: the classifier knows the object
+                // kind, and only relations become relation uses.
                 let c = super::classify::classify(&super::fingerprint(&other.to_string()).text);
-                if let Some(target) = c.target {
-                    self.relation(target, Mode::Write, false);
+                for u in c.relation_uses() {
+                    self.relation(u.relation, u.mode, u.all_columns);
                 }
                 c.kind
             }

@@ -255,7 +255,7 @@ pub(crate) fn skip_quoted_ident(b: &[u8], mut i: usize) -> usize {
 }
 
 /// `$tag$ ... $tag$`; `None` if `$` does not start a dollar-quoted string.
-fn skip_dollar_string(b: &[u8], start: usize) -> Option<usize> {
+pub(crate) fn skip_dollar_string(b: &[u8], start: usize) -> Option<usize> {
     let mut j = start + 1;
     while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] >= 0x80) {
         j += 1;

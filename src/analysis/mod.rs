@@ -7,9 +7,11 @@ pub mod classify;
 mod corpus_test;
 pub mod extract;
 pub mod fingerprint;
+mod lexical;
 pub mod model;
 pub mod resolve;
 pub mod search_path;
+pub mod split;
 pub mod tokens;
 
 pub use fingerprint::{fingerprint, Fingerprint};
@@ -25,56 +27,80 @@ use std::sync::Arc;
 /// (a multi-megabyte INSERT would stall the session for nothing).
 pub const MAX_PARSE_LEN: usize = 256 * 1024;
 
+fn parse(sql: &str) -> Option<Vec<sqlparser::ast::Statement>> {
+    if sql.len() > MAX_PARSE_LEN {
+        return None;
+    }
+    Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()
+}
+
 /// Parses and walks `sql` (no cache). `fp` must be `fingerprint(sql)`.
 pub fn analyze_uncached(sql: &str, fp: Fingerprint) -> Analysis {
-    let parsed = if sql.len() <= MAX_PARSE_LEN {
-        Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()
-    } else {
-        None
-    };
+    // Every statement of the text, classified on its own: the DDL log and
+    // the policy read these, whatever the parser makes of the text.
+    let statements = classify::classify_all(&fp.text);
+    let ddl: Vec<classify::Classified> = statements
+        .iter()
+        .filter(|c| c.is_logged())
+        .cloned()
+        .collect();
+    let changes_search_path = search_path::may_change(&fp.text);
+    // A locking clause sqlparser 0.64 cannot read changes no column usage:
+    // the text without it gets the full analysis.
+    let parsed = parse(sql).or_else(|| {
+        lexical::without_locking_clauses(&fp.text).and_then(|stripped| parse(&stripped))
+    });
     match parsed {
-        Some(statements) => {
+        Some(parsed) => {
             let mut x = extract::Extractor::new();
-            let kind = statements
+            let kind = parsed
                 .iter()
                 .map(|s| x.statement(s))
                 .max()
                 .unwrap_or(StatementKind::Utility);
             let uses = x.finish();
             Analysis {
-                changes_search_path: search_path::may_change(&fp.text),
+                changes_search_path,
                 fingerprint: fp,
                 kind,
                 parsed: true,
                 relations: uses.relations.into_iter().collect(),
                 columns: uses.columns.into_iter().collect(),
+                ddl,
             }
         }
         None => {
-            // The lexical classifier decides the kind, statement by statement.
+            // The lexical classifier decides the kind, statement by
+            // statement, and records the relations it can prove: those a
+            // DDL statement names (relations only, never a function, a
+            // schema or a keyword) and those after FROM, JOIN, UPDATE,
+            // INSERT INTO, DELETE FROM of a read or write. No columns.
             let mut kind = StatementKind::Utility;
-            let mut relations = Vec::new();
-            for part in fp.text.split(';').filter(|p| !p.trim().is_empty()) {
-                let c = classify::classify(part.trim());
+            let mut relations: Vec<RelationUse> = Vec::new();
+            for c in &statements {
                 kind = kind.max(c.kind);
-                if let Some(target) = c.target {
-                    // `TABLE t` reads every column; everything else the
-                    // classifier recognises targets an object it changes.
-                    let read = c.command == "table";
-                    relations.push(RelationUse {
-                        relation: target,
-                        mode: if read { Mode::Read } else { Mode::Write },
-                        all_columns: read,
-                    });
+                let uses = match c.kind {
+                    StatementKind::Read | StatementKind::Write
+                        if c.command != "table" && c.command != "truncate" =>
+                    {
+                        lexical::dml_relations(&c.text)
+                    }
+                    _ => c.relation_uses(),
+                };
+                for u in uses {
+                    if !relations.contains(&u) {
+                        relations.push(u);
+                    }
                 }
             }
             Analysis {
-                changes_search_path: search_path::may_change(&fp.text),
+                changes_search_path,
                 fingerprint: fp,
                 kind,
                 parsed: false,
                 relations,
                 columns: Vec::new(),
+                ddl,
             }
         }
     }

@@ -4,17 +4,30 @@
 use super::Fingerprint;
 
 /// The broad class of a statement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Ordered by strength: the kind of a text holding several statements is
+/// the strongest of theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum StatementKind {
     /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ...
     Transaction,
-    /// SET, SHOW, LISTEN, EXPLAIN, PREPARE, ...
+    /// SET, SHOW, LISTEN, EXPLAIN, PREPARE, LOCK, ...
+    #[default]
     Utility,
     /// SELECT and other statements that only read.
     Read,
     /// INSERT, UPDATE, DELETE, MERGE, COPY FROM, TRUNCATE.
     Write,
-    /// CREATE, ALTER, DROP, ...
+    /// VACUUM, ANALYZE, CLUSTER, REINDEX, REFRESH MATERIALIZED VIEW: they
+    /// change no schema (the catalog is not reloaded), but REINDEX, CLUSTER,
+    /// VACUUM FULL and a non-concurrent REFRESH take strong locks, so a DDL
+    /// policy may want to see them (the classifier's `command` says which).
+    Maintenance,
+    /// GRANT, REVOKE, ALTER DEFAULT PRIVILEGES, REASSIGN OWNED, and
+    /// CREATE/ALTER/DROP ROLE (USER, GROUP): privileges, not the shape.
+    Privilege,
+    /// Statements that change the schema: CREATE, ALTER, DROP, COMMENT ON,
+    /// SECURITY LABEL, IMPORT FOREIGN SCHEMA, ...
     Ddl,
 }
 
@@ -26,6 +39,8 @@ impl StatementKind {
             StatementKind::Utility => "utility",
             StatementKind::Read => "read",
             StatementKind::Write => "write",
+            StatementKind::Maintenance => "maintenance",
+            StatementKind::Privilege => "privilege",
             StatementKind::Ddl => "ddl",
         }
     }
@@ -105,4 +120,16 @@ pub struct Analysis {
     /// Some statement of the text may change `search_path` (decided once
     /// per shape; the raw text is then parsed for the new value).
     pub changes_search_path: bool,
+    /// The statements of the text the DDL log records (schema changes,
+    /// maintenance, privileges), each classified on its own, in order:
+    /// `SET lock_timeout ...; ALTER TABLE ...` holds the ALTER only.
+    pub ddl: Vec<super::classify::Classified>,
+}
+
+impl Analysis {
+    /// True when some statement of the text, if it succeeds, can change
+    /// the catalog snapshot (see `Classified::changes_catalog`).
+    pub fn changes_catalog(&self) -> bool {
+        self.ddl.iter().any(|c| c.changes_catalog())
+    }
 }

@@ -59,6 +59,17 @@ fn qualify(rel: &RelationName, catalog: &Catalog, search_path: &[String]) -> Qua
             name: t.name.clone(),
         };
     }
+    if rel.schema.is_none()
+        && rel.name.starts_with("pg_")
+        && !catalog.has_schema(crate::catalog::SYSTEM_SCHEMA)
+    {
+        // No snapshot of pg_catalog (none loaded yet): a `pg_*` name that
+        // is no known relation is a system catalog, searched first.
+        return QualifiedName {
+            schema: crate::catalog::SYSTEM_SCHEMA.into(),
+            name: rel.name.clone(),
+        };
+    }
     QualifiedName {
         // Unknown relation: Postgres would look in (and create in) the
         // first schema of the path that exists.
@@ -159,4 +170,66 @@ pub fn resolve(analysis: &Analysis, catalog: &Catalog, search_path: &[String]) -
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Analyzer;
+    use crate::catalog::Table;
+
+    fn tables(sql: &str, catalog: &Catalog, path: &[&str]) -> Vec<String> {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        let mut out: Vec<String> = resolve(&Analyzer::new(16).analyze(sql), catalog, &path)
+            .into_iter()
+            .flat_map(|u| u.relations)
+            .map(|r| format!("{}.{}", r.schema, r.name))
+            .collect();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn system_catalogs_resolve_to_pg_catalog_with_or_without_a_snapshot() {
+        let empty = Catalog::default();
+        assert_eq!(
+            tables("SELECT relname FROM pg_class", &empty, &["public"]),
+            vec!["pg_catalog.pg_class"]
+        );
+        let snapshot = Catalog::from_tables([Table {
+            schema: "pg_catalog".into(),
+            name: "pg_class".into(),
+            columns: Vec::new(),
+            row_estimate: -1,
+        }]);
+        assert_eq!(
+            tables("SELECT * FROM pg_class", &snapshot, &["app", "public"]),
+            vec!["pg_catalog.pg_class"]
+        );
+        // A user table named pg_something, with pg_catalog known: Postgres
+        // creates it in the first schema of the path.
+        assert_eq!(
+            tables("CREATE TABLE pg_mine (x int)", &snapshot, &["app"]),
+            vec!["app.pg_mine"]
+        );
+    }
+
+    #[test]
+    fn temporary_tables_resolve_through_pg_temp() {
+        let empty = Catalog::default();
+        assert_eq!(
+            tables("CREATE TEMP TABLE scratch (x int)", &empty, &["public"]),
+            vec!["pg_temp.scratch"]
+        );
+        let snapshot = Catalog::from_tables(["public", "pg_temp"].map(|s| Table {
+            schema: s.into(),
+            name: "scratch".into(),
+            columns: Vec::new(),
+            row_estimate: -1,
+        }));
+        assert_eq!(
+            tables("INSERT INTO scratch VALUES (1)", &snapshot, &["public"]),
+            vec!["pg_temp.scratch"]
+        );
+    }
 }

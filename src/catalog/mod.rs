@@ -5,6 +5,6 @@ mod model;
 mod set;
 pub mod snapshot;
 
-pub use model::{Catalog, Column, Table};
+pub use model::{Catalog, Column, Table, SYSTEM_SCHEMA, TEMP_SCHEMA};
 pub use set::Catalogs;
 pub use snapshot::{CatalogError, ServiceLogin};

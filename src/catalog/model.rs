@@ -75,14 +75,82 @@ impl Catalog {
     }
 
     /// Finds a relation as Postgres would: a qualified name directly, an
-    /// unqualified one through `search_path` in order.
+    /// unqualified one through `search_path` in order, with `pg_temp`
+    /// (the session's temporary tables, all sessions' in this snapshot)
+    /// and then `pg_catalog` searched first unless the path names them
+    /// elsewhere. (Postgres never searches `pg_temp` for functions; this
+    /// finds relations only.)
     pub fn find(&self, rel: &RelationName, search_path: &[String]) -> Option<&Table> {
         match &rel.schema {
             Some(schema) => self.tables.get(&(schema.clone(), rel.name.clone())),
-            None => search_path
-                .iter()
-                .chain(std::iter::once(&"pg_catalog".to_string()))
-                .find_map(|s| self.tables.get(&(s.clone(), rel.name.clone()))),
+            None => {
+                let listed = |s: &str| search_path.iter().any(|p| p == s);
+                let implicit = [TEMP_SCHEMA, SYSTEM_SCHEMA]
+                    .into_iter()
+                    .filter(|s| !listed(s));
+                implicit
+                    .chain(search_path.iter().map(String::as_str))
+                    .find_map(|s| self.tables.get(&(s.to_string(), rel.name.clone())))
+            }
         }
+    }
+}
+
+/// The schema temporary relations are known under (Postgres's alias for
+/// the session's own `pg_temp_N`).
+pub const TEMP_SCHEMA: &str = "pg_temp";
+
+/// The system catalog schema, implicitly searched before the path.
+pub const SYSTEM_SCHEMA: &str = "pg_catalog";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(schema: &str, name: &str) -> Table {
+        Table {
+            schema: schema.into(),
+            name: name.into(),
+            columns: Vec::new(),
+            row_estimate: -1,
+        }
+    }
+
+    fn found(c: &Catalog, name: &str, path: &[&str]) -> Option<String> {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        let rel = RelationName {
+            schema: None,
+            name: name.into(),
+        };
+        c.find(&rel, &path)
+            .map(|t| format!("{}.{}", t.schema, t.name))
+    }
+
+    #[test]
+    fn pg_temp_then_pg_catalog_are_searched_first_unless_the_path_places_them() {
+        let c = Catalog::from_tables([
+            table("pg_catalog", "pg_class"),
+            table("public", "pg_class"),
+            table("public", "users"),
+            table("pg_temp", "users"),
+            table("billing", "users"),
+        ]);
+        assert_eq!(
+            found(&c, "pg_class", &["public"]).as_deref(),
+            Some("pg_catalog.pg_class")
+        );
+        assert_eq!(
+            found(&c, "pg_class", &["public", "pg_catalog"]).as_deref(),
+            Some("public.pg_class")
+        );
+        assert_eq!(
+            found(&c, "users", &["billing", "public"]).as_deref(),
+            Some("pg_temp.users")
+        );
+        assert_eq!(
+            found(&c, "users", &["billing", "pg_temp"]).as_deref(),
+            Some("billing.users")
+        );
+        assert_eq!(found(&c, "nothing", &["public"]), None);
     }
 }

@@ -32,17 +32,20 @@ pub enum CatalogError {
     },
 }
 
-/// Relations and columns of user schemas, with row estimates.
+/// Relations and columns of user schemas and of `pg_catalog` (searched
+/// first, implicitly), with row estimates. Temporary relations of every
+/// session are listed under `pg_temp`, the name a session knows its own by.
 const SNAPSHOT_SQL: &str = "\
-SELECT n.nspname::text, c.relname::text, c.reltuples::float8,
+SELECT CASE WHEN n.nspname LIKE 'pg\\_temp\\_%' THEN 'pg_temp' ELSE n.nspname::text END,
+       c.relname::text, c.reltuples::float8,
        a.attname::text, a.attnum, format_type(a.atttypid, a.atttypmod), a.attnotnull
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-ORDER BY 1, 2, a.attnum";
+  AND n.nspname <> 'information_schema'
+  AND n.nspname NOT LIKE 'pg\\_toast%'
+ORDER BY 1, 2, c.oid, a.attnum";
 
 /// The service login from `[upstream]`.
 #[derive(Clone, Debug)]

@@ -294,6 +294,6 @@ mod tests {
             facts(&lex("ALTER TABLE t ALTER COLUMN a DROP IDENTITY")).as_slice(),
             [Op::AlterIdentity { .. }]
         ));
-        assert_eq!(classify("CLUSTER t").kind, StatementKind::Ddl);
+        assert_eq!(classify("CLUSTER t").kind, StatementKind::Maintenance);
     }
 }

@@ -50,22 +50,67 @@ pub enum Opening {
         /// Parameters read for logging.
         params: StartupParams,
     },
-    /// A CancelRequest for the given backend key.
-    Cancel(Vec<u8>),
+    /// A CancelRequest for the given backend key. The client's socket comes
+    /// along: it must stay open until the cancel has reached Postgres, since
+    /// libpq and most drivers take its close as "the cancel has landed".
+    Cancel {
+        /// The backend key (pid + secret) the client wants cancelled.
+        key: Vec<u8>,
+        /// The cancel connection, closed only after the upstream closed its own.
+        client: Stream,
+    },
+}
+
+/// A failed opening, with the client connection when it can still be
+/// answered (an invalid startup packet gets an ErrorResponse, as Postgres
+/// sends one, instead of a bare close).
+pub struct OpenFailure {
+    /// What went wrong.
+    pub error: StartupError,
+    /// The client connection, when the failure left it usable.
+    pub client: Option<Stream>,
+}
+
+impl From<StartupError> for OpenFailure {
+    fn from(error: StartupError) -> Self {
+        OpenFailure {
+            error,
+            client: None,
+        }
+    }
+}
+
+impl From<io::Error> for OpenFailure {
+    fn from(e: io::Error) -> Self {
+        StartupError::Io(e).into()
+    }
 }
 
 /// Reads the client's opening packets, answering SSLRequest and GSSENCRequest.
-pub async fn open(tcp: TcpStream, acceptor: Option<&TlsAcceptor>) -> Result<Opening, StartupError> {
+pub async fn open(tcp: TcpStream, acceptor: Option<&TlsAcceptor>) -> Result<Opening, OpenFailure> {
     let mut client = Stream::Plain(tcp);
     loop {
-        let packet = read_startup_packet(&mut client).await?;
-        match StartupPacket::parse(packet)? {
+        let parsed = match read_startup_packet(&mut client).await {
+            Ok(packet) => StartupPacket::parse(packet).map_err(StartupError::from),
+            Err(e) => Err(e),
+        };
+        let packet = match parsed {
+            Ok(packet) => packet,
+            Err(error @ StartupError::Protocol(_)) => {
+                return Err(OpenFailure {
+                    error,
+                    client: Some(client),
+                })
+            }
+            Err(error) => return Err(error.into()),
+        };
+        match packet {
             StartupPacket::SslRequest => {
                 if client.is_tls() {
-                    return Err(StartupError::DoubleSsl);
+                    return Err(StartupError::DoubleSsl.into());
                 }
                 let Stream::Plain(mut tcp) = client else {
-                    return Err(StartupError::DoubleSsl);
+                    return Err(StartupError::DoubleSsl.into());
                 };
                 match acceptor {
                     Some(acceptor) => {
@@ -80,7 +125,7 @@ pub async fn open(tcp: TcpStream, acceptor: Option<&TlsAcceptor>) -> Result<Open
                 }
             }
             StartupPacket::GssEncRequest => client.write_all(b"N").await?,
-            StartupPacket::Cancel { key } => return Ok(Opening::Cancel(key)),
+            StartupPacket::Cancel { key } => return Ok(Opening::Cancel { key, client }),
             StartupPacket::Startup {
                 version,
                 params,

@@ -1,6 +1,10 @@
 //! The proxy itself: listener, sessions, upstream connections and TLS.
 
+mod exchange;
+pub mod gate;
 mod handshake;
+mod held;
+mod judge;
 mod listener;
 mod path_state;
 mod relay;
@@ -12,4 +16,4 @@ pub mod tracker;
 pub mod upstream;
 
 pub use listener::{ReloadError, ServeError, Server, ServerHandle};
-pub use relay::Traffic;
+pub use relay::{Traffic, COPY_ABANDONED};

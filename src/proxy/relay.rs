@@ -7,9 +7,12 @@
 //! writes are batched: everything readable is read and framed before the
 //! ready bytes are written in one go.
 
+use super::exchange;
+use super::gate::{Gate, HeldWork, Passage};
 use super::stream::Stream;
 use super::tracker::Tracker;
-use crate::wire::{messages, FrameHeader, WireError};
+use crate::wire::messages;
+use crate::wire::{FrameHeader, WireError};
 use bytes::{Buf, BytesMut};
 use std::future::Future;
 use std::io;
@@ -24,6 +27,11 @@ use tokio::io::{AsyncReadExt, AsyncWrite};
 const READ_CHUNK: usize = 16 * 1024;
 /// Stop reading a side while this many bytes wait to be written to the other.
 const HIGH_WATER: usize = 256 * 1024;
+
+/// The CopyFail reason sent when a client vanishes during COPY FROM STDIN;
+/// Postgres logs it as `COPY from stdin failed: ...`.
+pub const COPY_ABANDONED: &str =
+    "ddlguard: the client connection closed during COPY FROM STDIN; the COPY was abandoned";
 
 /// Why the relay stopped.
 #[derive(Debug)]
@@ -40,6 +48,17 @@ pub enum RelayEnd {
     Protocol(WireError),
     /// `drain_server` finished: every answer owed to the client was relayed.
     Drained,
+    /// A statement is held for a rewrite and everything before it has been
+    /// answered: the session runs `run_held`, then `run` again.
+    Held,
+}
+
+/// A client message the gate holds, at the front of the client lane.
+struct Held {
+    /// Its length in bytes.
+    len: usize,
+    /// What the session does with it.
+    work: HeldWork,
 }
 
 /// What the relay knows about the session's protocol state.
@@ -57,6 +76,11 @@ pub struct ProtocolState {
     pub server_fatal: bool,
     /// The client sent Terminate.
     pub terminated: bool,
+    /// The server is in COPY FROM STDIN mode (CopyInResponse seen, no
+    /// CopyDone/CopyFail from the client, no error or ReadyForQuery since):
+    /// a Terminate now would be a protocol violation, so the session ends
+    /// with CopyFail instead.
+    pub copy_in: bool,
     /// Client messages of unknown type, relayed unchanged.
     pub unknown_client: u64,
     /// Server messages of unknown type, relayed unchanged.
@@ -64,9 +88,11 @@ pub struct ProtocolState {
 }
 
 impl ProtocolState {
-    /// True while a statement may be running on the server for this client.
+    /// True while a statement may be running on the server for this client
+    /// (and needs a CancelRequest to stop). A COPY FROM STDIN waits for the
+    /// client instead: `finish_server` ends it with CopyFail.
     pub fn busy(&self) -> bool {
-        self.awaiting_ready > 0 || self.unsynced
+        (self.awaiting_ready > 0 || self.unsynced) && !self.copy_in
     }
 }
 
@@ -118,6 +144,9 @@ pub struct Relay {
     draining: bool,
     /// Statement tracking and usage recording, when `[usage] enabled`.
     pub tracker: Option<Tracker>,
+    /// The statement gate (DDL policy).
+    pub gate: Option<Gate>,
+    held: Option<Held>,
     /// Bytes relayed, shared by all sessions (for metrics).
     pub traffic: Arc<Traffic>,
 }
@@ -154,12 +183,15 @@ impl Relay {
                 last_server_tag: 0,
                 server_fatal: false,
                 terminated: false,
+                copy_in: false,
                 unknown_client: 0,
                 unknown_server: 0,
             },
             backend_key: None,
             draining: false,
             tracker: None,
+            gate: None,
+            held: None,
             traffic: Arc::default(),
         }
     }
@@ -178,7 +210,8 @@ impl Relay {
         loop {
             let mut progress = false;
 
-            if !self.draining && self.from_client.may_read() {
+            let hold_room = self.held.is_none() || self.from_client.buf.len() < HIGH_WATER;
+            if !self.draining && hold_room && self.from_client.may_read() {
                 match poll_fill(&mut self.client, &mut self.from_client.buf, cx) {
                     Poll::Ready(Ok(0)) => {
                         self.from_client.eof = true;
@@ -191,6 +224,7 @@ impl Relay {
                         if let Err(e) = self.scan_client(Instant::now()) {
                             return Poll::Ready(RelayEnd::Protocol(e));
                         }
+                        self.place_notices();
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ClientIo(e)),
@@ -208,6 +242,7 @@ impl Relay {
                             .from_server
                             .fetch_add(n as u64, Ordering::Relaxed);
                         self.scan_server(Instant::now());
+                        self.place_notices();
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ServerIo(e)),
@@ -229,6 +264,14 @@ impl Relay {
             let drained = |l: &Lane| l.ready == 0 && !l.needs_flush;
             if self.draining && self.state.awaiting_ready == 0 && drained(&self.from_server) {
                 return Poll::Ready(RelayEnd::Drained);
+            }
+            // The held Query is the only one still owed a ReadyForQuery.
+            if self.held.is_some()
+                && self.state.awaiting_ready <= 1
+                && drained(&self.from_client)
+                && drained(&self.from_server)
+            {
+                return Poll::Ready(RelayEnd::Held);
             }
             if self.from_server.eof && drained(&self.from_server) {
                 return Poll::Ready(RelayEnd::ServerClosed);
@@ -259,6 +302,10 @@ impl Relay {
     fn scan_client(&mut self, now: Instant) -> Result<(), WireError> {
         let lane = &mut self.from_client;
         loop {
+            if self.held.is_some() {
+                // Pipelined messages wait, in order, behind the held one.
+                return Ok(());
+            }
             let avail = lane.buf.len() - lane.ready;
             if lane.pass > 0 {
                 let n = lane.pass.min(avail);
@@ -288,23 +335,131 @@ impl Relay {
                 }
                 b'P' | b'B' | b'E' | b'D' | b'C' | b'H' => st.unsynced = true,
                 b'X' => st.terminated = true,
-                b'd' | b'c' | b'f' | b'p' => {}
+                b'c' | b'f' => st.copy_in = false,
+                b'd' | b'p' => {}
                 _ => st.unknown_client += 1,
             }
-            if let Some(tracker) = self.tracker.as_mut() {
-                if Tracker::wants_client_body(head.tag) {
-                    if avail < head.total_len {
-                        lane.buf.reserve(head.total_len - avail);
+            let gate_reads = self.gate.is_some() && Gate::wants_client_body(head.tag);
+            let tracker_reads = self
+                .tracker
+                .as_ref()
+                .is_some_and(|_| Tracker::wants_client_body(head.tag));
+            if gate_reads || tracker_reads {
+                if avail < head.total_len {
+                    lane.buf.reserve(head.total_len - avail);
+                    return Ok(());
+                }
+                let body = &lane.buf[lane.ready + 5..lane.ready + head.total_len];
+                if let Some(tracker) = self.tracker.as_mut() {
+                    tracker.on_client(head.tag, body, now);
+                }
+                let passage = match self.gate.as_mut() {
+                    Some(gate) if gate_reads => {
+                        let path = self.tracker.as_ref().map_or("", |t| t.search_path());
+                        gate.on_client(head.tag, body, st.tx_status, path)
+                    }
+                    _ => Passage::Forward,
+                };
+                match passage {
+                    Passage::Forward => lane.ready += head.total_len,
+                    Passage::Replace(frame) => {
+                        splice(&mut lane.buf, lane.ready, head.total_len, &frame);
+                        lane.ready += frame.len();
+                    }
+                    Passage::Hold(work) if !st.unsynced => {
+                        self.held = Some(Held {
+                            len: head.total_len,
+                            work,
+                        });
                         return Ok(());
                     }
-                    let body = &lane.buf[lane.ready + 5..lane.ready + head.total_len];
-                    tracker.on_client(head.tag, body, now);
-                    lane.ready += head.total_len;
-                    continue;
+                    Passage::Hold(_) => {
+                        // A Query inside an unsynced extended-protocol batch:
+                        // the server never says when the batch is done, so
+                        // the proxy cannot run its own statements first.
+                        tracing::warn!("a statement to rewrite came inside an unsynced extended-protocol batch; forwarded unchanged");
+                        lane.ready += head.total_len;
+                    }
                 }
+                continue;
+            }
+            if let Some(tracker) = self.tracker.as_mut() {
                 tracker.on_client(head.tag, &[], now);
             }
+            if let Some(gate) = self.gate.as_mut() {
+                if matches!(head.tag, b'S' | b'F') {
+                    gate.on_client(head.tag, &[], st.tx_status, "");
+                }
+            }
             lane.pass = head.total_len;
+        }
+    }
+
+    /// Runs the held statement's rewrite on the server, step by step, and
+    /// queues the client's answer as if its statement ran: a notice per
+    /// step, then its CommandComplete tag (or the failed step's error) and
+    /// ReadyForQuery. Then `run` goes on with what the client sent after it.
+    pub async fn run_held(&mut self) -> Result<(), RelayEnd> {
+        let Some(held) = self.held.take() else {
+            return Ok(());
+        };
+        exchange::discard(&mut self.from_client.buf, held.len);
+        let for_client = match &held.work {
+            HeldWork::Rewrite(rewrite) => self.run_rewrite(rewrite).await?,
+            HeldWork::Guard(guarded) => self.run_guarded(guarded).await?,
+        };
+        // The answer goes through the relay's own bookkeeping (tracker,
+        // gate, transaction status) as if the server had sent it.
+        splice(
+            &mut self.from_server.buf,
+            self.from_server.ready,
+            0,
+            &for_client,
+        );
+        self.scan_server(Instant::now());
+        Ok(())
+    }
+
+    /// Runs one statement of the proxy's own on the server.
+    pub(super) async fn own_statement(
+        &mut self,
+        sql: &str,
+        for_client: &mut Vec<u8>,
+    ) -> Result<exchange::Outcome, RelayEnd> {
+        // Bytes already read from the server and not yet framed start the
+        // exchange's buffer (asynchronous messages for the client).
+        let mut buf = self.from_server.buf.split_off(self.from_server.ready);
+        let outcome = exchange::run(&mut self.server, &mut buf, sql, for_client)
+            .await
+            .map_err(RelayEnd::ServerIo);
+        self.from_server.buf.unsplit(buf);
+        outcome
+    }
+
+    /// Runs a client's statement on the server on its behalf, keeping every
+    /// reply but the ReadyForQuery for the client (`Outcome::frames`).
+    pub(super) async fn client_statement(
+        &mut self,
+        sql: &str,
+    ) -> Result<exchange::Outcome, RelayEnd> {
+        let mut buf = self.from_server.buf.split_off(self.from_server.ready);
+        let outcome = exchange::run_keeping(&mut self.server, &mut buf, sql)
+            .await
+            .map_err(RelayEnd::ServerIo);
+        self.from_server.buf.unsplit(buf);
+        outcome
+    }
+
+    /// Puts the gate's warnings into the client's stream at the next message
+    /// boundary (a NoticeResponse may come at any time).
+    fn place_notices(&mut self) {
+        let lane = &mut self.from_server;
+        if lane.pass != 0 {
+            return;
+        }
+        if let Some(notices) = self.gate.as_mut().and_then(Gate::take_notices) {
+            splice(&mut lane.buf, lane.ready, 0, &notices);
+            lane.ready += notices.len();
         }
     }
 
@@ -343,18 +498,33 @@ impl Relay {
                         lane.buf.reserve(head.total_len - avail);
                         return;
                     }
-                    let body = &lane.buf[lane.ready + 5..lane.ready + head.total_len];
+                    let mut total_len = head.total_len;
+                    if let Some(gate) = self.gate.as_mut() {
+                        if head.tag == b'E' && gate.armed() {
+                            let body = &lane.buf[lane.ready + 5..lane.ready + total_len];
+                            if let Some(frame) = gate.rewrite_error(body) {
+                                splice(&mut lane.buf, lane.ready, total_len, &frame);
+                                total_len = frame.len();
+                            }
+                        }
+                    }
+                    let body = &lane.buf[lane.ready + 5..lane.ready + total_len];
                     if let Some(tracker) = self.tracker.as_mut() {
                         tracker.on_server(head.tag, body, now);
                     }
                     if head.tag == b'Z' {
                         st.tx_status = messages::ready_status(body).unwrap_or(st.tx_status);
                         st.awaiting_ready = st.awaiting_ready.saturating_sub(1);
+                        st.copy_in = false;
+                        if let Some(gate) = self.gate.as_mut() {
+                            gate.on_ready(st.tx_status);
+                        }
                     } else if head.tag == b'E' {
                         st.server_fatal = messages::error_fields(body).severity == "FATAL";
+                        st.copy_in = false;
                     }
                     st.last_server_tag = head.tag;
-                    lane.ready += head.total_len;
+                    lane.ready += total_len;
                     continue;
                 }
                 b'C' | b'I' | b's' | b'1' => {
@@ -362,8 +532,9 @@ impl Relay {
                         tracker.on_server(head.tag, &[], now);
                     }
                 }
-                b'2' | b'3' | b'A' | b'c' | b'd' | b'D' | b'G' | b'H' | b'K' | b'n' | b'N'
-                | b'R' | b'S' | b't' | b'T' | b'v' | b'V' | b'W' => {}
+                b'G' => st.copy_in = true,
+                b'2' | b'3' | b'A' | b'c' | b'd' | b'D' | b'H' | b'K' | b'n' | b'N' | b'R'
+                | b'S' | b't' | b'T' | b'v' | b'V' | b'W' => {}
                 _ => st.unknown_server += 1,
             }
             st.last_server_tag = head.tag;
@@ -389,23 +560,14 @@ impl Relay {
         Ok(())
     }
 
-    /// Reads and discards what the client still sends, until it closes or
-    /// `limit` passes. Closing a socket with unread input sends a TCP reset,
-    /// which can destroy the error message the client has not read yet.
+    /// Reads and discards what the client still sends (see `Stream::linger`).
     pub async fn linger_client(&mut self, limit: std::time::Duration) {
-        let mut sink = vec![0u8; 8192];
-        let drain = async {
-            while let Ok(n) = self.client.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(limit, drain).await;
+        self.client.linger(limit).await;
     }
 
-    /// Writes what is framed for the server, then a Terminate if the server
-    /// stream is on a boundary and the client did not send one, and closes.
+    /// Writes what is framed for the server, then (if the server stream is
+    /// on a boundary and the client did not send one) a Terminate, preceded
+    /// by a CopyFail when a COPY FROM STDIN is still open, and closes.
     pub async fn finish_server(&mut self) -> io::Result<()> {
         use tokio::io::AsyncWriteExt;
         let lane = &mut self.from_client;
@@ -413,12 +575,26 @@ impl Relay {
         lane.buf.advance(lane.ready);
         lane.ready = 0;
         if lane.at_boundary() && !self.state.terminated {
+            if self.state.copy_in {
+                self.server
+                    .write_all(&messages::copy_fail(COPY_ABANDONED))
+                    .await?;
+            }
             self.server.write_all(b"X\0\0\0\x04").await?;
         }
         self.server.flush().await?;
         let _ = self.server.shutdown().await;
         Ok(())
     }
+}
+
+/// Replaces the `len` bytes at `at` with `frame` (a rare path: a refused
+/// statement, or the error that answers it).
+fn splice(buf: &mut BytesMut, at: usize, len: usize, frame: &[u8]) {
+    let tail = buf.split_off(at + len);
+    buf.truncate(at);
+    buf.extend_from_slice(frame);
+    buf.extend_from_slice(&tail);
 }
 
 /// Reads once into `buf`, reserving a chunk first.

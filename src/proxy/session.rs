@@ -1,6 +1,7 @@
 //! One client session from accept to close: opening, upstream connection,
 //! authentication, relay, and the way it ends.
 
+use super::gate::{Gate, JudgeSource};
 use super::handshake::{self, Opening, StartupError};
 use super::relay::{Relay, RelayEnd};
 use super::shared::{reached, ClientSlot, Phase, SessionGuard, Settings, Shared};
@@ -10,6 +11,8 @@ use super::upstream::Upstream;
 use crate::analysis::search_path;
 use crate::usage::ClientIdentity;
 use crate::wire::messages::ProxyError;
+use crate::wire::startup::NO_USER;
+use crate::wire::WireError;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -103,9 +106,30 @@ async fn start(
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let peer_ip = peer.ip().to_string();
-    let (mut client, raw, params) = match handshake::open(tcp, settings.acceptor.as_ref()).await? {
-        Opening::Cancel(key) => {
+    let opening = match handshake::open(tcp, settings.acceptor.as_ref()).await {
+        Ok(opening) => opening,
+        Err(failure) => {
+            if let (Some(mut client), StartupError::Protocol(e)) = (failure.client, &failure.error)
+            {
+                // As Postgres: a FATAL ErrorResponse, then a close without a reset.
+                let code = match e {
+                    WireError::BadStartup(NO_USER) => "28000",
+                    _ => "08P01",
+                };
+                let err = ProxyError::fatal(code, e.to_string());
+                send_final(&mut client, &err).await;
+                client.linger(LINGER).await;
+            }
+            return Err(failure.error);
+        }
+    };
+    let (mut client, raw, params) = match opening {
+        Opening::Cancel { key, client } => {
+            // Postgres closes the cancel connection only after it signalled
+            // the backend; closing ours before the upstream closed its own
+            // would let the client's next statement overtake the cancel.
             forward_cancel(shared, &key).await;
+            drop(client);
             return Ok(None);
         }
         Opening::Session {
@@ -198,6 +222,16 @@ async fn start(
         client_addr: peer_ip,
     };
     shared.live.insert(session_id, identity.clone());
+    let judges: JudgeSource = {
+        let shared = shared.clone();
+        Arc::new(move || shared.settings().gate.clone())
+    };
+    relay.gate = Some(Gate::new(
+        judges,
+        identity.clone(),
+        shared.marker_prefix.clone(),
+        shared.gate_stats.clone(),
+    ));
     if settings.config.usage.enabled {
         let search_path =
             search_path::from_startup(params.search_path.as_deref(), params.options.as_deref());
@@ -214,9 +248,23 @@ async fn start(
 /// The relay phase and the orderly end of the session.
 async fn relay_session(mut relay: Relay, upstream: Arc<Upstream>, shared: &Shared) {
     let mut phase = shared.phase();
-    let end = tokio::select! {
-        end = relay.run() => Some(end),
-        _ = reached(&mut phase, Phase::Closing) => None,
+    let end = loop {
+        let end = tokio::select! {
+            end = relay.run() => Some(end),
+            _ = reached(&mut phase, Phase::Closing) => None,
+        };
+        if !matches!(end, Some(RelayEnd::Held)) {
+            break end;
+        }
+        // A rewrite: the proxy runs the safe sequence on this session's
+        // upstream, then relaying goes on.
+        let held = tokio::select! {
+            held = relay.run_held() => held,
+            _ = reached(&mut phase, Phase::Closing) => break None,
+        };
+        if let Err(end) = held {
+            break Some(end);
+        }
     };
     if let Some(RelayEnd::Protocol(_)) = &end {
         // Answers to statements forwarded before the bad message come first.
@@ -255,6 +303,7 @@ async fn relay_session(mut relay: Relay, upstream: Arc<Upstream>, shared: &Share
             info!("closing session: proxy shutdown");
         }
         Some(RelayEnd::Drained) => debug!("relay drained"),
+        Some(RelayEnd::Held) => debug!("relay ended while holding a statement"),
         Some(RelayEnd::ClientClosed) => {
             if !st.terminated {
                 cancel_if_busy("client disconnected");

@@ -1,6 +1,8 @@
 //! State shared by the listener and all sessions: live settings, the cancel
 //! key registry, the shutdown phase and a few counters.
 
+use super::gate::{self, ForwardAll, GatePolicy, GateStats};
+use super::judge;
 use super::relay::Traffic;
 use super::tracker::TrackingContext;
 use super::upstream::Upstream;
@@ -25,6 +27,9 @@ pub struct Settings {
     pub upstream: Arc<Upstream>,
     /// The client-facing TLS acceptor, when `tls_cert`/`tls_key` are set.
     pub acceptor: Option<TlsAcceptor>,
+    /// What the statement gate applies (the DDL policy and guarded
+    /// execution of this configuration).
+    pub gate: Arc<GatePolicy>,
 }
 
 impl Settings {
@@ -39,6 +44,12 @@ impl Settings {
             config,
             upstream,
             acceptor,
+            // Replaced by the configured policy when the settings are
+            // installed (`Shared::new`, `replace_settings`).
+            gate: Arc::new(GatePolicy {
+                judge: Arc::new(ForwardAll),
+                guard: None,
+            }),
         })
     }
 }
@@ -99,6 +110,10 @@ pub struct Shared {
     console_sessions: AtomicUsize,
     /// Where `RELOAD` and SIGHUP read the configuration from.
     pub reload_source: RwLock<Option<ReloadSource>>,
+    /// What the statement gates did.
+    pub gate_stats: Arc<GateStats>,
+    /// The function name prefix refused statements are replaced with.
+    pub marker_prefix: Arc<str>,
     phase: watch::Sender<Phase>,
     active: AtomicUsize,
     clients: AtomicUsize,
@@ -125,6 +140,8 @@ impl Shared {
             catalogs: Arc::new(Catalogs::new(login, usage.catalog_refresh.0)),
             ddl: Arc::new(DdlLog::new(DDL_LOG_CAPACITY)),
         };
+        let mut settings = settings;
+        settings.gate = Arc::new(judge::gate_policy(&settings.config, &tracking));
         Arc::new(Shared {
             tracking,
             settings: RwLock::new(Arc::new(settings)),
@@ -133,6 +150,8 @@ impl Shared {
             live: DashMap::new(),
             traffic: Arc::default(),
             reload_source: RwLock::new(None),
+            gate_stats: Arc::default(),
+            marker_prefix: gate::marker_prefix(),
             console_sessions: AtomicUsize::new(0),
             phase: watch::channel(Phase::Running).0,
             active: AtomicUsize::new(0),
@@ -151,7 +170,8 @@ impl Shared {
     }
 
     /// Replaces the settings for sessions that start from now on.
-    pub fn replace_settings(&self, settings: Settings) {
+    pub fn replace_settings(&self, mut settings: Settings) {
+        settings.gate = Arc::new(judge::gate_policy(&settings.config, &self.tracking));
         let settings = Arc::new(settings);
         match self.settings.write() {
             Ok(mut s) => *s = settings,

@@ -21,6 +21,22 @@ impl Stream {
     pub fn is_tls(&self) -> bool {
         !matches!(self, Stream::Plain(_))
     }
+
+    /// Reads and discards what the peer still sends, until it closes or
+    /// `limit` passes. Closing a socket with unread input sends a TCP reset,
+    /// which can destroy the error message the peer has not read yet.
+    pub async fn linger(&mut self, limit: std::time::Duration) {
+        use tokio::io::AsyncReadExt;
+        let mut sink = vec![0u8; 8192];
+        let drain = async {
+            while let Ok(n) = self.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, drain).await;
+    }
 }
 
 impl AsyncRead for Stream {

@@ -8,7 +8,7 @@
 use super::path_state::PathState;
 use super::upstream::Upstream;
 use crate::analysis::search_path::{self, SearchPathChange};
-use crate::analysis::{Analysis, Analyzer, StatementKind};
+use crate::analysis::{Analysis, Analyzer};
 use crate::catalog::Catalogs;
 use crate::usage::{now_ms, ClientIdentity, DdlLog, UsageRegistry};
 use std::collections::VecDeque;
@@ -125,6 +125,11 @@ impl Tracker {
             pending: VecDeque::new(),
             seq: 0,
         }
+    }
+
+    /// The session's current `search_path` (canonical; empty: the default).
+    pub fn search_path(&self) -> &str {
+        self.path.current()
     }
 
     /// True for client message types whose body the tracker reads.
@@ -404,11 +409,13 @@ impl Tracker {
         if let Some(a) = analysis {
             let us = now.saturating_duration_since(start).as_micros() as u64;
             self.ctx.usage.record(client, &a, us, error);
-            if a.kind == StatementKind::Ddl {
+            if !a.ddl.is_empty() {
                 self.ctx.ddl.record(&self.identity, &a, now_ms(), us, error);
             }
-            if a.kind == StatementKind::Ddl && error.is_none() {
-                // The schema changed: resolve new names against a new snapshot.
+            if error.is_none() && a.changes_catalog() {
+                // The schema changed (not for VACUUM, GRANT, CREATE INDEX,
+                // CREATE FUNCTION, ...): resolve new names against a new
+                // snapshot.
                 self.ctx.catalogs.invalidate(&self.database);
                 self.ctx.catalogs.ensure(&self.database, &self.upstream);
             }

@@ -3,7 +3,7 @@
 //! never literal values, and keeps the most recent entries only.
 
 use super::ClientIdentity;
-use crate::analysis::classify::classify;
+use crate::analysis::classify::Classified;
 use crate::analysis::Analysis;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -15,11 +15,17 @@ pub struct DdlEvent {
     pub at_ms: u64,
     /// Who ran it.
     pub client: ClientIdentity,
-    /// Leading command, e.g. `alter table`, `create index`.
+    /// Leading command, e.g. `alter table`, `create index`, `vacuum`.
     pub command: String,
-    /// The object it targets as written (`schema.name` when qualified).
+    /// The kind of object it names (`table`, `index`, `function`, ...;
+    /// empty when it names none).
+    pub object: &'static str,
+    /// The object it names as written (`schema.name` when qualified).
     pub target: Option<String>,
-    /// Normalized statement text.
+    /// The relation an index, trigger, policy or rule is on.
+    pub on: Option<String>,
+    /// Normalized text of this statement alone (a Query of several
+    /// statements gives one event per logged statement).
     pub fingerprint: String,
     /// `None` when it succeeded, else the SQLSTATE it failed with.
     pub error: Option<String>,
@@ -45,7 +51,10 @@ impl DdlLog {
         }
     }
 
-    /// Records a finished DDL statement.
+    /// Records each DDL, maintenance or privilege statement of a finished
+    /// execution, one event per statement. `error` is the execution's: a
+    /// Query of several statements runs as one implicit transaction, so
+    /// an error there means none of them took effect.
     pub fn record(
         &self,
         client: &ClientIdentity,
@@ -54,16 +63,27 @@ impl DdlLog {
         duration_us: u64,
         error: Option<[u8; 5]>,
     ) {
-        let c = classify(&analysis.fingerprint.text);
+        for c in &analysis.ddl {
+            self.record_one(client, c, at_ms, duration_us, error);
+        }
+    }
+
+    fn record_one(
+        &self,
+        client: &ClientIdentity,
+        c: &Classified,
+        at_ms: u64,
+        duration_us: u64,
+        error: Option<[u8; 5]>,
+    ) {
         let event = DdlEvent {
             at_ms,
             client: client.clone(),
-            command: c.command,
-            target: c.target.map(|t| match t.schema {
-                Some(s) => format!("{s}.{}", t.name),
-                None => t.name,
-            }),
-            fingerprint: analysis.fingerprint.text.clone(),
+            command: c.command.clone(),
+            object: c.object.as_str(),
+            target: c.target(),
+            on: c.on.as_ref().map(|o| o.to_string()),
+            fingerprint: c.text.clone(),
             error: error.map(|e| String::from_utf8_lossy(&e).into_owned()),
             duration_us,
         };
@@ -97,16 +117,20 @@ mod tests {
     use super::*;
     use crate::analysis::Analyzer;
 
-    #[test]
-    fn keeps_the_latest_events_with_command_target_and_outcome() {
-        let log = DdlLog::new(2);
-        let analyzer = Analyzer::new(16);
-        let who = ClientIdentity {
+    fn who() -> ClientIdentity {
+        ClientIdentity {
             application_name: "migrate".into(),
             user: "u".into(),
             database: "d".into(),
             client_addr: "127.0.0.1".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn keeps_the_latest_events_with_command_target_and_outcome() {
+        let log = DdlLog::new(2);
+        let analyzer = Analyzer::new(16);
+        let who = who();
         for (sql, err) in [
             ("CREATE TABLE a (x int)", None),
             (
@@ -125,5 +149,51 @@ mod tests {
         assert_eq!(events[1].error.as_deref(), Some("42P01"));
         let totals = log.totals();
         assert_eq!(totals.len(), 3, "totals outlive the ring: {totals:?}");
+    }
+
+    #[test]
+    fn each_statement_of_a_query_is_logged_on_its_own() {
+        let log = DdlLog::new(16);
+        let analyzer = Analyzer::new(16);
+        let who = who();
+        let sql = "SET lock_timeout = '1s'; ALTER TABLE app.users ADD COLUMN note text; \
+                   CREATE INDEX CONCURRENTLY i ON app.users (note); SELECT 1";
+        log.record(&who, &analyzer.analyze(sql), 5, 10, None);
+        let events = log.events();
+        let got: Vec<(&str, &str, Option<&str>, Option<&str>)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.command.as_str(),
+                    e.object,
+                    e.target.as_deref(),
+                    e.on.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("alter table", "table", Some("app.users"), None),
+                ("create index", "index", Some("i"), Some("app.users")),
+            ]
+        );
+        assert_eq!(
+            events[0].fingerprint,
+            "alter table app.users add column note text"
+        );
+        // Objects that are not relations keep their kind.
+        log.record(
+            &who,
+            &analyzer.analyze("CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql"),
+            6,
+            1,
+            None,
+        );
+        let last = log.events().pop().map(|e| (e.command, e.object, e.target));
+        assert_eq!(
+            last,
+            Some(("create function".into(), "function", Some("f".into())))
+        );
     }
 }

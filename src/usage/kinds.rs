@@ -12,11 +12,13 @@ pub const BUCKETS_US: [u64; 15] = [
 ];
 
 /// Every statement kind, in the order counters are kept.
-pub const KINDS: [StatementKind; 5] = [
+pub const KINDS: [StatementKind; 7] = [
     StatementKind::Transaction,
     StatementKind::Utility,
     StatementKind::Read,
     StatementKind::Write,
+    StatementKind::Maintenance,
+    StatementKind::Privilege,
     StatementKind::Ddl,
 ];
 
@@ -51,7 +53,7 @@ pub struct KindSnapshot {
 /// Counters for all kinds.
 #[derive(Debug, Default)]
 pub struct KindStats {
-    kinds: [KindCounters; 5],
+    kinds: [KindCounters; 7],
 }
 
 fn index(kind: StatementKind) -> usize {
@@ -60,7 +62,9 @@ fn index(kind: StatementKind) -> usize {
         StatementKind::Utility => 1,
         StatementKind::Read => 2,
         StatementKind::Write => 3,
-        StatementKind::Ddl => 4,
+        StatementKind::Maintenance => 4,
+        StatementKind::Privilege => 5,
+        StatementKind::Ddl => 6,
     }
 }
 

@@ -6,6 +6,7 @@
 //! or a flush expands the entries.
 
 pub mod ddl_log;
+pub mod dependents;
 mod flusher;
 mod histogram;
 mod identity;

@@ -145,10 +145,14 @@ pub struct UsageRow {
     pub client: ClientIdentity,
     /// The `search_path` the statements ran under ("" = server default).
     pub search_path: String,
-    /// Schema of the table (or of each candidate, `|`-joined, when ambiguous).
+    /// Schema of the table; empty when the column could not be resolved.
     pub schema: String,
-    /// Table (or `|`-joined candidates).
+    /// Table; empty when the column could not be resolved.
     pub table: String,
+    /// The relations that may own the column, when the catalog could not
+    /// decide between them (empty for a resolved row): such a row belongs
+    /// to the "could not resolve" list of the reports, never to a table.
+    pub candidates: Vec<QualifiedName>,
     /// Column, `None` for the table as a whole or all columns (`*`).
     pub column: Option<String>,
     /// Read or write.
@@ -178,8 +182,20 @@ pub struct UsageRow {
 impl UsageRow {
     /// (schema, table) of the row: one pair, or each candidate when the
     /// column was ambiguous.
-    pub fn relations(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.schema.split('|').zip(self.table.split('|'))
+    pub fn relations(&self) -> Vec<(&str, &str)> {
+        if self.candidates.is_empty() {
+            vec![(self.schema.as_str(), self.table.as_str())]
+        } else {
+            self.candidates
+                .iter()
+                .map(|q| (q.schema.as_str(), q.name.as_str()))
+                .collect()
+        }
+    }
+
+    /// True when the row names one relation (not a candidate set).
+    pub fn is_resolved(&self) -> bool {
+        self.candidates.is_empty()
     }
 }
 
@@ -581,14 +597,16 @@ impl UsageRegistry {
             let schemas = search_path::effective(&path, &identity.user, |s| catalog.has_schema(s));
             let t = e.totals(identity, &path, e.analysis.fingerprint.id);
             for u in resolve(&e.analysis, &catalog, &schemas) {
-                let joined = |f: fn(&QualifiedName) -> &str| {
-                    u.relations.iter().map(f).collect::<Vec<_>>().join("|")
+                let (schema, table, candidates) = match u.relations.as_slice() {
+                    [one] => (one.schema.clone(), one.name.clone(), Vec::new()),
+                    _ => (String::new(), String::new(), u.relations.clone()),
                 };
                 rows.push(UsageRow {
                     client: t.client.clone(),
                     search_path: t.search_path.clone(),
-                    schema: joined(|r| r.schema.as_str()),
-                    table: joined(|r| r.name.as_str()),
+                    schema,
+                    table,
+                    candidates,
                     column: u.column.clone(),
                     mode: u.mode,
                     dependency: u.dependency,

@@ -1,6 +1,7 @@
 //! Builders and decoders for the few messages the proxy creates or inspects.
 
 use super::WireError;
+use std::borrow::Cow;
 
 /// Authentication request code for `AuthenticationSASL`.
 pub const AUTH_SASL: i32 = 10;
@@ -16,6 +17,10 @@ pub enum Severity {
     Fatal,
     /// Ends the statement.
     Error,
+    /// A warning sent as `NoticeResponse`; the statement goes on.
+    Warning,
+    /// Information sent as `NoticeResponse`.
+    Notice,
 }
 
 impl Severity {
@@ -23,17 +28,21 @@ impl Severity {
         match self {
             Severity::Fatal => "FATAL",
             Severity::Error => "ERROR",
+            Severity::Warning => "WARNING",
+            Severity::Notice => "NOTICE",
         }
     }
 }
 
-/// An `ErrorResponse` the proxy writes itself (what, why, what to do instead).
+/// An `ErrorResponse` (or, for a warning, a `NoticeResponse`) the proxy
+/// writes itself: what, why, what to do instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyError {
     /// FATAL or ERROR.
     pub severity: Severity,
-    /// Five-character SQLSTATE.
-    pub code: &'static str,
+    /// Five-character SQLSTATE (the server's own, when the proxy passes on
+    /// an error of a statement it ran).
+    pub code: Cow<'static, str>,
     /// Primary message.
     pub message: String,
     /// Optional DETAIL.
@@ -44,13 +53,38 @@ pub struct ProxyError {
 
 impl ProxyError {
     /// A FATAL error with a code and message.
-    pub fn fatal(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn fatal(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         ProxyError {
             severity: Severity::Fatal,
-            code,
+            code: code.into(),
             message: message.into(),
             detail: None,
             hint: None,
+        }
+    }
+
+    /// An ERROR that ends the statement, not the session.
+    pub fn error(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        ProxyError {
+            severity: Severity::Error,
+            ..ProxyError::fatal(code, message)
+        }
+    }
+
+    /// A WARNING, sent as a `NoticeResponse`.
+    pub fn warning(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        ProxyError {
+            severity: Severity::Warning,
+            ..ProxyError::fatal(code, message)
+        }
+    }
+
+    /// A NOTICE (SQLSTATE 00000), sent as a `NoticeResponse`: what the
+    /// proxy did on the client's behalf.
+    pub fn notice(message: impl Into<String>) -> Self {
+        ProxyError {
+            severity: Severity::Notice,
+            ..ProxyError::fatal("00000", message)
         }
     }
 
@@ -66,10 +100,14 @@ impl ProxyError {
         self
     }
 
-    /// Encodes the message as an `ErrorResponse` frame.
+    /// Encodes the message as an `ErrorResponse` frame (`NoticeResponse`
+    /// for a warning).
     pub fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();
-        out.push(b'E');
+        out.push(match self.severity {
+            Severity::Warning | Severity::Notice => b'N',
+            Severity::Fatal | Severity::Error => b'E',
+        });
         out.extend_from_slice(&[0; 4]);
         let mut field = |t: u8, v: &str| {
             out.push(t);
@@ -78,7 +116,7 @@ impl ProxyError {
         };
         field(b'S', self.severity.as_str());
         field(b'V', self.severity.as_str());
-        field(b'C', self.code);
+        field(b'C', &self.code);
         field(b'M', &self.message);
         if let Some(d) = &self.detail {
             field(b'D', d);
@@ -97,6 +135,51 @@ impl ProxyError {
         self.encode(&mut out);
         out
     }
+}
+
+/// A frontend `Query` message carrying `sql`.
+pub fn query(sql: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sql.len() + 6);
+    out.push(b'Q');
+    out.extend_from_slice(&(sql.len() as u32 + 5).to_be_bytes());
+    out.extend_from_slice(sql.as_bytes());
+    out.push(0);
+    out
+}
+
+/// A frontend `Parse` message: statement `name` (NUL excluded), `sql`, no
+/// parameter types.
+pub fn parse(name: &[u8], sql: &str) -> Vec<u8> {
+    let len = 4 + name.len() + 1 + sql.len() + 1 + 2;
+    let mut out = Vec::with_capacity(len + 1);
+    out.push(b'P');
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out.extend_from_slice(name);
+    out.push(0);
+    out.extend_from_slice(sql.as_bytes());
+    out.push(0);
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out
+}
+
+/// Splits a NUL-terminated string off the front of a message body; the
+/// whole rest when there is no NUL.
+pub fn cstr(body: &[u8]) -> (&[u8], &[u8]) {
+    match memchr::memchr(0, body) {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (body, &[]),
+    }
+}
+
+/// The SQL text of a `Query` body (before its NUL).
+pub fn query_text(body: &[u8]) -> &[u8] {
+    cstr(body).0
+}
+
+/// The statement name and SQL text of a `Parse` body.
+pub fn parse_parts(body: &[u8]) -> (&[u8], &[u8]) {
+    let (name, rest) = cstr(body);
+    (name, cstr(rest).0)
 }
 
 /// Reads the int32 request code of an `Authentication*` message body.
@@ -131,6 +214,17 @@ pub fn strip_scram_plus(body: &[u8]) -> Result<Option<Vec<u8>>, WireError> {
     let len = (out.len() - 1) as u32;
     out[1..5].copy_from_slice(&len.to_be_bytes());
     Ok(Some(out))
+}
+
+/// A frontend `CopyFail` message: ends a COPY FROM STDIN with `reason`
+/// (the server answers with an ErrorResponse quoting it).
+pub fn copy_fail(reason: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(reason.len() + 6);
+    out.push(b'f');
+    out.extend_from_slice(&(reason.len() as u32 + 5).to_be_bytes());
+    out.extend_from_slice(reason.as_bytes());
+    out.push(0);
+    out
 }
 
 /// Transaction status from a `ReadyForQuery` body: `I`, `T` or `E`.

@@ -5,6 +5,9 @@ use super::WireError;
 /// Postgres refuses startup packets longer than this (`MAX_STARTUP_PACKET_LENGTH`).
 pub const MAX_STARTUP_LEN: u32 = 10_000;
 
+/// Why a startup packet without `user` is refused (Postgres answers 28000).
+pub const NO_USER: &str = "no PostgreSQL user name specified";
+
 const SSL_REQUEST: u32 = 80_877_103;
 const GSSENC_REQUEST: u32 = 80_877_104;
 const CANCEL_REQUEST: u32 = 80_877_102;
@@ -97,7 +100,7 @@ fn parse_params(mut rest: &[u8]) -> Result<StartupParams, WireError> {
         }
     }
     if params.user.is_empty() {
-        return Err(WireError::BadStartup("no PostgreSQL user name specified"));
+        return Err(WireError::BadStartup(NO_USER));
     }
     if params.database.is_empty() {
         params.database = params.user.clone();

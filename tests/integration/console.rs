@@ -207,7 +207,15 @@ async fn the_console_answers_every_command_from_tokio_postgres_and_psql() {
     assert_eq!(index.get::<_, String>("outcome"), "ok");
     assert_eq!(
         index.get::<_, Option<String>>("target").as_deref(),
+        Some("audit_id")
+    );
+    assert_eq!(
+        index.get::<_, Option<String>>("on").as_deref(),
         Some("audit")
+    );
+    assert_eq!(
+        index.get::<_, Option<String>>("object").as_deref(),
+        Some("index")
     );
 
     let config = admin.query("SHOW CONFIG", &[]).await.unwrap();

@@ -248,3 +248,104 @@ async fn gssenc_and_ssl_requests_are_declined_without_certificates() {
     let (tag, _) = raw.read_message().await.unwrap();
     assert_eq!(tag, b'T');
 }
+
+/// The lines `cluster`'s server log holds for backend `pid`, once one of
+/// them contains `wanted` (or after 15 s).
+async fn server_log_of(cluster: &Cluster, pid: u32, wanted: &str) -> String {
+    let tag = format!("[{pid}] ");
+    let mut lines = String::new();
+    for _ in 0..150 {
+        let log = std::fs::read_to_string(cluster.dir.join("postgres.log")).unwrap_or_default();
+        lines = log
+            .lines()
+            .filter(|l| l.contains(&tag))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if lines.contains(wanted) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_vanishing_during_copy_from_stdin_gets_copy_fail_upstream() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_db("faults_copy_vanish");
+    let proxy = TestProxy::start(cluster).await;
+    let (mut raw, seen) =
+        RawClient::login_with(proxy.addr.port(), 196_608, &[("database", &db)]).await;
+    let key = seen
+        .iter()
+        .find(|(tag, _)| *tag == b'K')
+        .map(|(_, body)| body.clone())
+        .expect("BackendKeyData relayed");
+    let pid = u32::from_be_bytes([key[0], key[1], key[2], key[3]]);
+    raw.send(&query("CREATE TABLE vanish (a int)")).await;
+    while raw.read_message().await.expect("reply").0 != b'Z' {}
+    raw.send(&query("COPY vanish FROM STDIN")).await;
+    let (tag, _) = raw.read_message().await.expect("CopyInResponse");
+    assert_eq!(tag, b'G');
+    let row = b"1\n";
+    let mut data = vec![b'd'];
+    data.extend_from_slice(&(row.len() as u32 + 4).to_be_bytes());
+    data.extend_from_slice(row);
+    raw.send(&data).await;
+    drop(raw);
+
+    let log = server_log_of(cluster, pid, "COPY from stdin failed").await;
+    assert!(
+        log.contains(ddlguard::proxy::COPY_ABANDONED),
+        "the server saw ddlguard's CopyFail:\n{log}"
+    );
+    assert!(
+        !log.contains("unexpected message type"),
+        "no Terminate inside the COPY:\n{log}"
+    );
+    let direct = connect(&cluster.direct_conn(&db)).await;
+    let rows: i64 = direct
+        .query_one("SELECT count(*) FROM vanish", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0, "the abandoned COPY stored nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_startup_packets_get_an_error_response_then_a_clean_close() {
+    let cluster = Cluster::shared();
+    let proxy = TestProxy::start(cluster).await;
+    let port = proxy.addr.port();
+    // (packet, expected SQLSTATE, words of the message)
+    let mut oversized = 100_000u32.to_be_bytes().to_vec();
+    oversized.extend_from_slice(&[0u8; 20_000]);
+    let no_user = ddlguard::wire::startup::build_startup(196_608, &[("database", "postgres")]);
+    let mut unterminated = ddlguard::wire::startup::build_startup(196_608, &[("user", "x")]);
+    unterminated.truncate(unterminated.len() - 2);
+    let len = unterminated.len() as u32;
+    unterminated[..4].copy_from_slice(&len.to_be_bytes());
+    let cases: [(&[u8], &str, &str); 3] = [
+        (&oversized, "08P01", "length"),
+        (&no_user, "28000", "user name"),
+        (&unterminated, "08P01", "unterminated"),
+    ];
+    for (packet, code, words) in cases {
+        let mut raw = RawClient::connect(port).await;
+        raw.send(packet).await;
+        let (got, message) = raw
+            .read_error()
+            .await
+            .unwrap_or_else(|| panic!("an ErrorResponse for the {words} case, not a reset"));
+        assert_eq!(got, code, "{message}");
+        assert!(message.contains(words), "{message}");
+        assert!(raw.closed_within(Duration::from_secs(10)).await);
+    }
+    // The proxy goes on.
+    proxy
+        .connect("postgres")
+        .await
+        .query_one("SELECT 1", &[])
+        .await
+        .unwrap();
+}

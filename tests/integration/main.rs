@@ -5,12 +5,17 @@
 mod support;
 
 mod auth;
+mod cancel;
 mod cli;
 mod clients;
 mod console;
 mod faults;
+mod guard;
+mod policy;
 mod policy_rewrites;
 mod relay;
+mod report_rows;
 mod reports;
 mod tls;
 mod usage;
+mod windows;

@@ -1,7 +1,7 @@
 //! Usage tracking through the proxy: what each client touched, by table and
 //! column, for the simple and the extended protocol.
 
-use crate::support::raw::{query, RawClient};
+use crate::support::raw::{parse_bind_execute, query, sync, RawClient};
 use crate::support::{connect, Cluster, TestProxy};
 use ddlguard::analysis::{Dependency, Mode};
 use ddlguard::usage::UsageRow;
@@ -156,6 +156,61 @@ async fn pipelined_executes_and_errors_are_matched_to_their_statements() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_messages_pipelined_past_an_error_are_skipped_to_sync() {
+    let (cluster, db) = setup("usage_pipeline_extended").await;
+    let proxy = TestProxy::start(cluster).await;
+    let mut raw = RawClient::login_db(proxy.addr.port(), &db).await;
+    // One batch: a good statement, a failing one, one the server skips
+    // (everything after an error up to Sync), then Sync.
+    let mut batch = parse_bind_execute("SELECT name FROM users WHERE id = 1");
+    batch.extend(parse_bind_execute("SELECT nope FROM users"));
+    batch.extend(parse_bind_execute("SELECT email FROM users WHERE id = 2"));
+    batch.extend(sync());
+    // The next batch must be matched to its own replies, not the skipped ones.
+    batch.extend(parse_bind_execute("SELECT id FROM users WHERE id = 3"));
+    batch.extend(sync());
+    raw.send(&batch).await;
+    let mut tags = Vec::new();
+    while tags.iter().filter(|t| **t == b'Z').count() < 2 {
+        tags.push(raw.read_message().await.expect("reply").0);
+    }
+    // What Postgres answers: the first statement's replies, the error, the
+    // skip to Sync, then the second batch.
+    assert_eq!(
+        tags,
+        b"12DCE"
+            .iter()
+            .chain(b"Z12DCZ")
+            .copied()
+            .collect::<Vec<_>>(),
+        "{:?}",
+        String::from_utf8_lossy(&tags)
+    );
+    let rows = proxy.handle.usage_rows();
+    let calls = |fingerprint: &str| {
+        rows.iter()
+            .find(|r| r.fingerprint == fingerprint)
+            .map(|r| (r.calls, r.errors))
+    };
+    assert_eq!(calls("select name from users where id = $1"), Some((1, 0)));
+    assert_eq!(
+        calls("select nope from users"),
+        Some((1, 1)),
+        "the failed Parse is recorded"
+    );
+    assert_eq!(
+        calls("select email from users where id = $1"),
+        None,
+        "the statement the server skipped never ran"
+    );
+    assert_eq!(
+        calls("select id from users where id = $1"),
+        Some((1, 0)),
+        "the next batch is matched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracking_can_be_turned_off() {
     let (cluster, db) = setup("usage_off").await;
     let proxy = TestProxy::start_with(cluster, |c| c.usage.enabled = false).await;
@@ -230,7 +285,9 @@ async fn the_catalog_snapshot_resolves_columns_and_follows_ddl() {
         .iter()
         .find(|r| r.column.as_deref() == Some("email"))
         .unwrap();
-    assert_eq!(email.table, "orders|users");
+    let candidates: Vec<&str> = email.candidates.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(candidates, vec!["orders", "users"]);
+    assert_eq!(email.table, "", "a candidate set is no table");
 
     // With one, the snapshot decides.
     let proxy = with_catalog(cluster, &db).await;

@@ -60,6 +60,7 @@ fn run(h: &ServerHandle, cmd: &Command) -> PgWireResult<Outcome> {
         Command::Clients => Outcome::Rows(report::clients(h)),
         Command::Tables => Outcome::Rows(report::tables(h)),
         Command::Usage(t) => Outcome::Rows(report::usage(h, t.as_ref())),
+        Command::Unresolved(t) => Outcome::Rows(report::unresolved(h, t.as_ref())),
         Command::Dependents(t, since) => Outcome::Rows(report::dependents(
             h,
             t,
@@ -206,6 +207,7 @@ fn command_columns(cmd: &Command) -> Vec<(&'static str, report::ColumnType)> {
         Command::Clients => report::columns::CLIENTS.to_vec(),
         Command::Tables => report::columns::TABLES.to_vec(),
         Command::Usage(_) => report::columns::USAGE.to_vec(),
+        Command::Unresolved(_) => report::columns::UNRESOLVED.to_vec(),
         Command::Dependents(..) => report::columns::DEPENDENTS.to_vec(),
         Command::Queries(_) => report::columns::QUERIES.to_vec(),
         Command::Errors(_) => report::columns::ERRORS.to_vec(),

@@ -64,6 +64,22 @@ pub const DEPENDENTS: Columns = &[
     ("first_seen", Time),
     ("last_seen", Time),
     ("fingerprint", Text),
+    ("implicit_use", Text),
+    ("implicit_fingerprint", Text),
+];
+
+/// `SHOW UNRESOLVED`: columns the catalog could not place in one relation.
+pub const UNRESOLVED: Columns = &[
+    ("application_name", Text),
+    ("user", Text),
+    ("database", Text),
+    ("client_addr", Text),
+    ("column", Text),
+    ("candidates", Text),
+    ("mode", Text),
+    ("calls", Int),
+    ("last_seen", Time),
+    ("fingerprint", Text),
 ];
 
 /// `SHOW QUERIES`
@@ -102,7 +118,9 @@ pub const DDL: Columns = &[
     ("database", Text),
     ("client_addr", Text),
     ("command", Text),
+    ("object", Text),
     ("target", Text),
+    ("on", Text),
     ("outcome", Text),
     ("duration_ms", Float),
     ("fingerprint", Text),

@@ -11,7 +11,9 @@ pub fn ddl(handle: &ServerHandle) -> Report {
         row.extend(client_cells(&e.client));
         row.extend([
             Cell::text(e.command),
+            Cell::opt_text((!e.object.is_empty()).then_some(e.object)),
             Cell::opt_text(e.target),
+            Cell::opt_text(e.on),
             Cell::text(e.error.unwrap_or_else(|| "ok".into())),
             Cell::ms(e.duration_us),
             Cell::text(e.fingerprint),

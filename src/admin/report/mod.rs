@@ -10,6 +10,7 @@ mod errors;
 mod queries;
 mod settings;
 mod tables;
+mod unresolved;
 mod usage;
 
 pub use clients::clients;
@@ -19,6 +20,7 @@ pub use errors::errors;
 pub use queries::queries;
 pub use settings::{config, restart_keys_changed, rules};
 pub use tables::tables;
+pub use unresolved::unresolved;
 pub use usage::usage;
 
 use serde_json::{Map, Value};

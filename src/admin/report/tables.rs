@@ -1,6 +1,6 @@
 //! `SHOW TABLES`: each table clients used, how, and by how many of them.
 
-use super::{columns, Cell, Report};
+use super::{columns, unresolved, Cell, Report};
 use crate::analysis::{Dependency, Mode};
 use crate::proxy::ServerHandle;
 use crate::usage::ClientIdentity;
@@ -18,10 +18,14 @@ struct Acc {
 }
 
 /// One row per (schema, table) seen in usage, with the catalog's row
-/// estimate when a snapshot knows the table.
+/// estimate when a snapshot knows the table. Columns that could not be
+/// resolved to one table are no table's: a NOTICE counts them, `SHOW
+/// UNRESOLVED` lists them.
 pub fn tables(handle: &ServerHandle) -> Report {
     let mut by: BTreeMap<(String, String), Acc> = BTreeMap::new();
-    for r in handle.usage_rows() {
+    let rows = handle.usage_rows();
+    let left_out = rows.iter().filter(|r| !r.is_resolved()).count();
+    for r in rows.into_iter().filter(|r| r.is_resolved()) {
         let acc = by.entry((r.schema.clone(), r.table.clone())).or_default();
         acc.calls.insert(
             (
@@ -41,6 +45,7 @@ pub fn tables(handle: &ServerHandle) -> Report {
     }
     let catalogs = handle.catalogs();
     let mut report = Report::new(columns::TABLES.to_vec());
+    report.notices.extend(unresolved::left_out_notice(left_out));
     for ((schema, table), acc) in by {
         let sum = |mode: Mode| -> u64 {
             acc.calls

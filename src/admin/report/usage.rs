@@ -1,7 +1,7 @@
 //! `SHOW USAGE [table[.column]]`: who used what, how, through which
 //! statement shape.
 
-use super::{columns, Cell, Report};
+use super::{columns, unresolved, Cell, Report};
 use crate::admin::dependents::Target;
 use crate::analysis::{Dependency, Mode};
 use crate::proxy::ServerHandle;
@@ -20,15 +20,30 @@ type UsageKey = (
 );
 
 /// Every usage row, or those on `target` (a table, or a column including
-/// implicit uses of all columns).
+/// implicit uses of all columns). Columns that could not be resolved to
+/// one table are not rows here: a NOTICE counts them, `SHOW UNRESOLVED`
+/// lists them.
 pub fn usage(handle: &ServerHandle, target: Option<&Target>) -> Report {
+    from_rows(handle.usage_rows(), target)
+}
+
+/// The report from usage rows (testable without a server).
+pub(crate) fn from_rows(rows: Vec<UsageRow>, target: Option<&Target>) -> Report {
     let mut report = Report::new(columns::USAGE.to_vec());
+    let left_out = rows
+        .iter()
+        .filter(|r| match target {
+            Some(t) => t.may_be_used_by(r),
+            None => !r.is_resolved(),
+        })
+        .count();
+    report.notices.extend(unresolved::left_out_notice(left_out));
     // Entries of one client and shape under different search_paths that
     // resolve to the same object are one row.
     let mut merged: BTreeMap<UsageKey, UsageRow> = BTreeMap::new();
-    for r in handle
-        .usage_rows()
+    for r in rows
         .into_iter()
+        .filter(|r| r.is_resolved())
         .filter(|r| target.is_none_or(|t| t.dependency_of(r).is_some()))
     {
         let key = (

@@ -18,7 +18,10 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(st: &Statement, ctx: &Context, _s: &PolicySettings) -> Option<Hit> {
-    (ctx.in_transaction && ctx.wrote_rows && st.kind == StatementKind::Ddl).then(|| {
+    (ctx.in_transaction
+        && ctx.wrote_rows
+        && matches!(st.kind, StatementKind::Ddl | StatementKind::Maintenance))
+    .then(|| {
         Hit::new(format!(
             "{} runs in a transaction that already wrote rows; their locks are held while it waits",
             st.command.to_uppercase()

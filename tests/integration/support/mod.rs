@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod cluster;
+pub mod notices;
 pub mod pg_bin;
 pub mod proxy;
 pub mod raw;

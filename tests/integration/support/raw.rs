@@ -115,3 +115,34 @@ pub fn query(sql: &str) -> Vec<u8> {
     out.push(0);
     out
 }
+
+/// Encodes an extended-protocol message: `tag`, then `parts` (each part as
+/// given, already NUL-terminated where the protocol says so).
+pub fn message(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let len: usize = parts.iter().map(|p| p.len()).sum::<usize>() + 4;
+    let mut out = vec![tag];
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// Parse (unnamed statement, no parameter types), Bind (unnamed portal, no
+/// parameters, text results) and Execute (all rows) of `sql`, without Sync.
+pub fn parse_bind_execute(sql: &str) -> Vec<u8> {
+    let sql = [sql.as_bytes(), b"\0"].concat();
+    let mut out = message(b'P', &[b"\0", &sql, &0u16.to_be_bytes()]);
+    let no_formats = 0u16.to_be_bytes();
+    out.extend(message(
+        b'B',
+        &[b"\0", b"\0", &no_formats, &no_formats, &no_formats],
+    ));
+    out.extend(message(b'E', &[b"\0", &0u32.to_be_bytes()]));
+    out
+}
+
+/// A Sync message.
+pub fn sync() -> Vec<u8> {
+    message(b'S', &[])
+}

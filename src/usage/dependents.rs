@@ -12,8 +12,16 @@ use std::time::{Duration, UNIX_EPOCH};
 pub struct Dependent {
     /// The client identity.
     pub client: ClientIdentity,
-    /// `explicit` (named the column) or `implicit` (`*`, INSERT without a column list, ...).
+    /// `explicit` when some statement named the column (or, for a table,
+    /// any of its columns), else `implicit` (`*`, INSERT without a column
+    /// list, ...). The DESIGN section 7 contract's key.
     pub dependency: &'static str,
+    /// The client also (or only) depended on it implicitly: a use that
+    /// breaks on a column drop or reorder even when `dependency` says
+    /// `explicit`.
+    pub implicit: bool,
+    /// A fingerprint of an implicit use (the most executed one), if any.
+    pub implicit_fingerprint: Option<String>,
     /// Executions that depended on it.
     pub calls: u64,
     /// First such execution, ms since the Unix epoch.
@@ -74,14 +82,29 @@ pub fn rfc3339(ms: u64) -> String {
 
 impl Target {
     /// Whether `row` is a use of this table or column, and of which kind
-    /// (for a column, `*` and the like count as implicit uses).
+    /// (for a column, `*` and the like count as implicit uses). A column
+    /// the catalog could not resolve to one table is no use of any table
+    /// (see `may_be_used_by`).
     pub fn dependency_of(&self, row: &UsageRow) -> Option<Dependency> {
-        if !row
-            .relations()
-            .any(|(s, t)| s == self.schema && t == self.table)
-        {
+        if !row.is_resolved() || row.schema != self.schema || row.table != self.table {
             return None;
         }
+        self.column_dependency(row)
+    }
+
+    /// Whether `row` is an unresolved column use that may belong to this
+    /// table or column (the table is one of its candidates): it goes to the
+    /// reports' "could not resolve" list.
+    pub fn may_be_used_by(&self, row: &UsageRow) -> bool {
+        !row.is_resolved()
+            && row
+                .relations()
+                .iter()
+                .any(|(s, t)| *s == self.schema && *t == self.table)
+            && self.column_dependency(row).is_some()
+    }
+
+    fn column_dependency(&self, row: &UsageRow) -> Option<Dependency> {
         match (&self.column, &row.column) {
             (Some(want), Some(col)) if want == col => Some(Dependency::Explicit),
             (Some(_), None) if row.dependency == Dependency::Implicit => Some(Dependency::Implicit),
@@ -95,9 +118,12 @@ impl Target {
 
 /// Dependents of `target` among `rows` last seen at or after `since_ms`.
 pub fn dependents(rows: &[UsageRow], target: &Target, since_ms: u64) -> Vec<Dependent> {
+    /// Calls and a sample fingerprint per (fingerprint id, search_path).
+    type ByShape = BTreeMap<(u64, String), (u64, String)>;
     struct Acc {
         explicit: bool,
-        calls_by_fp: BTreeMap<(u64, String), (u64, String)>,
+        calls_by_fp: ByShape,
+        implicit_by_fp: ByShape,
         first: u64,
         last: u64,
     }
@@ -109,35 +135,40 @@ pub fn dependents(rows: &[UsageRow], target: &Target, since_ms: u64) -> Vec<Depe
         let acc = by_client.entry(row.client.clone()).or_insert(Acc {
             explicit: false,
             calls_by_fp: BTreeMap::new(),
+            implicit_by_fp: BTreeMap::new(),
             first: u64::MAX,
             last: 0,
         });
         acc.explicit |= dep == Dependency::Explicit;
         // One statement shape may name several columns: count its calls
         // once (per search_path it ran under: those are separate entries).
-        acc.calls_by_fp
-            .entry((row.fingerprint_id, row.search_path.clone()))
-            .or_insert((row.calls, row.fingerprint.clone()));
+        let key = (row.fingerprint_id, row.search_path.clone());
+        let value = (row.calls, row.fingerprint.clone());
+        if dep == Dependency::Implicit {
+            acc.implicit_by_fp
+                .entry(key.clone())
+                .or_insert(value.clone());
+        }
+        acc.calls_by_fp.entry(key).or_insert(value);
         acc.first = acc.first.min(row.first_seen_ms);
         acc.last = acc.last.max(row.last_seen_ms);
     }
+    let sample = |by: &ByShape| {
+        by.values()
+            .max_by_key(|(calls, _)| *calls)
+            .map(|(_, fp)| fp.clone())
+    };
     by_client
         .into_iter()
-        .map(|(client, acc)| {
-            let sample = acc
-                .calls_by_fp
-                .values()
-                .max_by_key(|(calls, _)| *calls)
-                .map(|(_, fp)| fp.clone())
-                .unwrap_or_default();
-            Dependent {
-                client,
-                dependency: if acc.explicit { "explicit" } else { "implicit" },
-                calls: acc.calls_by_fp.values().map(|(c, _)| c).sum(),
-                first_seen_ms: acc.first,
-                last_seen_ms: acc.last,
-                fingerprint: sample,
-            }
+        .map(|(client, acc)| Dependent {
+            client,
+            dependency: if acc.explicit { "explicit" } else { "implicit" },
+            implicit: !acc.implicit_by_fp.is_empty(),
+            implicit_fingerprint: sample(&acc.implicit_by_fp),
+            calls: acc.calls_by_fp.values().map(|(c, _)| c).sum(),
+            first_seen_ms: acc.first,
+            last_seen_ms: acc.last,
+            fingerprint: sample(&acc.calls_by_fp).unwrap_or_default(),
         })
         .collect()
 }

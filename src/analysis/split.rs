@@ -1,0 +1,199 @@
+//! Splits a query string into statements as Postgres' lexer reads it: a
+//! semicolon inside a string (standard, `E''`, dollar-quoted), a quoted
+//! identifier or a comment (nested block comments included) ends nothing.
+//! The statement gate uses it to judge each statement of a multi-statement
+//! `Query` on its own, with byte offsets to cut the text where one is held.
+
+use super::fingerprint::{skip_block_comment, skip_dollar_string, skip_quoted_ident, skip_string};
+use std::ops::Range;
+
+/// The byte ranges of the statements in `sql`, without the separating
+/// semicolons and without leading white space and comments. Empty
+/// statements (`;;`) are left out. Unterminated strings or comments run to
+/// the end of the text, as the server would read them (and then refuse).
+pub fn statements(sql: &str) -> Vec<Range<usize>> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let next = match c {
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                let end = memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |p| i + p + 1);
+                i = end;
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = skip_block_comment(b, i);
+                continue;
+            }
+            b';' => {
+                if let Some(s) = start.take() {
+                    out.push(s..trim_end(b, s, i));
+                }
+                i += 1;
+                continue;
+            }
+            c if c.is_ascii_whitespace() => {
+                i += 1;
+                continue;
+            }
+            b'\'' => skip_string(b, i + 1, escapes_backslash(b, i)),
+            b'"' => skip_quoted_ident(b, i + 1),
+            b'$' if starts_dollar_quote(b, i) => skip_dollar_string(b, i).unwrap_or(i + 1),
+            c if is_word_byte(c) => {
+                let mut j = i + 1;
+                while j < b.len() && is_word_byte(b[j]) {
+                    j += 1;
+                }
+                j
+            }
+            _ => i + 1,
+        };
+        start.get_or_insert(i);
+        i = next;
+    }
+    if let Some(s) = start {
+        out.push(s..trim_end(b, s, b.len()));
+    }
+    out
+}
+
+/// True when `sql` holds at most one statement. Cheap for the common case
+/// (no semicolon, or only white space after the first one); anything else
+/// is decided by a full split.
+pub fn is_single(sql: &str) -> bool {
+    let b = sql.as_bytes();
+    match memchr::memchr(b';', b) {
+        None => true,
+        Some(p) if b[p + 1..].iter().all(u8::is_ascii_whitespace) => true,
+        Some(_) => statements(sql).len() <= 1,
+    }
+}
+
+/// The first word of `statement` (a range from `statements`, or a whole
+/// single-statement text with leading comments), lower-cased into `buf`;
+/// empty when it does not start with a word.
+pub fn first_keyword<'a>(statement: &str, buf: &'a mut [u8; 16]) -> &'a str {
+    let b = statement.as_bytes();
+    let mut i = 0;
+    loop {
+        match b.get(i) {
+            Some(c) if c.is_ascii_whitespace() || *c == b'(' => i += 1,
+            Some(b'-') if b.get(i + 1) == Some(&b'-') => {
+                i = memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |p| i + p + 1)
+            }
+            Some(b'/') if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i),
+            _ => break,
+        }
+    }
+    let mut n = 0;
+    while let Some(c) = b.get(i + n) {
+        if !c.is_ascii_alphabetic() || n == buf.len() {
+            break;
+        }
+        buf[n] = c.to_ascii_lowercase();
+        n += 1;
+    }
+    std::str::from_utf8(&buf[..n]).unwrap_or("")
+}
+
+fn is_word_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
+}
+
+/// `E'...'` (or `e'...'`) strings treat backslash as an escape; `U&'...'`
+/// and standard strings do not (standard_conforming_strings is on since 9.1).
+fn escapes_backslash(b: &[u8], quote: usize) -> bool {
+    quote > 0 && matches!(b[quote - 1], b'e' | b'E') && (quote < 2 || !is_word_byte(b[quote - 2]))
+}
+
+/// A `$` starts a dollar quote only where an identifier cannot continue
+/// (`a$1$` is one identifier; `$1` is a parameter).
+fn starts_dollar_quote(b: &[u8], i: usize) -> bool {
+    (i == 0 || !is_word_byte(b[i - 1])) && !b.get(i + 1).is_some_and(u8::is_ascii_digit)
+}
+
+fn trim_end(b: &[u8], start: usize, end: usize) -> usize {
+    let mut e = end;
+    while e > start && b[e - 1].is_ascii_whitespace() {
+        e -= 1;
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(sql: &str) -> Vec<&str> {
+        statements(sql).into_iter().map(|r| &sql[r]).collect()
+    }
+
+    #[test]
+    fn splits_on_semicolons_outside_quotes_and_comments() {
+        let cases: &[(&str, &[&str])] = &[
+            ("select 1", &["select 1"]),
+            ("select 1;", &["select 1"]),
+            ("  select 1 ;  select 2  ", &["select 1", "select 2"]),
+            (";;select 1;;", &["select 1"]),
+            ("select ';'; select 2", &["select ';'", "select 2"]),
+            ("select 'it''s;'; x", &["select 'it''s;'", "x"]),
+            ("select E'\\';'; x", &["select E'\\';'", "x"]),
+            ("select '\\'; x", &["select '\\'", "x"]),
+            ("select \"a;b\"; x", &["select \"a;b\"", "x"]),
+            ("select $$a;b$$; x", &["select $$a;b$$", "x"]),
+            ("select $f$ $$; $f$; x", &["select $f$ $$; $f$", "x"]),
+            ("select $1; x", &["select $1", "x"]),
+            ("select a$b; x", &["select a$b", "x"]),
+            ("-- c;\nselect 1; x", &["select 1", "x"]),
+            ("/* a /* b; */ c; */ select 1; x", &["select 1", "x"]),
+            (
+                "select 1 -- tail; comment\n; x",
+                &["select 1 -- tail; comment", "x"],
+            ),
+            (
+                "set lock_timeout = '1s'; alter table t add c int",
+                &["set lock_timeout = '1s'", "alter table t add c int"],
+            ),
+            ("select 'open;", &["select 'open;"]),
+            ("", &[]),
+            ("  -- only a comment", &[]),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(&split(sql), want, "{sql:?}");
+        }
+    }
+
+    #[test]
+    fn single_statement_checks_agree_with_the_split() {
+        for sql in [
+            "select 1",
+            "select 1;",
+            "select 1;  \n",
+            "select ';'",
+            "select 1; select 2",
+            "select 1; -- done",
+            "begin; alter table t add c int; commit;",
+        ] {
+            assert_eq!(is_single(sql), statements(sql).len() <= 1, "{sql:?}");
+        }
+    }
+
+    #[test]
+    fn first_keyword_skips_comments_and_parens() {
+        let mut buf = [0u8; 16];
+        assert_eq!(first_keyword("  ALTER TABLE t", &mut buf), "alter");
+        assert_eq!(
+            first_keyword("/* x */ -- y\n Drop index i", &mut buf),
+            "drop"
+        );
+        assert_eq!(first_keyword("(select 1)", &mut buf), "select");
+        assert_eq!(first_keyword("$1", &mut buf), "");
+        assert_eq!(
+            first_keyword("materializedviewsxyz", &mut buf),
+            "materializedview"
+        );
+    }
+}
