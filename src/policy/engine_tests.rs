@@ -181,6 +181,15 @@ fn concurrent_sequences_in_a_transaction_block_or_defer() {
 }
 
 #[test]
+fn statements_tell_the_gate_what_they_create_and_lock() {
+    let st = Statement::new("CREATE TABLE n (id bigint)");
+    assert_eq!(st.created_tables()[0].name, "n");
+    let st = Statement::new("ALTER TABLE a ADD COLUMN x int");
+    assert_eq!(st.exclusive_tables()[0].name, "a");
+    assert!(Statement::new("SELECT 1").exclusive_tables().is_empty());
+}
+
+#[test]
 fn two_rewrites_in_one_statement_ask_for_a_split() {
     let d = enforce("ALTER TABLE t ADD CHECK (a > 0), ALTER COLUMN b SET NOT NULL");
     let Verdict::Block(r) = &d.verdict else {
@@ -205,4 +214,37 @@ fn usage_aware_blocks_name_the_clients() {
     );
     let _ = UsedBy("x");
     assert_eq!(enforce("DROP TABLE orders").verdict, Verdict::Forward);
+}
+
+#[test]
+fn no_statement_text_makes_the_policy_panic() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/analysis_corpus.toml");
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let corpus: toml::Value = toml::from_str(&text).unwrap_or(toml::Value::Integer(0));
+    let mut sqls: Vec<String> = corpus
+        .get("case")
+        .and_then(|c| c.as_array())
+        .map(|cases| {
+            cases
+                .iter()
+                .filter_map(|c| c.get("sql")?.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(sqls.len() > 20, "the corpus was not read");
+    let ddl = "ALTER TABLE \"Ü\".t ADD CONSTRAINT c FOREIGN KEY (a) REFERENCES o (id), ALTER COLUMN b SET NOT NULL; -- ddlguard:allow x y\nREINDEX (VERBOSE) TABLE CONCURRENTLY s.t; CREATE FUNCTION f() AS $$ x $$";
+    for end in (0..=ddl.len()).filter(|i| ddl.is_char_boundary(*i)) {
+        sqls.push(ddl[..end].to_string());
+    }
+    let tx = Context {
+        in_transaction: true,
+        wrote_rows: true,
+        ..Context::default()
+    };
+    for sql in &sqls {
+        for ctx in [&Context::default(), &tx] {
+            let _ = decide(&Statement::new(sql), ctx, &PolicySettings::default());
+        }
+    }
 }

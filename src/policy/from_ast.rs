@@ -100,11 +100,15 @@ fn column(def: &ColumnDef) -> NewColumn {
     };
     let mut bare = format!("{} {}", def.name, def.data_type);
     for opt in &def.options {
+        let keep_in_bare = !matches!(
+            opt.option,
+            ColumnOption::ForeignKey(_) | ColumnOption::Unique(_) | ColumnOption::PrimaryKey(_)
+        );
+        if keep_in_bare {
+            bare.push_str(&format!(" {opt}"));
+        }
         match &opt.option {
-            ColumnOption::Default(e) => {
-                c.default = Some(default_kind(e));
-                bare.push_str(&format!(" DEFAULT {e}"));
-            }
+            ColumnOption::Default(e) => c.default = Some(default_kind(e)),
             ColumnOption::NotNull => c.not_null = true,
             ColumnOption::Generated {
                 generated_as,
@@ -117,16 +121,18 @@ fn column(def: &ColumnDef) -> NewColumn {
                     c.identity = true;
                 }
             }
-            ColumnOption::ForeignKey(fk) => {
-                let cols: Vec<String> = fk.referred_columns.iter().map(|i| i.to_string()).collect();
-                c.references = Some(if cols.is_empty() {
-                    fk.foreign_table.to_string()
-                } else {
-                    format!("{} ({})", fk.foreign_table, cols.join(", "))
-                });
+            ColumnOption::ForeignKey(_) => {
+                c.references = Some(opt.option.to_string());
+                c.constraint_name = opt.name.as_ref().map(ident);
             }
-            ColumnOption::Unique(_) => c.unique = true,
-            ColumnOption::PrimaryKey(_) => c.primary_key = true,
+            ColumnOption::Unique(_) => {
+                c.unique = true;
+                c.constraint_name = opt.name.as_ref().map(ident);
+            }
+            ColumnOption::PrimaryKey(_) => {
+                c.primary_key = true;
+                c.constraint_name = opt.name.as_ref().map(ident);
+            }
             ColumnOption::Check(_) => c.check = true,
             _ => {}
         }
@@ -415,7 +421,7 @@ fn alter_table(table: &Name, op: &AlterTableOperation, idents: &mut Vec<String>)
             if c.references.is_some() {
                 Op::AddForeignKey {
                     table: t,
-                    constraint: None,
+                    constraint: c.constraint_name.clone(),
                     columns: vec![c.name.clone()],
                     not_valid: false,
                     in_column: Some(c),
@@ -423,7 +429,7 @@ fn alter_table(table: &Name, op: &AlterTableOperation, idents: &mut Vec<String>)
             } else if c.unique || c.primary_key {
                 Op::AddUnique {
                     table: t,
-                    constraint: None,
+                    constraint: c.constraint_name.clone(),
                     primary: c.primary_key,
                     columns: vec![c.name.clone()],
                     using_index: false,

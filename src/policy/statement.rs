@@ -80,15 +80,18 @@ pub struct NewColumn {
     pub identity: bool,
     /// `NOT NULL`.
     pub not_null: bool,
-    /// `REFERENCES other (col)` as written, when present.
+    /// The `REFERENCES other (col) [ON DELETE ...]` clause, when present.
     pub references: Option<String>,
+    /// The name given with `CONSTRAINT name` to its REFERENCES / UNIQUE / PRIMARY KEY.
+    pub constraint_name: Option<String>,
     /// `UNIQUE`.
     pub unique: bool,
     /// `PRIMARY KEY`.
     pub primary_key: bool,
     /// `CHECK (...)`.
     pub check: bool,
-    /// The column definition without its constraints (`name type [DEFAULT ...]`).
+    /// The column definition without its REFERENCES / UNIQUE / PRIMARY KEY
+    /// (`name type [DEFAULT ...] [NOT NULL] ...`).
     pub bare_sql: String,
 }
 
@@ -105,13 +108,18 @@ impl NewColumn {
 /// One thing a statement does. An `ALTER TABLE` with several actions
 /// gives several.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(missing_docs)]
+#[allow(
+    missing_docs,
+    reason = "fields are named for what they hold; each variant is documented"
+)]
 pub enum Op {
+    /// `CREATE TABLE`.
     CreateTable {
         table: Name,
         columns: Vec<NewColumn>,
         if_not_exists: bool,
     },
+    /// `CREATE [UNIQUE] INDEX`.
     CreateIndex {
         table: Name,
         name: Option<String>,
@@ -119,6 +127,7 @@ pub enum Op {
         concurrently: bool,
         if_not_exists: bool,
     },
+    /// `DROP INDEX`.
     DropIndex {
         names: Vec<Name>,
         concurrently: bool,
@@ -131,15 +140,15 @@ pub enum Op {
         target: Option<Name>,
         concurrently: bool,
     },
+    /// `ALTER TABLE ... DETACH PARTITION`.
     DetachPartition {
         table: Name,
         partition: Name,
         concurrently: bool,
     },
-    AttachPartition {
-        table: Name,
-        partition: Name,
-    },
+    /// `ALTER TABLE ... ATTACH PARTITION`.
+    AttachPartition { table: Name, partition: Name },
+    /// `ADD FOREIGN KEY`, or `ADD COLUMN ... REFERENCES` (`in_column`).
     AddForeignKey {
         table: Name,
         constraint: Option<String>,
@@ -147,21 +156,22 @@ pub enum Op {
         not_valid: bool,
         in_column: Option<NewColumn>,
     },
+    /// `ADD CHECK`.
     AddCheck {
         table: Name,
         constraint: Option<String>,
         first_column: Option<String>,
         not_valid: bool,
     },
+    /// `ALTER DOMAIN ... ADD CONSTRAINT`.
     DomainAddConstraint {
         domain: Name,
         constraint: Option<String>,
         not_valid: bool,
     },
-    SetNotNull {
-        table: Name,
-        column: String,
-    },
+    /// `ALTER COLUMN ... SET NOT NULL`.
+    SetNotNull { table: Name, column: String },
+    /// `ADD UNIQUE` / `ADD PRIMARY KEY`, or `ADD COLUMN ... UNIQUE` (`in_column`).
     AddUnique {
         table: Name,
         constraint: Option<String>,
@@ -170,112 +180,88 @@ pub enum Op {
         using_index: bool,
         in_column: Option<NewColumn>,
     },
-    AddExclusion {
-        table: Name,
-    },
+    /// `ADD EXCLUDE`.
+    AddExclusion { table: Name },
+    /// `ADD COLUMN` (without REFERENCES / UNIQUE, which give their own facts).
     AddColumn {
         table: Name,
         column: NewColumn,
         if_not_exists: bool,
     },
+    /// `ALTER COLUMN ... TYPE`.
     AlterColumnType {
         table: Name,
         column: String,
         new_type: String,
     },
-    SetTablespace {
-        table: Name,
-    },
-    SetLogged {
-        table: Name,
-        logged: bool,
-    },
-    VacuumFull {
-        table: Option<Name>,
-    },
-    Cluster {
-        table: Option<Name>,
-    },
-    Truncate {
-        tables: Vec<Name>,
-        cascade: bool,
-    },
-    Lock {
-        tables: Vec<Name>,
-        mode: String,
-    },
-    RefreshMatview {
-        view: Name,
-        concurrently: bool,
-    },
-    UpdateAll {
-        table: Name,
-    },
-    DeleteAll {
-        table: Name,
-    },
-    Update {
-        table: Name,
-        columns: Vec<String>,
-    },
+    /// `SET TABLESPACE`.
+    SetTablespace { table: Name },
+    /// `SET LOGGED` / `SET UNLOGGED`.
+    SetLogged { table: Name, logged: bool },
+    /// `VACUUM FULL`.
+    VacuumFull { table: Option<Name> },
+    /// `CLUSTER`.
+    Cluster { table: Option<Name> },
+    /// `TRUNCATE`.
+    Truncate { tables: Vec<Name>, cascade: bool },
+    /// `LOCK TABLE`; `mode` in lower case (`access exclusive` by default).
+    Lock { tables: Vec<Name>, mode: String },
+    /// `REFRESH MATERIALIZED VIEW`.
+    RefreshMatview { view: Name, concurrently: bool },
+    /// `UPDATE` without WHERE.
+    UpdateAll { table: Name },
+    /// `DELETE` without WHERE or USING.
+    DeleteAll { table: Name },
+    /// Any `UPDATE`, with the columns it assigns.
+    Update { table: Name, columns: Vec<String> },
+    /// `DROP` of anything but an index.
     Drop {
         kind: ObjectKind,
         names: Vec<Name>,
         cascade: bool,
         if_exists: bool,
     },
-    DropColumn {
-        table: Name,
-        columns: Vec<String>,
-    },
+    /// `DROP COLUMN`.
+    DropColumn { table: Name, columns: Vec<String> },
+    /// `RENAME COLUMN`.
     RenameColumn {
         table: Name,
         from: String,
         to: String,
     },
+    /// `RENAME TO` of a table, view, sequence, function, type or schema.
     Rename {
         kind: ObjectKind,
         name: Name,
         to: String,
     },
+    /// `SET SCHEMA`.
     SetSchema {
         kind: ObjectKind,
         name: Name,
         schema: String,
     },
-    DropDefault {
-        table: Name,
-        column: String,
-    },
-    AlterIdentity {
-        table: Name,
-        column: String,
-    },
-    EnumRenameValue {
-        ty: Name,
-    },
-    EnumAddValue {
-        ty: Name,
-        positioned: bool,
-    },
-    DropNotNull {
-        table: Name,
-        column: String,
-    },
-    DropConstraint {
-        table: Name,
-        name: String,
-    },
-    DropExpression {
-        table: Name,
-        column: String,
-    },
-    CreateDomain {
-        name: Name,
-        has_constraint: bool,
-    },
+    /// `ALTER COLUMN ... DROP DEFAULT`.
+    DropDefault { table: Name, column: String },
+    /// Identity changes: `ADD GENERATED`, `SET GENERATED`, `DROP IDENTITY`, `RESTART`.
+    AlterIdentity { table: Name, column: String },
+    /// `ALTER TYPE ... RENAME VALUE`.
+    EnumRenameValue { ty: Name },
+    /// `ALTER TYPE ... ADD VALUE` (`positioned`: BEFORE/AFTER).
+    EnumAddValue { ty: Name, positioned: bool },
+    /// `ALTER COLUMN ... DROP NOT NULL`.
+    DropNotNull { table: Name, column: String },
+    /// `DROP CONSTRAINT`.
+    DropConstraint { table: Name, name: String },
+    /// `ALTER COLUMN ... DROP EXPRESSION`.
+    DropExpression { table: Name, column: String },
+    /// `CREATE DOMAIN`.
+    CreateDomain { name: Name, has_constraint: bool },
+    /// `BEGIN` / `START TRANSACTION`.
     Begin,
+    /// `COMMIT`.
     Commit,
+    /// `ROLLBACK` (not to a savepoint).
     Rollback,
 }
 
@@ -352,6 +338,24 @@ impl Statement {
             ops,
             new_identifiers,
         }
+    }
+
+    /// Tables this statement creates (the gate adds them to
+    /// `Context::created` once the statement succeeded).
+    pub fn created_tables(&self) -> Vec<Name> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::CreateTable { table, .. } => Some(table.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Tables this statement takes ACCESS EXCLUSIVE on (the gate adds them
+    /// to `Context::exclusive_locked` inside a transaction block).
+    pub fn exclusive_tables(&self) -> Vec<Name> {
+        super::rules::support::access_exclusive_targets(self)
     }
 
     /// The text with a trailing `;` and whitespace removed, for splicing.

@@ -48,6 +48,9 @@ pub fn lex(sql: &str) -> Vec<Tok> {
             }
         } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
             i = skip_block_comment(b, i);
+        } else if let Some(end) = dollar_quoted(sql, i) {
+            i = end;
+            out.push(tok(start, i, sql[start..i].to_string(), false));
         } else if c == b'\'' {
             i = skip_string(b, i + 1, false).min(b.len());
             out.push(tok(start, i, sql[start..i].to_string(), false));
@@ -67,6 +70,46 @@ pub fn lex(sql: &str) -> Vec<Tok> {
         }
     }
     out
+}
+
+/// The end of a `$tag$ ... $tag$` string starting at `i`, if one starts there
+/// (a function body: its `;` and `--` are not the statement's).
+fn dollar_quoted(sql: &str, i: usize) -> Option<usize> {
+    let b = sql.as_bytes();
+    if b.get(i) != Some(&b'$') || (i > 0 && is_word_byte(b[i - 1])) {
+        return None;
+    }
+    let tag_len = b[i + 1..]
+        .iter()
+        .position(|&c| !(c.is_ascii_alphanumeric() || c == b'_'))?;
+    if b.get(i + 1 + tag_len) != Some(&b'$') || b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let delim = &sql[i..i + tag_len + 2];
+    let body = i + delim.len();
+    Some(
+        sql[body..]
+            .find(delim)
+            .map_or(sql.len(), |p| body + p + delim.len()),
+    )
+}
+
+/// The statements of a multi-statement text, split at top-level `;` (not
+/// inside strings, quoted identifiers, comments or `$$` bodies); empty ones
+/// are left out. The gate decides each in order.
+pub fn split(sql: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for t in lex(sql) {
+        if t.text == ";" && !t.quoted {
+            out.push(&sql[start..t.end]);
+            start = t.end;
+        }
+    }
+    out.push(&sql[start..]);
+    out.into_iter()
+        .filter(|s| !lex(s).iter().all(|t| t.text == ";"))
+        .collect()
 }
 
 fn tok(start: usize, end: usize, text: String, quoted: bool) -> Tok {
@@ -122,6 +165,18 @@ mod tests {
         assert_eq!(&sql[t[1].start..t[1].end], "INDEX");
         assert!(t[2].quoted && !t[1].quoted);
         assert!(lex("select 'open").len() == 2);
+    }
+
+    #[test]
+    fn dollar_bodies_and_multi_statement_texts() {
+        let sql = "CREATE FUNCTION f() RETURNS int AS $b$ SELECT 1; -- x\n$b$ LANGUAGE sql; DROP TABLE t;";
+        let parts = split(sql);
+        assert_eq!(parts.len(), 2, "{parts:?}");
+        assert!(parts[0].ends_with("LANGUAGE sql;"), "{parts:?}");
+        assert_eq!(parts[1].trim(), "DROP TABLE t;");
+        assert_eq!(split("SELECT $1; ; SELECT 'a;b'").len(), 2);
+        assert_eq!(lex("SELECT $$ a ; b $$")[1].text, "$$ a ; b $$");
+        assert_eq!(lex("SELECT a$b$c")[1].text, "a$b$c");
     }
 
     #[test]

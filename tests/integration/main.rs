@@ -14,6 +14,7 @@ mod faults;
 mod guard;
 mod memory;
 mod policy;
+mod policy_rewrites;
 mod relay;
 mod report_load;
 mod report_rows;

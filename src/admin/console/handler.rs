@@ -79,7 +79,7 @@ fn run(h: &ServerHandle, req: &Request) -> PgWireResult<Outcome> {
             page,
         )),
         Command::Ddl => Outcome::Rows(report::ddl(h, page)),
-        Command::Rules => Outcome::Rows(report::rules()),
+        Command::Rules => Outcome::Rows(report::rules(&h.config())),
         Command::Config => Outcome::Rows(report::config(&h.config(), h.config_file().as_deref())),
         Command::Reload => match h.reload_from_file() {
             Ok(restart) => {

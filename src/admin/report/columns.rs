@@ -130,6 +130,8 @@ pub const DDL: Columns = &[
 pub const RULES: Columns = &[
     ("rule", Text),
     ("action", Text),
+    ("default", Text),
+    ("category", Text),
     ("lock", Text),
     ("summary", Text),
 ];

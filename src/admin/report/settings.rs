@@ -105,15 +105,26 @@ pub fn config(config: &Config, file: Option<&std::path::Path>) -> Report {
     report
 }
 
-/// The DDL policy rules in force. This build relays DDL unchanged (it is
-/// recorded in SHOW DDL), so no rule is active; the report says so rather
-/// than pretend.
-pub fn rules() -> Report {
+/// The DDL policy rules: the whole catalog, each with its default action
+/// and the action in force under `policy.mode` and `[policy.rules]`
+/// (scopes may change it per user, database or application).
+pub fn rules(config: &Config) -> Report {
+    let policy = &config.policy;
     let mut report = Report::new(columns::RULES.to_vec());
-    report.notices.push(
-        "no DDL policy rules are active: this ddlguard build relays DDL unchanged and records each statement and its outcome in SHOW DDL"
-            .into(),
-    );
+    for rule in crate::policy::catalog::RULES {
+        report.push(vec![
+            Cell::text(rule.id),
+            Cell::text(policy.mode.scale(policy.configured(rule)).as_str()),
+            Cell::text(rule.default.as_str()),
+            Cell::text(rule.category.as_str()),
+            Cell::text(rule.lock),
+            Cell::text(rule.summary),
+        ]);
+    }
+    report.notices.push(format!(
+        "policy.mode = {}; [[policy.scope]] entries may change the mode per user, database or application_name",
+        policy.mode.as_str()
+    ));
     report
 }
 
@@ -151,5 +162,31 @@ mod tests {
         changed.usage.flush_interval.0 = std::time::Duration::from_secs(9);
         changed.usage.window.0 = std::time::Duration::from_secs(9);
         assert_eq!(restart_keys_changed(&c, &changed), ["usage.flush_interval"]);
+    }
+
+    #[test]
+    fn rules_list_the_catalog_with_the_action_in_force() {
+        let mut c = Config::default();
+        c.policy
+            .rules
+            .insert("truncate-table".into(), crate::policy::Action::Warn);
+        let r = rules(&c);
+        assert_eq!(r.rows.len(), crate::policy::catalog::RULES.len());
+        assert!(r.rows.len() >= 50);
+        let row = |id: &str| {
+            r.rows
+                .iter()
+                .find(|row| row[0] == Cell::text(id))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let t = row("truncate-table");
+        assert_eq!(
+            &t[1..4],
+            &[Cell::text("warn"), Cell::text("block"), Cell::text("proxy")]
+        );
+        assert_eq!(row("prefer-bigint")[3], Cell::text("advice"));
+        c.policy.mode = crate::policy::Mode::Observe;
+        assert_eq!(rules(&c).rows[0][1], Cell::text("allow"));
     }
 }

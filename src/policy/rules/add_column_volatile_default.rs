@@ -39,7 +39,7 @@ fn check(st: &Statement, ctx: &Context, s: &PolicySettings) -> Option<Hit> {
     }
     new_columns(st).into_iter().find_map(|c| match &c.default {
         Some(DefaultKind::Volatile(f)) => Some(Hit::new(format!(
-            "the default {f}() of new column {table}.{} is volatile: every row is rewritten under ACCESS EXCLUSIVE",
+            "the default {f}() of new column {table}.{} is volatile (or not known to ddlguard as stable): every row is rewritten under ACCESS EXCLUSIVE",
             c.name
         ))),
         Some(DefaultKind::NonVolatile) if ctx.server_version < 110000 => Some(Hit::new(format!(

@@ -64,7 +64,7 @@ fn check(st: &Statement, ctx: &Context, s: &PolicySettings) -> Option<Hit> {
                 format!("add column {} without its foreign key", ident(&c.name)),
             ));
             format!(
-                "ALTER TABLE {t} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} NOT VALID",
+                "ALTER TABLE {t} ADD CONSTRAINT {} FOREIGN KEY ({}) {} NOT VALID",
                 ident(&name),
                 ident(&c.name),
                 c.references.clone().unwrap_or_default()
@@ -119,18 +119,18 @@ mod tests {
         assert!(plan.steps[0].only_if.is_some());
         let plan = hit(
             &RULE,
-            "ALTER TABLE t ADD COLUMN o_id bigint REFERENCES o (id)",
+            "ALTER TABLE t ADD COLUMN o_id bigint NOT NULL DEFAULT 1 REFERENCES o (id) ON DELETE CASCADE",
         )
         .unwrap()
         .plan
         .unwrap();
         assert_eq!(
             plan.steps[0].sql,
-            "ALTER TABLE t ADD COLUMN IF NOT EXISTS o_id BIGINT"
+            "ALTER TABLE t ADD COLUMN IF NOT EXISTS o_id BIGINT NOT NULL DEFAULT 1"
         );
         assert_eq!(
             plan.steps[1].sql,
-            "ALTER TABLE t ADD CONSTRAINT t_o_id_fkey FOREIGN KEY (o_id) REFERENCES o (id) NOT VALID"
+            "ALTER TABLE t ADD CONSTRAINT t_o_id_fkey FOREIGN KEY (o_id) REFERENCES o (id) ON DELETE CASCADE NOT VALID"
         );
     }
 

@@ -11,7 +11,7 @@ pub const RULE: Rule = Rule {
     summary: "ALTER TABLE ... DETACH PARTITION without CONCURRENTLY",
     lock: "ACCESS EXCLUSIVE on the partitioned table",
     why: "every query on the partitioned table, on any partition, waits for the detach",
-    alternative: "ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY (PG 14+, outside a transaction block); if it is interrupted, finish it with DETACH PARTITION ... FINALIZE",
+    alternative: "ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY (PG 14+, outside a transaction block; the detached table keeps its old bound as a CHECK constraint); if it is interrupted, finish it with DETACH PARTITION ... FINALIZE",
     default: Action::Rewrite,
     category: Category::Proxy,
     can_rewrite: true,
@@ -43,7 +43,7 @@ fn check(st: &Statement, ctx: &Context, _s: &PolicySettings) -> Option<Hit> {
     Some(hit.plan(Plan {
         steps: vec![Step::new(
             format!("{} CONCURRENTLY", st.body()),
-            "detach in two transactions without blocking queries (CONCURRENTLY); if interrupted, run DETACH PARTITION ... FINALIZE",
+            "detach in two transactions without blocking queries (CONCURRENTLY); Postgres keeps the old bound as a CHECK constraint on the detached table; if interrupted, run DETACH PARTITION ... FINALIZE",
         )],
         tag: "ALTER TABLE".into(),
         outside_transaction: true,
