@@ -195,9 +195,40 @@ impl Collector for ProxyCollector {
         counter(
             &mut e,
             "ddlguard_usage_dropped",
-            "Executions not recorded because usage.max_entries was reached",
+            "Executions not recorded because usage.max_entries or usage.max_memory was reached",
             stats.dropped,
         )?;
+        counter(
+            &mut e,
+            "ddlguard_usage_evictions",
+            "Usage entries evicted (least recently used) to stay under usage.max_memory",
+            stats.evicted,
+        )?;
+        gauge(
+            &mut e,
+            "ddlguard_usage_clients",
+            "Client identities (with search_path) held by the usage registry",
+            stats.clients as i64,
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_usage_store_dropped",
+            "Increments of evicted usage entries dropped because the store stayed unreachable",
+            usage.store_dropped.load(Ordering::Relaxed),
+        )?;
+        let mut m = e.encode_descriptor(
+            "ddlguard_memory_bytes",
+            "Estimated bytes held, by part (usage: entries, their shapes' analyses and timelines, client identities; analyses shared by the usage registry and the cache count in both)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (part, bytes) in [
+            ("usage", stats.bytes),
+            ("analysis_cache", a.bytes()),
+            ("ddl_log", h.ddl_log().bytes()),
+        ] {
+            ConstGauge::new(bytes as i64).encode(m.encode_family(&[("part", part)])?)?;
+        }
         counter(
             &mut e,
             "ddlguard_store_flushes",

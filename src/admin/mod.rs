@@ -3,7 +3,8 @@
 
 pub mod command;
 pub mod console;
-pub mod dependents;
+/// "Who depends on this?" lives with the usage it reads; re-exported for the reports.
+pub use crate::usage::dependents;
 pub mod http;
 pub mod metrics;
 pub mod report;

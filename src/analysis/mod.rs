@@ -20,7 +20,8 @@ pub use resolve::{resolve, Dependency, QualifiedName, ResolvedUse};
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::mem::size_of;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Texts longer than this are fingerprinted and classified but not parsed
@@ -106,6 +107,70 @@ pub fn analyze_uncached(sql: &str, fp: Fingerprint) -> Analysis {
     }
 }
 
+/// A heap allocation of `n` bytes as the allocator serves it (16-byte
+/// granules and a header).
+pub fn heap_bytes(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        n.div_ceil(16) * 16 + 16
+    }
+}
+
+/// Estimated bytes an analysis holds (its shared allocation, texts and
+/// vectors, as the allocator serves them), so that the cache and the usage
+/// registry can account for their memory.
+pub fn analysis_bytes(a: &Analysis) -> usize {
+    let name = |n: &RelationName| {
+        heap_bytes(n.name.capacity()) + n.schema.as_ref().map_or(0, |s| heap_bytes(s.capacity()))
+    };
+    let relations = heap_bytes(a.relations.capacity() * size_of::<RelationUse>())
+        + a.relations.iter().map(|r| name(&r.relation)).sum::<usize>();
+    let columns = heap_bytes(a.columns.capacity() * size_of::<ColumnUse>())
+        + a.columns
+            .iter()
+            .map(|c| {
+                heap_bytes(c.column.capacity())
+                    + heap_bytes(c.scopes.capacity() * size_of::<Vec<RelationName>>())
+                    + c.scopes
+                        .iter()
+                        .map(|s| {
+                            heap_bytes(s.capacity() * size_of::<RelationName>())
+                                + s.iter().map(name).sum::<usize>()
+                        })
+                        .sum::<usize>()
+            })
+            .sum::<usize>();
+    // The Arc's counters are allocated with the value.
+    heap_bytes(size_of::<Analysis>() + 16)
+        + heap_bytes(a.fingerprint.text.capacity())
+        + relations
+        + columns
+}
+
+/// Keeps the cache's byte count as analyses leave it.
+#[derive(Clone, Default)]
+struct CacheBytes(Arc<AtomicUsize>);
+
+impl quick_cache::Lifecycle<u64, Arc<Analysis>> for CacheBytes {
+    type RequestState = ();
+
+    fn begin_request(&self) -> Self::RequestState {}
+
+    fn on_evict(&self, _: &mut (), _: u64, val: Arc<Analysis>) {
+        self.0.fetch_sub(analysis_bytes(&val), Ordering::Relaxed);
+    }
+}
+
+/// The cache: at most `capacity` shapes, evicted by quick_cache's policy.
+type ShapeCache = quick_cache::sync::Cache<
+    u64,
+    Arc<Analysis>,
+    quick_cache::UnitWeighter,
+    quick_cache::DefaultHashBuilder,
+    CacheBytes,
+>;
+
 /// Counters of the analysis cache, for metrics.
 #[derive(Default, Debug)]
 pub struct AnalyzerStats {
@@ -121,7 +186,9 @@ pub struct AnalyzerStats {
 /// that differ only in literals share one analysis, so a repeated shape
 /// costs a lex and a hash lookup, never a parse.
 pub struct Analyzer {
-    cache: quick_cache::sync::Cache<u64, Arc<Analysis>>,
+    cache: ShapeCache,
+    /// Estimated bytes of the cached analyses (updated on insert and evict).
+    bytes: CacheBytes,
     /// Hit/miss counters.
     pub stats: AnalyzerStats,
 }
@@ -129,8 +196,17 @@ pub struct Analyzer {
 impl Analyzer {
     /// A cache holding at most `capacity` shapes.
     pub fn new(capacity: usize) -> Analyzer {
+        let capacity = capacity.max(16);
+        let bytes = CacheBytes::default();
         Analyzer {
-            cache: quick_cache::sync::Cache::new(capacity.max(16)),
+            cache: ShapeCache::with(
+                capacity,
+                capacity as u64,
+                quick_cache::UnitWeighter,
+                quick_cache::DefaultHashBuilder::default(),
+                bytes.clone(),
+            ),
+            bytes,
             stats: AnalyzerStats::default(),
         }
     }
@@ -151,8 +227,20 @@ impl Analyzer {
         if !analysis.parsed {
             self.stats.unparsed.fetch_add(1, Ordering::Relaxed);
         }
+        // A replaced value (another thread analysed the same new shape, or
+        // an id collision) is not reported as evicted: subtract it here.
+        let replaced = self.cache.peek(&id).map_or(0, |old| analysis_bytes(&old));
+        self.bytes
+            .0
+            .fetch_add(analysis_bytes(&analysis), Ordering::Relaxed);
         self.cache.insert(id, analysis.clone());
+        self.bytes.0.fetch_sub(replaced, Ordering::Relaxed);
         analysis
+    }
+
+    /// Estimated bytes held by the cached analyses.
+    pub fn bytes(&self) -> usize {
+        self.bytes.0.load(Ordering::Relaxed)
     }
 
     /// Shapes currently cached.
@@ -163,5 +251,25 @@ impl Analyzer {
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.cache.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod byte_tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_counts_the_bytes_it_holds_and_frees() {
+        let a = Analyzer::new(16);
+        assert_eq!(a.bytes(), 0);
+        let one = a.analyze("SELECT email FROM users WHERE id = 1");
+        assert_eq!(a.bytes(), analysis_bytes(&one));
+        a.analyze("SELECT email FROM users WHERE id = 2");
+        assert_eq!(a.bytes(), analysis_bytes(&one), "a hit adds nothing");
+        for i in 0..1000 {
+            a.analyze(&format!("SELECT c{i} FROM t{i}"));
+        }
+        let held: usize = a.cache.iter().map(|(_, v)| analysis_bytes(&v)).sum();
+        assert_eq!(a.bytes(), held, "evictions subtract what they free");
     }
 }

@@ -2,9 +2,11 @@
 //! name the file, the line and the key (DESIGN section 3).
 
 mod error;
+mod policy;
 mod values;
 
 pub use error::{ConfigError, Located, SourceMap};
+pub use policy::{PolicySettings, Scope};
 pub use values::{ByteSize, HumanDuration, UpstreamTls};
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The DDL policy.
+    #[serde(default)]
+    pub policy: PolicySettings,
 }
 
 /// `[admin]`: where reports are served.
@@ -105,6 +110,9 @@ mod optional_addr {
     }
 }
 
+/// The smallest `usage.max_memory` accepted.
+const MIN_USAGE_MEMORY: usize = 64 << 10;
+
 /// `[usage]`: what the proxy records about each client's statements.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -122,6 +130,12 @@ pub struct UsageConfig {
     /// At most this many (client, statement shape) entries are kept; beyond
     /// it new entries are dropped and counted.
     pub max_entries: usize,
+    /// Memory the usage registry may hold (entries, the analyses and
+    /// latency timelines of their shapes, client identities), e.g. "64MB":
+    /// beyond it the least recently used entries are evicted (their
+    /// unflushed counts are written to the store first). The analysis
+    /// cache and the DDL log are bounded by count and reported apart.
+    pub max_memory: ByteSize,
     /// Statement shapes whose analysis is cached.
     pub analysis_cache: usize,
     /// How often each database's catalog snapshot is refreshed (it is also
@@ -137,6 +151,7 @@ impl Default for UsageConfig {
             window: HumanDuration(Duration::from_secs(24 * 3600)),
             enabled: true,
             max_entries: 100_000,
+            max_memory: ByteSize(64 << 20),
             analysis_cache: 10_000,
             catalog_refresh: HumanDuration(Duration::from_secs(300)),
         }
@@ -285,6 +300,14 @@ impl Config {
                 message,
             })
         })?;
+        config.policy.validate().map_err(|(table, key, message)| {
+            ConfigError::Invalid(Located {
+                file: path.to_path_buf(),
+                line: map.line_of_key(&table, &key),
+                key: format!("{table}.{key}"),
+                message,
+            })
+        })?;
         Ok(config)
     }
 
@@ -385,6 +408,13 @@ impl Config {
         }
         if self.usage.max_entries == 0 {
             return Err(("usage", "max_entries", "must be at least 1".into()));
+        }
+        if self.usage.max_memory.0 < MIN_USAGE_MEMORY {
+            return Err((
+                "usage",
+                "max_memory",
+                "must be at least 64kB; write e.g. \"64MB\"".into(),
+            ));
         }
         let u = &self.upstream;
         if u.host.trim().is_empty() {
@@ -494,6 +524,23 @@ mod tests {
         );
         let err = parse("[log]\nlevel = \"[[[\"\n").unwrap_err();
         assert!(err.starts_with("proxy.toml:2: key `log.level`"), "{err}");
+    }
+
+    #[test]
+    fn usage_max_memory_takes_a_size_with_units() {
+        assert_eq!(parse("").unwrap().usage.max_memory.0, 64 << 20);
+        let c = parse("[usage]\nmax_memory = \"256MB\"\n").unwrap();
+        assert_eq!(c.usage.max_memory.0, 256 << 20);
+        let err = parse("[usage]\n\nmax_memory = \"lots\"\n").unwrap_err();
+        assert!(
+            err.starts_with("proxy.toml:3: key `usage.max_memory`"),
+            "{err}"
+        );
+        let err = parse("[usage]\nmax_memory = \"1kB\"\n").unwrap_err();
+        assert!(
+            err.starts_with("proxy.toml:2: key `usage.max_memory`") && err.contains("64kB"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! Postgres' own 25P02 instead, as it would have for the original statement.
 
 use crate::analysis::classify::classify;
-use crate::analysis::{fingerprint, split};
+use crate::analysis::{fingerprint, split, RelationName};
 use crate::guard::lock::{self, LockMode};
 use crate::guard::{blockers, GuardSettings};
 use crate::usage::ClientIdentity;
@@ -80,10 +80,10 @@ pub struct SessionFacts<'a> {
 /// session is idle again.
 #[derive(Debug, Default, Clone)]
 pub struct Memory {
-    /// Relations created by this session (schema-qualified when known).
-    pub created: Vec<String>,
+    /// Relations created by this session (schema-qualified when written so).
+    pub created: Vec<RelationName>,
     /// Relations the open transaction locked ACCESS EXCLUSIVE.
-    pub locked_in_transaction: Vec<String>,
+    pub locked_in_transaction: Vec<RelationName>,
 }
 
 /// Decides about statements; built from the configuration, replaced on
@@ -537,7 +537,10 @@ mod tests {
     impl Judge for Words {
         fn judge(&self, sql: &str, facts: &SessionFacts<'_>, memory: &mut Memory) -> Judgement {
             if sql.contains("create table") {
-                memory.created.push("t".into());
+                memory.created.push(RelationName {
+                    schema: None,
+                    name: "t".into(),
+                });
             }
             if sql.contains("forbidden") {
                 let tx = if facts.in_transaction {

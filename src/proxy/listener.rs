@@ -121,6 +121,7 @@ impl Server {
                 spec: usage_cfg.store.clone(),
                 usage: shared.tracking.usage.clone(),
                 analyzer: shared.tracking.analyzer.clone(),
+                catalogs: shared.tracking.catalogs.clone(),
                 interval: usage_cfg.flush_interval.0,
             }
             .run(stop_rx),

@@ -4,6 +4,7 @@ mod exchange;
 pub mod gate;
 mod handshake;
 mod held;
+mod judge;
 mod listener;
 mod path_state;
 mod relay;

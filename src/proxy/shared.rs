@@ -2,13 +2,13 @@
 //! key registry, the shutdown phase and a few counters.
 
 use super::gate::{self, ForwardAll, GatePolicy, GateStats};
+use super::judge;
 use super::relay::Traffic;
 use super::tracker::TrackingContext;
 use super::upstream::Upstream;
 use crate::analysis::Analyzer;
 use crate::catalog::{Catalogs, ServiceLogin};
 use crate::config::Config;
-use crate::guard::GuardSettings;
 use crate::proxy::tls::{self, TlsError};
 use crate::usage::{ClientIdentity, DdlLog, UsageRegistry};
 use dashmap::DashMap;
@@ -44,9 +44,11 @@ impl Settings {
             config,
             upstream,
             acceptor,
+            // Replaced by the configured policy when the settings are
+            // installed (`Shared::new`, `replace_settings`).
             gate: Arc::new(GatePolicy {
                 judge: Arc::new(ForwardAll),
-                guard: Some(GuardSettings::default()),
+                guard: None,
             }),
         })
     }
@@ -134,10 +136,15 @@ impl Shared {
             });
         let tracking = TrackingContext {
             analyzer: Arc::new(Analyzer::new(usage.analysis_cache)),
-            usage: Arc::new(UsageRegistry::new(usage.max_entries)),
+            usage: Arc::new(UsageRegistry::with_max_memory(
+                usage.max_entries,
+                usage.max_memory.0,
+            )),
             catalogs: Arc::new(Catalogs::new(login, usage.catalog_refresh.0)),
             ddl: Arc::new(DdlLog::new(DDL_LOG_CAPACITY)),
         };
+        let mut settings = settings;
+        settings.gate = Arc::new(judge::gate_policy(&settings.config, &tracking));
         Arc::new(Shared {
             tracking,
             settings: RwLock::new(Arc::new(settings)),
@@ -166,7 +173,8 @@ impl Shared {
     }
 
     /// Replaces the settings for sessions that start from now on.
-    pub fn replace_settings(&self, settings: Settings) {
+    pub fn replace_settings(&self, mut settings: Settings) {
+        settings.gate = Arc::new(judge::gate_policy(&settings.config, &self.tracking));
         let settings = Arc::new(settings);
         match self.settings.write() {
             Ok(mut s) => *s = settings,

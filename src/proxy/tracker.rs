@@ -10,7 +10,7 @@ use super::upstream::Upstream;
 use crate::analysis::search_path::{self, SearchPathChange};
 use crate::analysis::{Analysis, Analyzer};
 use crate::catalog::Catalogs;
-use crate::usage::{now_ms, ClientIdentity, DdlLog, UsageRegistry};
+use crate::usage::{now_ms, ClientId, ClientIdentity, DdlLog, UsageRegistry};
 use std::collections::VecDeque;
 
 /// Statement and portal names are hashed on every Bind and Execute: a fast
@@ -24,7 +24,7 @@ enum Pending {
     /// A simple Query (or FunctionCall): done at ReadyForQuery.
     Simple {
         analysis: Option<Arc<Analysis>>,
-        client: u32,
+        client: ClientId,
         start: Instant,
         error: Option<[u8; 5]>,
         /// Sequence number among the messages answered by ReadyForQuery.
@@ -34,7 +34,7 @@ enum Pending {
     /// PortalSuspended or ErrorResponse.
     Execute {
         analysis: Option<Arc<Analysis>>,
-        client: u32,
+        client: ClientId,
         start: Instant,
     },
     /// A Parse: done at ParseComplete (not an execution) or ErrorResponse
@@ -42,7 +42,7 @@ enum Pending {
     /// exactly what the error report must show).
     Parse {
         analysis: Option<Arc<Analysis>>,
-        client: u32,
+        client: ClientId,
         start: Instant,
     },
     /// A Sync: done at ReadyForQuery.
@@ -68,12 +68,12 @@ pub struct Tracker {
     identity: ClientIdentity,
     /// Interned (identity, effective search_path) that usage records under;
     /// each pending execution keeps the one current when it was sent.
-    client: u32,
+    client: ClientId,
     /// The session's `search_path`.
     path: PathState,
     /// Ids already interned for this identity, by path (a `SET LOCAL` per
     /// transaction must not cost a global lookup each time).
-    path_ids: Vec<(String, u32)>,
+    path_ids: Vec<(String, ClientId)>,
     database: String,
     upstream: Arc<Upstream>,
     statements: HashMap<Vec<u8>, Arc<Analysis>>,
@@ -113,7 +113,7 @@ impl Tracker {
         Tracker {
             ctx,
             identity,
-            client,
+            client: client.clone(),
             path_ids: vec![(path.clone(), client)],
             path: PathState::new(path),
             database,
@@ -158,7 +158,7 @@ impl Tracker {
                 let seq = self.next_seq();
                 self.pending.push_back(Pending::Simple {
                     analysis,
-                    client: self.client,
+                    client: self.client.clone(),
                     start: now,
                     error: None,
                     seq,
@@ -171,7 +171,7 @@ impl Tracker {
                 let seq = self.next_seq();
                 self.pending.push_back(Pending::Simple {
                     analysis: None,
-                    client: self.client,
+                    client: self.client.clone(),
                     start: now,
                     error: None,
                     seq,
@@ -203,7 +203,7 @@ impl Tracker {
                 }
                 self.pending.push_back(Pending::Parse {
                     analysis,
-                    client: self.client,
+                    client: self.client.clone(),
                     start: now,
                 });
             }
@@ -236,7 +236,7 @@ impl Tracker {
                 let analysis = self.portals.get(portal).cloned();
                 self.pending.push_back(Pending::Execute {
                     analysis,
-                    client: self.client,
+                    client: self.client.clone(),
                     start: now,
                 });
                 if !self.portal_paths.is_empty() {
@@ -301,12 +301,12 @@ impl Tracker {
     fn refresh_client(&mut self) {
         let path = self.path.current();
         if let Some((_, id)) = self.path_ids.iter().find(|(p, _)| p == path) {
-            self.client = *id;
+            self.client = id.clone();
             return;
         }
         self.client = self.ctx.usage.client_id(&self.identity, path);
         if self.path_ids.len() < 16 {
-            self.path_ids.push((path.to_string(), self.client));
+            self.path_ids.push((path.to_string(), self.client.clone()));
         }
     }
 
@@ -401,14 +401,14 @@ impl Tracker {
     fn finish(
         &self,
         analysis: Option<Arc<Analysis>>,
-        client: u32,
+        client: ClientId,
         start: Instant,
         now: Instant,
         error: Option<[u8; 5]>,
     ) {
         if let Some(a) = analysis {
             let us = now.saturating_duration_since(start).as_micros() as u64;
-            self.ctx.usage.record(client, &a, us, error);
+            self.ctx.usage.record(&client, &a, us, error);
             if !a.ddl.is_empty() {
                 self.ctx.ddl.record(&self.identity, &a, now_ms(), us, error);
             }

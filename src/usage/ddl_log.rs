@@ -6,6 +6,7 @@ use super::ClientIdentity;
 use crate::analysis::classify::Classified;
 use crate::analysis::Analysis;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// One DDL statement and its outcome.
@@ -39,6 +40,21 @@ pub struct DdlLog {
     capacity: usize,
     /// DDL statements since start by (command, outcome: `ok` or SQLSTATE).
     totals: Mutex<BTreeMap<(String, String), u64>>,
+    /// Estimated bytes of the events held (for `/metrics`).
+    bytes: AtomicUsize,
+}
+
+/// Estimated bytes of one event held in the log.
+fn event_bytes(e: &DdlEvent) -> usize {
+    std::mem::size_of::<DdlEvent>()
+        + e.client.application_name.len()
+        + e.client.user.len()
+        + e.client.database.len()
+        + e.client.client_addr.len()
+        + e.command.len()
+        + e.target.as_ref().map_or(0, |t| t.len())
+        + e.fingerprint.len()
+        + e.error.as_ref().map_or(0, |t| t.len())
 }
 
 impl DdlLog {
@@ -48,6 +64,7 @@ impl DdlLog {
             events: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
             totals: Mutex::new(BTreeMap::new()),
+            bytes: AtomicUsize::new(0),
         }
     }
 
@@ -94,9 +111,17 @@ impl DdlLog {
         }
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         if events.len() == self.capacity {
-            events.pop_front();
+            if let Some(old) = events.pop_front() {
+                self.bytes.fetch_sub(event_bytes(&old), Ordering::Relaxed);
+            }
         }
+        self.bytes.fetch_add(event_bytes(&event), Ordering::Relaxed);
         events.push_back(event);
+    }
+
+    /// Estimated bytes of the events held.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     /// DDL statements since start by (command, outcome), for metrics.
@@ -149,6 +174,7 @@ mod tests {
         assert_eq!(events[1].error.as_deref(), Some("42P01"));
         let totals = log.totals();
         assert_eq!(totals.len(), 3, "totals outlive the ring: {totals:?}");
+        assert_eq!(log.bytes(), events.iter().map(event_bytes).sum::<usize>());
     }
 
     #[test]

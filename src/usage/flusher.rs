@@ -1,17 +1,25 @@
-//! The flush task: loads the store's history at start, adds this proxy's
-//! increments every `flush_interval` and at shutdown, and takes the store's
-//! totals back so that proxies sharing a store see each other's usage.
-//! Store errors are logged and retried; traffic never waits on this.
+//! The background task of the usage registry: loads the store's history at
+//! start, adds this proxy's increments every `flush_interval` and at
+//! shutdown, takes the store's totals back so that proxies sharing a store
+//! see each other's usage, pins each entry's resolution as recorded, and
+//! keeps memory under `usage.max_memory` (woken early when it passes the
+//! high-water mark). Store errors are logged and retried; traffic never
+//! waits on this.
 
 use super::registry::now_ms;
 use super::store::{Store, StoreSpec};
-use super::UsageRegistry;
+use super::{UsageRecord, UsageRegistry};
 use crate::analysis::Analyzer;
+use crate::catalog::Catalogs;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
+
+/// Increments of evicted entries kept while the store is unreachable;
+/// beyond this the oldest are dropped and counted.
+const MAX_CARRIED: usize = 200_000;
 
 /// What the flusher needs.
 pub struct Flusher {
@@ -21,27 +29,32 @@ pub struct Flusher {
     pub usage: Arc<UsageRegistry>,
     /// Re-analyses stored fingerprints.
     pub analyzer: Arc<Analyzer>,
+    /// Catalog snapshots, to pin each entry's resolution as recorded.
+    pub catalogs: Arc<Catalogs>,
     /// Time between flushes.
     pub interval: Duration,
+}
+
+/// Why the loop woke up.
+enum Wake {
+    Tick,
+    Pressure,
 }
 
 impl Flusher {
     /// Runs until `stop` turns true, then flushes once more and returns.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        if self.spec == StoreSpec::Memory {
-            loop {
-                self.usage.prune_minutes(now_ms());
-                tokio::select! {
-                    _ = tokio::time::sleep(self.interval) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-            }
-        }
+        let persistent = self.spec != StoreSpec::Memory;
         let mut store: Option<Store> = None;
         let mut last_sync: Option<u64> = None;
+        // Increments of evicted entries not written yet.
+        let mut carried: Vec<UsageRecord> = Vec::new();
+        let mut wake = Wake::Tick;
+        // Pressure wake-ups come in between; the ticks keep their pace.
+        let mut next_tick = tokio::time::Instant::now() + self.interval;
         loop {
             let stopping = *stop.borrow();
-            if store.is_none() {
+            if persistent && store.is_none() {
                 match Store::open(&self.spec).await {
                     Ok(s) => {
                         info!(store = %self.spec.display(), "usage store opened");
@@ -53,8 +66,35 @@ impl Flusher {
                     }
                 }
             }
+            // Before evicting too: evicted increments go to the store resolved.
+            let catalogs = &self.catalogs;
+            self.usage.pin_resolutions(|db| catalogs.get(db));
+            let evicted = self.usage.evict();
+            if evicted.entries > 0 || evicted.clients > 0 {
+                debug!(
+                    entries = evicted.entries,
+                    clients = evicted.clients,
+                    bytes = self.usage.memory_bytes(),
+                    "usage evicted to stay under usage.max_memory"
+                );
+            }
+            if persistent {
+                carried.extend(evicted.unflushed);
+                self.bound_carried(&mut carried);
+            }
             if let Some(s) = &store {
-                match self.sync(s, &mut last_sync).await {
+                let result = match wake {
+                    Wake::Tick => self.sync(s, &mut last_sync, &mut carried).await,
+                    Wake::Pressure if !carried.is_empty() => {
+                        let written = s.add(carried.clone()).await;
+                        if written.is_ok() {
+                            carried.clear();
+                        }
+                        written
+                    }
+                    Wake::Pressure => Ok(()),
+                };
+                match result {
                     Ok(()) => {
                         self.usage.store_flushes.fetch_add(1, Ordering::Relaxed);
                     }
@@ -66,20 +106,48 @@ impl Flusher {
             }
             self.usage.prune_minutes(now_ms());
             if stopping {
+                if !carried.is_empty() {
+                    self.drop_carried(carried.len());
+                }
                 return;
             }
-            tokio::select! {
-                _ = tokio::time::sleep(self.interval) => {}
-                _ = stop.changed() => {}
+            wake = tokio::select! {
+                _ = tokio::time::sleep_until(next_tick) => Wake::Tick,
+                _ = stop.changed() => Wake::Tick,
+                _ = self.usage.under_pressure() => Wake::Pressure,
+            };
+            if matches!(wake, Wake::Tick) {
+                next_tick = tokio::time::Instant::now() + self.interval;
             }
         }
     }
 
-    /// Loads (first time: everything), writes increments, reads back totals.
+    /// Keeps at most `MAX_CARRIED` increments, dropping (and counting) the oldest.
+    fn bound_carried(&self, carried: &mut Vec<UsageRecord>) {
+        if carried.len() > MAX_CARRIED {
+            let excess = carried.len() - MAX_CARRIED;
+            carried.drain(..excess);
+            self.drop_carried(excess);
+        }
+    }
+
+    fn drop_carried(&self, n: usize) {
+        self.usage
+            .store_dropped
+            .fetch_add(n as u64, Ordering::Relaxed);
+        warn!(
+            increments = n,
+            "usage increments of evicted entries could not be written to the store and were dropped"
+        );
+    }
+
+    /// Loads (first time: everything), writes increments (carried ones
+    /// first), reads back totals.
     async fn sync(
         &self,
         store: &Store,
         last_sync: &mut Option<u64>,
+        carried: &mut Vec<UsageRecord>,
     ) -> Result<(), super::store::StoreError> {
         let started = now_ms();
         if last_sync.is_none() {
@@ -87,14 +155,22 @@ impl Flusher {
             let n = history.len();
             self.usage
                 .merge_stored(history, |t| self.analyzer.analyze(t));
-            info!(entries = n, "usage history loaded from the store");
+            info!(
+                rows = n,
+                entries = self.usage.stats().entries,
+                "usage history loaded from the store"
+            );
             *last_sync = Some(started);
         }
         let deltas = self.usage.deltas();
-        if !deltas.is_empty() {
-            store.add(deltas.clone()).await?;
+        if !deltas.is_empty() || !carried.is_empty() {
+            let mut records = carried.clone();
+            records.extend(deltas.records.iter().cloned());
+            let n = records.len();
+            store.add(records).await?;
+            carried.clear();
             self.usage.mark_flushed(&deltas);
-            debug!(entries = deltas.len(), "usage flushed");
+            debug!(entries = n, "usage flushed");
         }
         // Rows other proxies touched since the last sync (with a margin for clocks).
         let since = last_sync

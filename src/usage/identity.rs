@@ -31,3 +31,15 @@ impl fmt::Display for ClientIdentity {
         )
     }
 }
+
+/// An identity for unit tests: `app` as application_name, fixed user,
+/// database and address.
+#[cfg(test)]
+pub(crate) fn test_identity(app: &str) -> ClientIdentity {
+    ClientIdentity {
+        application_name: app.into(),
+        user: "u".into(),
+        database: "d".into(),
+        client_addr: "127.0.0.1".into(),
+    }
+}

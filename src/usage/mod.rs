@@ -5,17 +5,25 @@
 //! tables and columns of a fingerprint come from its analysis when a report
 //! or a flush expands the entries.
 
+mod clients;
 pub mod ddl_log;
+pub mod dependents;
+mod entry;
+mod evict;
 mod flusher;
 mod histogram;
 mod identity;
 pub mod kinds;
+mod memory;
+mod recorded;
 mod registry;
 pub mod store;
 pub mod timeline;
 
+pub use clients::ClientId;
 pub use ddl_log::{DdlEvent, DdlLog};
+pub use evict::Eviction;
 pub use flusher::Flusher;
 pub use histogram::{LatencyHistogram, SparseHistogram};
 pub use identity::ClientIdentity;
-pub use registry::{now_ms, ErrorRow, UsageRecord, UsageRegistry, UsageRow, UsageStats};
+pub use registry::{now_ms, Deltas, ErrorRow, UsageRecord, UsageRegistry, UsageRow, UsageStats};

@@ -1,64 +1,27 @@
 //! The in-memory usage aggregate, bounded, shared by all sessions.
+//!
+//! Entries are keyed by (client id, fingerprint id); each statement shape
+//! keeps its analysis and latency timeline once, however many clients run
+//! it. Every byte held is estimated when it is added or removed
+//! ([`super::memory`]); past `usage.max_memory` the background pass
+//! ([`UsageRegistry::evict`]) drops the least recently used entries.
 
-use super::kinds::KindStats;
+use super::clients::{ClientId, ClientTable, SessionKey};
+use super::entry::{add_code, code_bytes, value_of, ByCode, Entry, Flushed, Pinned};
+use super::memory::{codes_bytes, entry_bytes, map_slot, SHAPE_BYTES, SLOT_BYTES};
+use super::recorded;
 use super::timeline::{MinuteSlot, ShapeLatency};
 use super::{ClientIdentity, LatencyHistogram};
 use crate::analysis::search_path;
-use crate::analysis::{resolve, Analysis, Dependency, Mode, QualifiedName};
+use crate::analysis::{analysis_bytes, Analysis, Dependency, Mode, QualifiedName, ResolvedUse};
 use crate::catalog::Catalog;
+use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Aggregate of one client running one statement shape. `flushed` holds
-/// the part of the totals the store already has.
-#[derive(Debug, Clone)]
-struct Entry {
-    analysis: Arc<Analysis>,
-    calls: u64,
-    errors: u64,
-    error_codes: ByCode,
-    /// When each SQLSTATE last occurred, ms (for "errors since"); codes
-    /// loaded from a store count as last seen with the entry.
-    error_last_ms: ByCode,
-    total_us: u64,
-    max_us: u64,
-    first_seen_ms: u64,
-    last_seen_ms: u64,
-    flushed: Flushed,
-}
-
-impl Entry {
-    /// The entry's totals as a record (what reports and stores read).
-    fn totals(&self, client: ClientIdentity, path: &str, fingerprint_id: u64) -> UsageRecord {
-        UsageRecord {
-            client,
-            search_path: path.to_string(),
-            fingerprint_id,
-            fingerprint: self.analysis.fingerprint.text.clone(),
-            calls: self.calls,
-            errors: self.errors,
-            total_us: self.total_us,
-            max_us: self.max_us,
-            first_seen_ms: self.first_seen_ms,
-            last_seen_ms: self.last_seen_ms,
-            error_codes: self
-                .error_codes
-                .iter()
-                .map(|(c, n)| (String::from_utf8_lossy(c).into_owned(), *n))
-                .collect(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-struct Flushed {
-    calls: u64,
-    errors: u64,
-    total_us: u64,
-    error_codes: ByCode,
-}
+use tokio::sync::Notify;
 
 /// Totals (from a store) or increments (to a store) of one (client, shape).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,39 +49,9 @@ pub struct UsageRecord {
     pub last_seen_ms: u64,
     /// Errors by SQLSTATE.
     pub error_codes: Vec<(String, u64)>,
-}
-
-fn code_bytes(code: &str) -> Option<[u8; 5]> {
-    code.as_bytes().try_into().ok()
-}
-
-/// Per-SQLSTATE numbers (a count, or a time in ms), few enough per entry
-/// that a small vector beats a map.
-type ByCode = Vec<([u8; 5], u64)>;
-
-/// Adds `n` to the number of `code`.
-fn add_code(codes: &mut ByCode, code: [u8; 5], n: u64) {
-    match codes.iter_mut().find(|(c, _)| *c == code) {
-        Some((_, m)) => *m += n,
-        None => codes.push((code, n)),
-    }
-}
-
-/// Sets the number of `code` to `v`.
-fn set_code(codes: &mut ByCode, code: [u8; 5], v: u64) {
-    match codes.iter_mut().find(|(c, _)| *c == code) {
-        Some((_, m)) => *m = v,
-        None => codes.push((code, v)),
-    }
-}
-
-/// The number of `code`, 0 when absent.
-fn value_of(codes: &[([u8; 5], u64)], code: &[u8; 5]) -> u64 {
-    codes
-        .iter()
-        .find(|(c, _)| c == code)
-        .map(|(_, n)| *n)
-        .unwrap_or(0)
+    /// The tables and columns as resolved when recorded (`None` until a
+    /// catalog snapshot resolved them, and for rows of older stores).
+    pub resolved: Option<Arc<Vec<ResolvedUse>>>,
 }
 
 /// One client's failures of one statement shape with one SQLSTATE.
@@ -208,34 +141,89 @@ pub struct UsageStats {
     pub dropped: u64,
     /// Executions recorded.
     pub recorded: u64,
+    /// Entries evicted to stay under `usage.max_memory` (their unflushed
+    /// counts go to the store first).
+    pub evicted: u64,
+    /// Client identities held.
+    pub clients: usize,
+    /// Estimated bytes held (entries, shapes, identities).
+    pub bytes: usize,
 }
 
-/// Minute slots kept by all timelines together (about 150 bytes each).
+/// Increments not yet in the store, each with the entry it belongs to.
+#[derive(Debug, Clone, Default)]
+pub struct Deltas {
+    keys: Vec<EntryKey>,
+    /// The increments, in the store's form.
+    pub records: Vec<UsageRecord>,
+}
+
+impl Deltas {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// Minute slots kept by all timelines together.
 const MAX_MINUTE_SLOTS: usize = 200_000;
 
-/// Longest `search_path` text kept apart; longer ones count as the default.
-const MAX_PATH_LEN: usize = 512;
+/// (client id, fingerprint id).
+type EntryKey = (u64, u64);
 
-/// A client identity together with the `search_path` its statements ran
-/// under: unqualified names of the same text can mean different tables.
-type SessionKey = (ClientIdentity, String);
+/// One statement shape: its analysis and latency, held once for all the
+/// entries (clients) that ran it.
+pub(super) struct Shape {
+    pub analysis: Arc<Analysis>,
+    pub latency: ShapeLatency,
+    /// Entries of this shape; the shape goes with the last one.
+    pub entries: usize,
+    /// Estimated bytes, minute slots apart.
+    pub bytes: usize,
+}
+
+impl Shape {
+    fn new(analysis: &Arc<Analysis>) -> Shape {
+        Shape {
+            analysis: analysis.clone(),
+            latency: ShapeLatency::default(),
+            entries: 0,
+            bytes: map_slot(std::mem::size_of::<(u64, Shape)>())
+                + analysis_bytes(analysis)
+                + SHAPE_BYTES,
+        }
+    }
+}
 
 /// All usage since start (or since the last load from a store).
 pub struct UsageRegistry {
-    clients: DashMap<SessionKey, u32, ahash::RandomState>,
-    client_list: RwLock<Vec<SessionKey>>,
-    entries: DashMap<(u32, u64), Entry, ahash::RandomState>,
-    latency: DashMap<u64, ShapeLatency, ahash::RandomState>,
+    pub(super) clients: ClientTable,
+    pub(super) entries: DashMap<EntryKey, Entry, ahash::RandomState>,
+    pub(super) shapes: DashMap<u64, Shape, ahash::RandomState>,
     /// Executions by statement kind (for metrics).
-    pub kinds: KindStats,
+    pub kinds: super::kinds::KindStats,
     /// Minute slots held by all shapes' timelines (bounded).
     minute_slots: AtomicUsize,
     /// Successful store syncs (for metrics).
     pub store_flushes: AtomicU64,
     /// Failed store opens and syncs (for metrics).
     pub store_errors: AtomicU64,
-    len: AtomicUsize,
+    /// Increments of evicted entries dropped because the store stayed
+    /// unreachable (for metrics).
+    pub store_dropped: AtomicU64,
+    pub(super) len: AtomicUsize,
     cap: usize,
+    /// `usage.max_memory`.
+    pub(super) max_bytes: usize,
+    /// Estimated bytes of entries and shapes (identities count apart).
+    pub(super) bytes: AtomicUsize,
+    /// Entries evicted.
+    pub(super) evicted: AtomicU64,
+    /// Entries last seen at or before this were evicted: store rows that
+    /// old are history this registry does not hold (not loaded back).
+    pub(super) forgotten_ms: AtomicU64,
+    /// Wakes the background pass when memory passes the high-water mark.
+    pub(super) pressure: Notify,
     dropped: AtomicU64,
     recorded: AtomicU64,
 }
@@ -248,65 +236,82 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Adds a signed change to a byte counter.
+pub(super) fn add_bytes(counter: &AtomicUsize, delta: isize) {
+    if delta > 0 {
+        counter.fetch_add(delta as usize, Ordering::Relaxed);
+    } else if delta < 0 {
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_sub(delta.unsigned_abs()))
+        });
+    }
+}
+
 impl UsageRegistry {
     /// An empty aggregate holding at most `cap` (client, shape) entries;
-    /// beyond that new entries are dropped and counted.
+    /// beyond that new entries are dropped and counted. No memory bound.
     pub fn new(cap: usize) -> UsageRegistry {
+        UsageRegistry::with_max_memory(cap, usize::MAX)
+    }
+
+    /// As [`UsageRegistry::new`], holding about `max_bytes` at most: the
+    /// background pass evicts the least recently used entries from 7/8 of
+    /// it down to 3/4, and new entries are dropped (and counted) while the
+    /// bound itself is reached.
+    pub fn with_max_memory(cap: usize, max_bytes: usize) -> UsageRegistry {
         UsageRegistry {
-            clients: DashMap::default(),
-            client_list: RwLock::new(Vec::new()),
+            clients: ClientTable::default(),
             entries: DashMap::default(),
-            latency: DashMap::default(),
-            kinds: KindStats::default(),
+            shapes: DashMap::default(),
+            kinds: Default::default(),
             minute_slots: AtomicUsize::new(0),
             store_flushes: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
+            store_dropped: AtomicU64::new(0),
             len: AtomicUsize::new(0),
             cap,
+            max_bytes,
+            bytes: AtomicUsize::new(0),
+            evicted: AtomicU64::new(0),
+            forgotten_ms: AtomicU64::new(0),
+            pressure: Notify::new(),
             dropped: AtomicU64::new(0),
             recorded: AtomicU64::new(0),
         }
     }
 
-    /// The small integer a session records under (interned once per
-    /// session, and again when its `search_path` changes; `search_path` is
-    /// canonical text, empty for the server default).
-    pub fn client_id(&self, identity: &ClientIdentity, search_path: &str) -> u32 {
-        // A client cycling through endless paths must not grow this table
-        // without bound: past the caps its usage counts under the default.
-        let search_path = if search_path.len() > MAX_PATH_LEN
-            || (self.clients.len() >= self.cap && !search_path.is_empty())
-        {
-            ""
-        } else {
-            search_path
-        };
-        let key = (identity.clone(), search_path.to_string());
-        if let Some(id) = self.clients.get(&key) {
-            return *id;
-        }
-        let mut list = match self.client_list.write() {
-            Ok(l) => l,
-            Err(p) => p.into_inner(),
-        };
-        *self.clients.entry(key.clone()).or_insert_with(|| {
-            list.push(key);
-            (list.len() - 1) as u32
-        })
+    /// Estimated bytes held: entries, shapes (analyses, timelines) and
+    /// client identities.
+    pub fn memory_bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed) + self.clients.bytes()
     }
 
-    fn identity(&self, id: u32) -> Option<SessionKey> {
-        let list = match self.client_list.read() {
-            Ok(l) => l,
-            Err(p) => p.into_inner(),
-        };
-        list.get(id as usize).cloned()
+    /// Above this the background pass evicts.
+    pub(super) fn high_water(&self) -> usize {
+        self.max_bytes / 8 * 7
+    }
+
+    /// Resolves when memory passed the high-water mark since the last call.
+    pub async fn under_pressure(&self) {
+        self.pressure.notified().await
+    }
+
+    /// What a session records under (once per session, and again when its
+    /// `search_path` or `application_name` changes; `search_path` is
+    /// canonical text, empty for the server default). Keep the handle while
+    /// executions may still be recorded under it.
+    pub fn client_id(&self, identity: &ClientIdentity, search_path: &str) -> ClientId {
+        self.clients.intern(identity, search_path, self.cap)
+    }
+
+    fn identity(&self, id: u64) -> Option<SessionKey> {
+        self.clients.key_of(id)
     }
 
     /// Records one execution of `analysis` by `client`.
     pub fn record(
         &self,
-        client: u32,
+        client: &ClientId,
         analysis: &Arc<Analysis>,
         latency_us: u64,
         error: Option<[u8; 5]>,
@@ -314,44 +319,80 @@ impl UsageRegistry {
         let now = now_ms();
         self.kinds
             .record(analysis.kind, latency_us, error.is_some());
-        let key = (client, analysis.fingerprint.id);
-        match self.entries.get_mut(&key) {
-            Some(mut e) => update(&mut e, latency_us, error, now),
-            None => {
-                if self.len.load(Ordering::Relaxed) >= self.cap {
+        let key = (client.id(), analysis.fingerprint.id);
+        // One lookup under the shard's write lock: two sessions racing on
+        // a new key both count.
+        let fresh = match self.entries.entry(key) {
+            MapEntry::Occupied(mut o) => {
+                let e = o.get_mut();
+                if error.is_some() {
+                    let before = codes_bytes(e) as isize;
+                    e.update(latency_us, error, now);
+                    add_bytes(&self.bytes, codes_bytes(e) as isize - before);
+                } else {
+                    e.update(latency_us, error, now);
+                }
+                false
+            }
+            MapEntry::Vacant(v) => {
+                let held = self.memory_bytes();
+                if self.len.load(Ordering::Relaxed) >= self.cap || held >= self.max_bytes {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.pressure.notify_one();
                     return;
                 }
-                let mut fresh = Entry {
-                    analysis: analysis.clone(),
-                    calls: 0,
-                    errors: 0,
-                    error_codes: Vec::new(),
-                    error_last_ms: Vec::new(),
-                    total_us: 0,
-                    max_us: 0,
-                    first_seen_ms: now,
-                    last_seen_ms: now,
-                    flushed: Flushed::default(),
-                };
-                update(&mut fresh, latency_us, error, now);
-                if self.entries.insert(key, fresh).is_none() {
-                    self.len.fetch_add(1, Ordering::Relaxed);
+                let mut fresh = Entry::new(analysis.clone(), now);
+                fresh.update(latency_us, error, now);
+                add_bytes(&self.bytes, entry_bytes(&fresh) as isize);
+                v.insert(fresh);
+                self.len.fetch_add(1, Ordering::Relaxed);
+                self.clients.entry_added(client);
+                if held > self.high_water() {
+                    self.pressure.notify_one();
                 }
+                true
             }
-        }
-        let may_grow = self.minute_slots.load(Ordering::Relaxed) < MAX_MINUTE_SLOTS;
-        let delta = match self.latency.get_mut(&analysis.fingerprint.id) {
-            Some(mut h) => h.record(latency_us, now, may_grow),
-            None if self.latency.len() < self.cap => self
-                .latency
-                .entry(analysis.fingerprint.id)
-                .or_default()
-                .record(latency_us, now, may_grow),
-            None => 0,
         };
-        self.count_slots(delta);
+        let may_grow = self.minute_slots.load(Ordering::Relaxed) < MAX_MINUTE_SLOTS
+            && self.memory_bytes() < self.max_bytes;
+        let slots = {
+            let mut shape = self.shape_entry(analysis, fresh);
+            shape.latency.record(latency_us, now, may_grow)
+        };
+        self.count_slots(slots);
         self.recorded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The shape of `analysis`, created (and counted) if absent; `fresh`
+    /// counts a new entry of it.
+    fn shape_entry(
+        &self,
+        analysis: &Arc<Analysis>,
+        fresh: bool,
+    ) -> dashmap::mapref::one::RefMut<'_, u64, Shape> {
+        let mut shape = self
+            .shapes
+            .entry(analysis.fingerprint.id)
+            .or_insert_with(|| {
+                let s = Shape::new(analysis);
+                add_bytes(&self.bytes, s.bytes as isize);
+                s
+            });
+        if fresh {
+            shape.entries += 1;
+        }
+        shape
+    }
+
+    /// An entry of shape `fp` went: the shape goes with its last entry.
+    pub(super) fn release_shape(&self, fp: u64) {
+        if let Some(mut s) = self.shapes.get_mut(&fp) {
+            s.entries = s.entries.saturating_sub(1);
+        }
+        if let Some((_, s)) = self.shapes.remove_if(&fp, |_, s| s.entries == 0) {
+            add_bytes(&self.bytes, -(s.bytes as isize));
+            self.count_slots(-(s.latency.minutes.len() as isize));
+        }
     }
 
     /// Counters about the aggregate.
@@ -360,6 +401,9 @@ impl UsageRegistry {
             entries: self.len.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             recorded: self.recorded.load(Ordering::Relaxed),
+            evicted: self.evicted.load(Ordering::Relaxed),
+            clients: self.clients.len(),
+            bytes: self.memory_bytes(),
         }
     }
 
@@ -416,62 +460,62 @@ impl UsageRegistry {
     }
 
     /// What the store does not have yet: one increment per changed entry.
-    pub fn deltas(&self) -> Vec<UsageRecord> {
-        let mut out = Vec::new();
+    pub fn deltas(&self) -> Deltas {
+        let mut out = Deltas::default();
         for item in self.entries.iter() {
-            let ((client, fp), e) = item.pair();
-            if e.calls == e.flushed.calls && e.errors == e.flushed.errors {
+            let (key, e) = item.pair();
+            if !e.has_unflushed() {
                 continue;
             }
-            let Some((identity, path)) = self.identity(*client) else {
+            let Some((identity, path)) = self.identity(key.0) else {
                 continue;
             };
-            let mut delta = e.totals(identity, &path, *fp);
-            delta.calls = delta.calls.saturating_sub(e.flushed.calls);
-            delta.errors = delta.errors.saturating_sub(e.flushed.errors);
-            delta.total_us = delta.total_us.saturating_sub(e.flushed.total_us);
-            for (code, n) in delta.error_codes.iter_mut() {
-                if let Some(c) = code_bytes(code) {
-                    *n = n.saturating_sub(value_of(&e.flushed.error_codes, &c));
-                }
-            }
-            delta.error_codes.retain(|(_, n)| *n > 0);
-            out.push(delta);
+            out.keys.push(*key);
+            out.records.push(e.delta(identity, &path, key.1));
         }
         out
     }
 
-    /// Records that `deltas` reached the store.
-    pub fn mark_flushed(&self, deltas: &[UsageRecord]) {
-        for d in deltas {
-            let id = self.client_id(&d.client, &d.search_path);
-            if let Some(mut e) = self.entries.get_mut(&(id, d.fingerprint_id)) {
-                e.flushed.calls += d.calls;
-                e.flushed.errors += d.errors;
-                e.flushed.total_us += d.total_us;
-                for (code, n) in &d.error_codes {
-                    if let Some(c) = code_bytes(code) {
-                        add_code(&mut e.flushed.error_codes, c, *n);
-                    }
-                }
+    /// Records that `deltas` reached the store. Entries are found by the
+    /// key they were read under, not by re-interning their identity.
+    pub fn mark_flushed(&self, deltas: &Deltas) {
+        for (key, d) in deltas.keys.iter().zip(&deltas.records) {
+            if let Some(mut e) = self.entries.get_mut(key) {
+                let before = codes_bytes(&e) as isize;
+                e.mark_flushed(d);
+                add_bytes(&self.bytes, codes_bytes(&e) as isize - before);
             }
         }
     }
 
     /// Takes totals from the store as the new baseline (at start, and after
     /// each flush so that proxies sharing a store see each other's usage);
-    /// what this proxy has not flushed yet is kept on top.
-    pub fn merge_stored(&self, records: Vec<UsageRecord>, analyze: impl Fn(&str) -> Arc<Analysis>) {
+    /// what this proxy has not flushed yet is kept on top. Rows this
+    /// registry has no room for, or evicted as least recently used, are
+    /// not loaded (the newest are loaded first).
+    pub fn merge_stored(
+        &self,
+        mut records: Vec<UsageRecord>,
+        analyze: impl Fn(&str) -> Arc<Analysis>,
+    ) {
+        records.sort_by_key(|r| std::cmp::Reverse(r.last_seen_ms));
         for r in records {
-            let id = self.client_id(&r.client, &r.search_path);
+            let client = self.clients.intern_exact(&r.client, &r.search_path);
             let stored_codes: ByCode = r
                 .error_codes
                 .iter()
                 .filter_map(|(c, n)| code_bytes(c).map(|c| (c, *n)))
                 .collect();
-            match self.entries.get_mut(&(id, r.fingerprint_id)) {
-                Some(mut e) => {
-                    let e = &mut *e;
+            let pinned = r.resolved.clone().map(|uses| Pinned { uses, catalog: 0 });
+            let key = (client.id(), r.fingerprint_id);
+            // Parsed before the shard is locked: `record` must not wait on it.
+            let mut analysis = (!self.entries.contains_key(&key)
+                && r.last_seen_ms > self.forgotten_ms.load(Ordering::Relaxed))
+            .then(|| analyze(&r.fingerprint));
+            match self.entries.entry(key) {
+                MapEntry::Occupied(mut o) => {
+                    let e = o.get_mut();
+                    let before = entry_bytes(e) as isize;
                     e.calls = r.calls + e.calls.saturating_sub(e.flushed.calls);
                     e.errors = r.errors + e.errors.saturating_sub(e.flushed.errors);
                     e.total_us = r.total_us + e.total_us.saturating_sub(e.flushed.total_us);
@@ -497,14 +541,26 @@ impl UsageRegistry {
                         total_us: r.total_us,
                         error_codes: stored_codes,
                     };
+                    if e.pinned.is_none() {
+                        e.pinned = pinned;
+                    }
+                    add_bytes(&self.bytes, entry_bytes(e) as isize - before);
                 }
-                None => {
-                    if self.len.load(Ordering::Relaxed) >= self.cap {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                MapEntry::Vacant(v) => {
+                    if r.last_seen_ms <= self.forgotten_ms.load(Ordering::Relaxed) {
                         continue;
                     }
+                    if self.len.load(Ordering::Relaxed) >= self.cap
+                        || self.memory_bytes() >= self.high_water()
+                    {
+                        // Full: this and everything older stays in the store only.
+                        self.forgotten_ms
+                            .fetch_max(r.last_seen_ms, Ordering::Relaxed);
+                        continue;
+                    }
+                    let analysis = analysis.take().unwrap_or_else(|| analyze(&r.fingerprint));
                     let entry = Entry {
-                        analysis: analyze(&r.fingerprint),
+                        analysis: analysis.clone(),
                         calls: r.calls,
                         errors: r.errors,
                         error_codes: stored_codes.clone(),
@@ -522,10 +578,13 @@ impl UsageRegistry {
                             total_us: r.total_us,
                             error_codes: stored_codes,
                         },
+                        pinned,
                     };
-                    if self.entries.insert((id, r.fingerprint_id), entry).is_none() {
-                        self.len.fetch_add(1, Ordering::Relaxed);
-                    }
+                    add_bytes(&self.bytes, entry_bytes(&entry) as isize);
+                    v.insert(entry);
+                    self.len.fetch_add(1, Ordering::Relaxed);
+                    self.clients.entry_added(&client);
+                    drop(self.shape_entry(&analysis, true));
                 }
             }
         }
@@ -533,25 +592,22 @@ impl UsageRegistry {
 
     /// Latency distribution of one shape across all clients, since start.
     pub fn latency(&self, fingerprint_id: u64) -> Option<LatencyHistogram> {
-        self.latency.get(&fingerprint_id).map(|h| h.total.clone())
+        self.shapes
+            .get(&fingerprint_id)
+            .map(|s| s.latency.total.clone())
     }
 
     fn count_slots(&self, delta: isize) {
-        if delta > 0 {
-            self.minute_slots
-                .fetch_add(delta as usize, Ordering::Relaxed);
-        } else if delta < 0 {
-            self.minute_slots
-                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
-        }
+        add_bytes(&self.minute_slots, delta);
+        add_bytes(&self.bytes, delta * SLOT_BYTES as isize);
     }
 
     /// Drops minute slots older than an hour from shapes that stopped
     /// running (the flusher calls it every interval).
     pub fn prune_minutes(&self, now_ms: u64) {
         let mut removed = 0;
-        for mut item in self.latency.iter_mut() {
-            removed += item.value_mut().prune(now_ms);
+        for mut item in self.shapes.iter_mut() {
+            removed += item.value_mut().latency.prune(now_ms);
         }
         self.count_slots(-(removed as isize));
     }
@@ -559,10 +615,10 @@ impl UsageRegistry {
     /// The minutes of the last hour (before `now_ms`) of every shape that
     /// ran in it.
     pub fn recent_latencies(&self, now_ms: u64) -> Vec<(u64, Vec<MinuteSlot>)> {
-        self.latency
+        self.shapes
             .iter()
             .filter_map(|item| {
-                let slots: Vec<MinuteSlot> = item.value().recent(now_ms).cloned().collect();
+                let slots: Vec<MinuteSlot> = item.value().latency.recent(now_ms).cloned().collect();
                 (!slots.is_empty()).then_some((*item.key(), slots))
             })
             .collect()
@@ -570,20 +626,21 @@ impl UsageRegistry {
 
     /// The analysis of every shape recorded (the kind and the tables of a
     /// fingerprint, for reports about statements).
-    pub fn shapes(&self) -> std::collections::HashMap<u64, Arc<Analysis>> {
-        self.entries
+    pub fn shapes(&self) -> HashMap<u64, Arc<Analysis>> {
+        self.shapes
             .iter()
-            .map(|item| (item.key().1, item.value().analysis.clone()))
+            .map(|item| (*item.key(), item.value().analysis.clone()))
             .collect()
     }
 
     /// Every entry expanded into one row per table/column use, resolved with
     /// the catalog of the entry's database and the `search_path` the
-    /// statement ran under.
+    /// statement ran under, and as recorded where the catalog does not know
+    /// the relations (not loaded yet, or dropped since).
     pub fn rows(&self, catalog_of: impl Fn(&str) -> Arc<Catalog>) -> Vec<UsageRow> {
         // Copy out first: resolving while iterating would hold the map's
         // shard locks, and `record` on the relay path would wait for them.
-        let snapshot: Vec<(u32, Entry)> = self
+        let snapshot: Vec<(u64, Entry)> = self
             .entries
             .iter()
             .map(|item| (item.key().0, item.value().clone()))
@@ -596,7 +653,8 @@ impl UsageRegistry {
             let catalog = catalog_of(&identity.database);
             let schemas = search_path::effective(&path, &identity.user, |s| catalog.has_schema(s));
             let t = e.totals(identity, &path, e.analysis.fingerprint.id);
-            for u in resolve(&e.analysis, &catalog, &schemas) {
+            let pinned = e.pinned.as_ref().map(|p| &p.uses[..]);
+            for u in recorded::uses(&e.analysis, &catalog, &schemas, pinned) {
                 let (schema, table, candidates) = match u.relations.as_slice() {
                     [one] => (one.schema.clone(), one.name.clone(), Vec::new()),
                     _ => (String::new(), String::new(), u.relations.clone()),
@@ -626,49 +684,30 @@ impl UsageRegistry {
     }
 }
 
-fn update(e: &mut Entry, latency_us: u64, error: Option<[u8; 5]>, now: u64) {
-    e.calls += 1;
-    e.total_us += latency_us;
-    e.max_us = e.max_us.max(latency_us);
-    e.last_seen_ms = now;
-    if let Some(code) = error {
-        e.errors += 1;
-        add_code(&mut e.error_codes, code, 1);
-        set_code(&mut e.error_last_ms, code, now);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::analysis::Analyzer;
 
-    fn client(app: &str) -> ClientIdentity {
-        ClientIdentity {
-            application_name: app.into(),
-            user: "u".into(),
-            database: "d".into(),
-            client_addr: "127.0.0.1".into(),
-        }
-    }
+    use crate::usage::identity::test_identity as client;
 
     #[test]
     fn records_expand_into_table_and_column_rows() {
         let reg = UsageRegistry::new(100);
         let analyzer = Analyzer::new(100);
         let a = reg.client_id(&client("a"), "");
-        assert_eq!(reg.client_id(&client("a"), ""), a);
+        assert_eq!(reg.client_id(&client("a"), "").id(), a.id());
         let b = reg.client_id(&client("b"), "");
-        assert_ne!(a, b);
+        assert_ne!(a.id(), b.id());
         let q = analyzer.analyze("SELECT email FROM users WHERE id = 1");
-        reg.record(a, &q, 100, None);
+        reg.record(&a, &q, 100, None);
         reg.record(
-            a,
+            &a,
             &analyzer.analyze("SELECT email FROM users WHERE id = 2"),
             300,
             Some(*b"42703"),
         );
-        reg.record(b, &analyzer.analyze("SELECT * FROM users"), 50, None);
+        reg.record(&b, &analyzer.analyze("SELECT * FROM users"), 50, None);
         let rows = reg.rows(|_| Arc::new(Catalog::default()));
         let email: Vec<&UsageRow> = rows
             .iter()
@@ -702,21 +741,26 @@ mod tests {
         let analyzer = Analyzer::new(100);
         let c = reg.client_id(&client("a"), "");
         let q = analyzer.analyze("SELECT email FROM users");
-        reg.record(c, &q, 10, None);
-        reg.record(c, &q, 20, Some(*b"42703"));
+        reg.record(&c, &q, 10, None);
+        reg.record(&c, &q, 20, Some(*b"42703"));
         let d = reg.deltas();
         assert_eq!(
-            (d.len(), d[0].calls, d[0].errors, d[0].total_us),
+            (
+                d.records.len(),
+                d.records[0].calls,
+                d.records[0].errors,
+                d.records[0].total_us
+            ),
             (1, 2, 1, 30)
         );
         reg.mark_flushed(&d);
         assert!(reg.deltas().is_empty());
-        reg.record(c, &q, 5, None);
+        reg.record(&c, &q, 5, None);
         // Another proxy added 10 calls to the same row in the store.
-        let mut stored = d[0].clone();
+        let mut stored = d.records[0].clone();
         stored.calls += 10;
         reg.merge_stored(vec![stored], |t| analyzer.analyze(t));
-        let d = reg.deltas();
+        let d = reg.deltas().records;
         assert_eq!(
             (d[0].calls, d[0].errors, d[0].total_us),
             (1, 0, 5),
@@ -728,6 +772,7 @@ mod tests {
         let fresh = UsageRegistry::new(100);
         fresh.merge_stored(
             reg.deltas()
+                .records
                 .into_iter()
                 .map(|mut r| {
                     r.calls = 13;
@@ -750,7 +795,7 @@ mod tests {
         let c = reg.client_id(&client("a"), "");
         for i in 0..50 {
             reg.record(
-                c,
+                &c,
                 &analyzer.analyze(&format!("SELECT * FROM t{i}")),
                 1,
                 None,
@@ -760,7 +805,76 @@ mod tests {
         assert_eq!(stats.entries, 10);
         assert_eq!(stats.dropped, 40);
         // Known shapes keep counting when full.
-        reg.record(c, &analyzer.analyze("SELECT * FROM t0"), 1, None);
+        reg.record(&c, &analyzer.analyze("SELECT * FROM t0"), 1, None);
         assert_eq!(reg.stats().dropped, 40);
+    }
+    #[test]
+    fn sessions_racing_on_new_keys_lose_no_update() {
+        // The race needs two threads on one new key at the same moment:
+        // rounds of many fresh keys make that near certain on the old code.
+        const KEYS: usize = 20_000;
+        const THREADS: usize = 4;
+        let analyzer = Analyzer::new(1000);
+        for round in 0..3 {
+            let reg = Arc::new(UsageRegistry::new(1_000_000));
+            let c = reg.client_id(&client("race"), "");
+            let shapes: Arc<Vec<Arc<Analysis>>> = Arc::new(
+                (0..KEYS)
+                    .map(|i| analyzer.analyze(&format!("SELECT c{i} FROM t{round}")))
+                    .collect(),
+            );
+            let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+            let threads: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let (reg, shapes, barrier) = (reg.clone(), shapes.clone(), barrier.clone());
+                    let c = c.clone();
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        for a in shapes.iter() {
+                            reg.record(&c, a, 1, None);
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            let calls: u64 = reg.statements().iter().map(|r| r.calls).sum();
+            assert_eq!(calls, (KEYS * THREADS) as u64, "every execution counted");
+            assert_eq!(reg.stats().entries, KEYS);
+        }
+    }
+
+    #[test]
+    fn identities_past_the_cap_are_flushed_once_and_idle_ones_go() {
+        let reg = UsageRegistry::new(3);
+        let analyzer = Analyzer::new(100);
+        let q = analyzer.analyze("SELECT email FROM users");
+        let early = reg.client_id(&client("early"), "app, public");
+        reg.record(&early, &q, 10, None);
+        // More identities than the cap: later paths collapse to the default.
+        let late = reg.client_id(&client("late"), "app, public");
+        let filler = reg.client_id(&client("filler"), "");
+        let past = reg.client_id(&client("past"), "other");
+        assert_eq!(past.key().1, "", "past the cap");
+        reg.record(&late, &q, 10, None);
+        reg.record(&past, &q, 10, None);
+        let d = reg.deltas();
+        assert_eq!(d.records.len(), 3, "{:?}", d.records);
+        reg.mark_flushed(&d);
+        assert!(
+            reg.deltas().is_empty(),
+            "flushed deltas are not sent again: {:?}",
+            reg.deltas().records
+        );
+        // Sessions gone: identities without entries are dropped, the
+        // others stay while they hold usage.
+        drop((early, late, past, filler));
+        for i in 0..20 {
+            drop(reg.client_id(&client(&format!("gone{i}")), ""));
+        }
+        assert_eq!(reg.stats().clients, 24);
+        assert_eq!(reg.evict().clients, 21);
+        assert_eq!(reg.stats().clients, 3);
     }
 }

@@ -359,20 +359,27 @@ async fn wait_calls(proxy: &TestProxy, app: &str, want: u64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usage_survives_a_restart_with_the_sqlite_store() {
-    use ddlguard::usage::store::StoreSpec;
-    let (cluster, db) = setup("usage_sqlite").await;
-    let dir =
-        std::env::temp_dir().join(format!("ddlguard-test-{}-sqlite-store", std::process::id()));
+/// A fresh folder for a SQLite store file, and the store in it.
+fn sqlite_store(name: &str) -> (std::path::PathBuf, ddlguard::usage::store::StoreSpec) {
+    let dir = std::env::temp_dir().join(format!("ddlguard-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let store = StoreSpec::Sqlite(dir.join("usage.db"));
-    let configure = |c: &mut ddlguard::config::Config| {
-        c.usage.store = store.clone();
-        c.usage.flush_interval.0 = std::time::Duration::from_millis(200);
-        c.server.shutdown_grace.0 = std::time::Duration::from_millis(100);
-    };
+    let store = ddlguard::usage::store::StoreSpec::Sqlite(dir.join("usage.db"));
+    (dir, store)
+}
+
+/// Settings of a proxy that is restarted on `store`: quick flushes and shutdown.
+fn restartable(c: &mut ddlguard::config::Config, store: &ddlguard::usage::store::StoreSpec) {
+    c.usage.store = store.clone();
+    c.usage.flush_interval.0 = std::time::Duration::from_millis(200);
+    c.server.shutdown_grace.0 = std::time::Duration::from_millis(100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_survives_a_restart_with_the_sqlite_store() {
+    let (cluster, db) = setup("usage_sqlite").await;
+    let (_, store) = sqlite_store("sqlite-store");
+    let configure = |c: &mut ddlguard::config::Config| restartable(c, &store);
     let first = TestProxy::start_with(cluster, configure).await;
     run_queries(&first, &db, "restart_app", 7).await;
     first.handle.shutdown();
@@ -595,4 +602,90 @@ async fn unqualified_names_resolve_through_the_sessions_search_path() {
         ["app.users"]
     );
     assert_eq!(schema_of("sp_local", all), ["public.users"], "after COMMIT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_history_is_resolved_as_recorded_after_a_restart() {
+    let (cluster, db) = setup("usage_recorded").await;
+    let direct = connect(&cluster.direct_conn(&db)).await;
+    direct
+        .batch_execute(
+            "CREATE SCHEMA billing; CREATE TABLE billing.invoices (id int, total numeric);",
+        )
+        .await
+        .unwrap();
+    let (dir, store) = sqlite_store("recorded-store");
+    let configure = |c: &mut ddlguard::config::Config| {
+        restartable(c, &store);
+        c.upstream.user = Some("postgres".into());
+    };
+    let where_email = |rows: &[UsageRow]| -> Vec<String> {
+        let mut found: Vec<String> = rows
+            .iter()
+            .filter(|r| r.column.as_deref() == Some("email"))
+            .map(|r| format!("{}.{}", r.schema, r.table))
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    };
+
+    let first = TestProxy::start_with(cluster, configure).await;
+    first
+        .handle
+        .catalogs()
+        .load_now(&db, &first.handle.upstream())
+        .await
+        .unwrap();
+    let c = connect(&format!(
+        "{} application_name=recorded options='-c search_path=billing,public'",
+        first.conn(&db)
+    ))
+    .await;
+    for id in 0..3i32 {
+        c.query("SELECT email FROM users WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+    }
+    assert_eq!(where_email(&first.handle.usage_rows()), ["public.users"]);
+    drop(c);
+    first.handle.shutdown();
+    tokio::time::timeout(std::time::Duration::from_secs(30), first.task)
+        .await
+        .expect("first proxy stops")
+        .unwrap();
+    // While the proxy is down the table is renamed: history keeps the name
+    // it was recorded under.
+    direct
+        .batch_execute("ALTER TABLE users RENAME TO customers")
+        .await
+        .unwrap();
+
+    // No client connects: no catalog is loaded, the rows come from the store.
+    let second = TestProxy::start_with(cluster, configure).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while calls_of(&second.handle.usage_rows(), "recorded") != 3 {
+        assert!(std::time::Instant::now() < deadline, "history not loaded");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        where_email(&second.handle.usage_rows()),
+        ["public.users"],
+        "before any catalog is loaded"
+    );
+    // With the current catalog (users is gone) the history keeps its name.
+    second
+        .handle
+        .catalogs()
+        .load_now(&db, &second.handle.upstream())
+        .await
+        .unwrap();
+    assert_eq!(
+        where_email(&second.handle.usage_rows()),
+        ["public.users"],
+        "after the rename"
+    );
+    second.handle.shutdown();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), second.task).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,6 +2,7 @@
 //! embedded default) or `postgres://...` (one history for a fleet of proxies).
 
 mod postgres;
+mod resolved;
 mod sqlite;
 
 use super::UsageRecord;

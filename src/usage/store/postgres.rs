@@ -1,7 +1,8 @@
 //! A Postgres store shared by several proxies: each adds its increments.
 
-use super::{decode_codes, StoreError};
+use super::{decode_codes, resolved, StoreError};
 use crate::usage::{ClientIdentity, UsageRecord};
+use std::sync::Arc;
 use tokio_postgres::{Client, NoTls};
 
 /// Created under an advisory lock: proxies starting together do not race.
@@ -23,6 +24,7 @@ CREATE TABLE IF NOT EXISTS ddlguard_usage (
     first_seen_ms bigint NOT NULL,
     last_seen_ms bigint NOT NULL,
     error_codes jsonb NOT NULL DEFAULT '{}',
+    resolved text NOT NULL DEFAULT '',
     PRIMARY KEY (application_name, user_name, database_name, client_addr, search_path, fingerprint_id)
 );
 -- Tables created before search_path was part of the key: rows keep the default path.
@@ -36,6 +38,8 @@ DO $$ BEGIN
             (application_name, user_name, database_name, client_addr, search_path, fingerprint_id);
     END IF;
 END $$;
+-- Tables created before the resolved tables and columns were stored: rows read as not resolved yet.
+ALTER TABLE ddlguard_usage ADD COLUMN IF NOT EXISTS resolved text NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS ddlguard_usage_last_seen ON ddlguard_usage (last_seen_ms);
 COMMIT;
 ";
@@ -43,9 +47,9 @@ COMMIT;
 /// Upsert adding increments; error counts are summed per SQLSTATE in jsonb.
 const UPSERT: &str = "
 INSERT INTO ddlguard_usage AS u (application_name, user_name, database_name, client_addr, fingerprint_id,
-    fingerprint, calls, errors, total_us, max_us, first_seen_ms, last_seen_ms, error_codes, search_path)
+    fingerprint, calls, errors, total_us, max_us, first_seen_ms, last_seen_ms, error_codes, search_path, resolved)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-    (SELECT coalesce(jsonb_object_agg(k, v::bigint), '{}') FROM json_each_text($13::text::json) AS e(k, v)), $14)
+    (SELECT coalesce(jsonb_object_agg(k, v::bigint), '{}') FROM json_each_text($13::text::json) AS e(k, v)), $14, $15)
 ON CONFLICT (application_name, user_name, database_name, client_addr, search_path, fingerprint_id) DO UPDATE SET
     calls = u.calls + excluded.calls,
     errors = u.errors + excluded.errors,
@@ -53,6 +57,7 @@ ON CONFLICT (application_name, user_name, database_name, client_addr, search_pat
     max_us = greatest(u.max_us, excluded.max_us),
     first_seen_ms = least(u.first_seen_ms, excluded.first_seen_ms),
     last_seen_ms = greatest(u.last_seen_ms, excluded.last_seen_ms),
+    resolved = CASE WHEN excluded.resolved <> '' THEN excluded.resolved ELSE u.resolved END,
     error_codes = (SELECT coalesce(jsonb_object_agg(k, s), '{}') FROM (
         SELECT k, sum(v::bigint) AS s FROM (
             SELECT * FROM jsonb_each_text(u.error_codes)
@@ -103,6 +108,7 @@ impl PostgresStore {
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
         let stmt = tx.prepare(UPSERT).await.map_err(|e| self.err(e))?;
         for d in &deltas {
+            let uses = resolved::encode(d.resolved.as_deref().map(|v| &v[..]));
             let codes = format!(
                 "{{{}}}",
                 d.error_codes
@@ -128,6 +134,7 @@ impl PostgresStore {
                     &(d.last_seen_ms as i64),
                     &codes,
                     &d.search_path,
+                    &uses,
                 ],
             )
             .await
@@ -144,7 +151,7 @@ impl PostgresStore {
                 "SELECT application_name, user_name, database_name, client_addr, fingerprint_id, fingerprint,
                         calls, errors, total_us, max_us, first_seen_ms, last_seen_ms,
                         (SELECT coalesce(string_agg(k || ':' || v, ',' ORDER BY k), '') FROM jsonb_each_text(error_codes) AS e(k, v)),
-                        search_path
+                        search_path, resolved
                  FROM ddlguard_usage WHERE last_seen_ms >= $1",
                 &[&(since_ms as i64)],
             )
@@ -170,6 +177,7 @@ impl PostgresStore {
                     last_seen_ms: r.try_get::<_, i64>(11)? as u64,
                     error_codes: decode_codes(&r.try_get::<_, String>(12)?),
                     search_path: r.try_get(13)?,
+                    resolved: resolved::decode(&r.try_get::<_, String>(14)?).map(Arc::new),
                 })
             })
             .collect::<Result<Vec<_>, _>>()

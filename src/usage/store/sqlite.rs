@@ -1,6 +1,6 @@
 //! The embedded SQLite store (rusqlite, bundled SQLite, WAL).
 
-use super::{decode_codes, encode_codes, merge_codes, StoreError};
+use super::{decode_codes, encode_codes, merge_codes, resolved, StoreError};
 use crate::usage::{ClientIdentity, UsageRecord};
 use rusqlite::{named_params, params, Connection, OptionalExtension};
 use std::path::PathBuf;
@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS ddlguard_usage (
     first_seen_ms INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL,
     error_codes TEXT NOT NULL DEFAULT '',
+    resolved TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (application_name, user_name, database_name, client_addr, search_path, fingerprint_id)
 );
 CREATE INDEX IF NOT EXISTS ddlguard_usage_last_seen ON ddlguard_usage (last_seen_ms);
@@ -43,16 +44,25 @@ DROP TABLE ddlguard_usage_v1;
 COMMIT;
 ";
 
+/// Files written before the resolved tables and columns were stored with
+/// each row get the column; their rows read as not resolved yet.
+const MIGRATE_V2: &str = "ALTER TABLE ddlguard_usage ADD COLUMN resolved TEXT NOT NULL DEFAULT ''";
+
 /// Adds one increment; error counts per SQLSTATE were merged by the caller.
+/// The resolution is the latest one known.
 const UPSERT: &str = "
-INSERT INTO ddlguard_usage VALUES
-    (:app, :user, :db, :addr, :path, :fp_id, :fp, :calls, :errors, :total_us, :max_us, :first, :last, :codes)
+INSERT INTO ddlguard_usage (application_name, user_name, database_name, client_addr, search_path,
+    fingerprint_id, fingerprint, calls, errors, total_us, max_us, first_seen_ms, last_seen_ms,
+    error_codes, resolved)
+VALUES (:app, :user, :db, :addr, :path, :fp_id, :fp, :calls, :errors, :total_us, :max_us, :first,
+    :last, :codes, :resolved)
 ON CONFLICT (application_name, user_name, database_name, client_addr, search_path, fingerprint_id)
 DO UPDATE SET calls = calls + excluded.calls, errors = errors + excluded.errors,
     total_us = total_us + excluded.total_us, max_us = max(max_us, excluded.max_us),
     first_seen_ms = min(first_seen_ms, excluded.first_seen_ms),
     last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
-    error_codes = excluded.error_codes";
+    error_codes = excluded.error_codes,
+    resolved = CASE WHEN excluded.resolved <> '' THEN excluded.resolved ELSE resolved END";
 
 /// A SQLite file; all access runs on the blocking pool.
 pub struct SqliteStore {
@@ -85,6 +95,9 @@ impl SqliteStore {
                 conn.execute_batch(MIGRATE_V1_COPY)?;
             } else {
                 conn.execute_batch(SCHEMA)?;
+            }
+            if !has_column(&conn, "ddlguard_usage", "resolved")? {
+                conn.execute_batch(MIGRATE_V2)?;
             }
             Ok(conn)
         })
@@ -138,6 +151,7 @@ impl SqliteStore {
                         ":first": d.first_seen_ms as i64,
                         ":last": d.last_seen_ms as i64,
                         ":codes": codes,
+                        ":resolved": resolved::encode(d.resolved.as_deref().map(|v| &v[..])),
                     },
                 )?;
             }
@@ -153,7 +167,8 @@ impl SqliteStore {
             let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
             let mut stmt = conn.prepare(
                 "SELECT application_name, user_name, database_name, client_addr, fingerprint_id, fingerprint,
-                        calls, errors, total_us, max_us, first_seen_ms, last_seen_ms, error_codes, search_path
+                        calls, errors, total_us, max_us, first_seen_ms, last_seen_ms, error_codes, search_path,
+                        resolved
                  FROM ddlguard_usage WHERE last_seen_ms >= ?1",
             )?;
             let rows = stmt.query_map(params![since_ms as i64], |r| {
@@ -174,6 +189,7 @@ impl SqliteStore {
                     last_seen_ms: r.get::<_, i64>(11)? as u64,
                     error_codes: decode_codes(&r.get::<_, String>(12)?),
                     search_path: r.get(13)?,
+                    resolved: resolved::decode(&r.get::<_, String>(14)?).map(Arc::new),
                 })
             })?;
             rows.collect()
@@ -216,6 +232,7 @@ mod tests {
             first_seen_ms: 1,
             last_seen_ms: 2,
             error_codes: vec![("42703".into(), 1)],
+            resolved: None,
         }
     }
 
@@ -231,6 +248,7 @@ mod tests {
             conn.execute_batch(
                 &SCHEMA
                     .replace("    search_path TEXT NOT NULL DEFAULT '',\n", "")
+                    .replace("    resolved TEXT NOT NULL DEFAULT '',\n", "")
                     .replace(
                         "client_addr, search_path, fingerprint_id)",
                         "client_addr, fingerprint_id)",
@@ -261,6 +279,47 @@ mod tests {
             (rows[1].search_path.as_str(), rows[1].calls),
             ("app, public", 5)
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    #[tokio::test]
+    async fn resolutions_are_stored_and_files_without_them_are_migrated() {
+        use crate::analysis::{Dependency, Mode, QualifiedName, ResolvedUse};
+        let dir = std::env::temp_dir().join(format!("ddlguard-sqlite-v2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("v2.db");
+        {
+            // A file as version 0.2 wrote it: search_path, no resolved column.
+            let conn = Connection::open(&file).unwrap();
+            conn.execute_batch(&SCHEMA.replace("    resolved TEXT NOT NULL DEFAULT '',\n", ""))
+                .unwrap();
+            conn.execute(
+                "INSERT INTO ddlguard_usage VALUES ('app', 'u', 'd', '10.0.0.1', '', 7, 'select email from users', 3, 0, 30, 20, 1, 2, '')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(file.clone()).await.unwrap();
+        let rows = store.read_since(0).await.unwrap();
+        assert_eq!((rows.len(), rows[0].calls), (1, 3));
+        assert_eq!(rows[0].resolved, None, "old rows are not resolved yet");
+        let uses = Arc::new(vec![ResolvedUse {
+            relations: vec![QualifiedName {
+                schema: "public".into(),
+                name: "users".into(),
+            }],
+            column: Some("email".into()),
+            mode: Mode::Read,
+            dependency: Dependency::Explicit,
+        }]);
+        let mut resolved_row = record("", 1);
+        resolved_row.resolved = Some(uses.clone());
+        store.add(vec![resolved_row]).await.unwrap();
+        // An increment without a resolution keeps the stored one.
+        store.add(vec![record("", 1)]).await.unwrap();
+        let rows = store.read_since(0).await.unwrap();
+        assert_eq!(rows[0].calls, 5);
+        assert_eq!(rows[0].resolved, Some(uses));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,0 +1,185 @@
+//! `[policy]`: how the DDL policy applies (DESIGN sections 3 and 6), with
+//! per-rule overrides checked against the rule catalog.
+
+use super::HumanDuration;
+use crate::policy::{Action, InTransaction, Mode};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// `[policy]`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySettings {
+    /// `observe` records only, `warn` turns blocks and rewrites into
+    /// warnings, `enforce` applies each rule's action.
+    pub mode: Mode,
+    /// `lock_timeout` per attempt of a guarded DDL.
+    pub lock_timeout: HumanDuration,
+    /// Attempts of a guarded DDL before giving up.
+    pub max_attempts: u32,
+    /// Longest pause between attempts (exponential backoff, full jitter).
+    pub retry_backoff_max: HumanDuration,
+    /// Below this catalog row estimate, rules about touching every row relax.
+    pub small_table_rows: u64,
+    /// How long a pre-flight waits, outside the lock queue, for an old
+    /// transaction holding a conflicting lock.
+    pub preflight_wait: HumanDuration,
+    /// What a safe sequence that needs to run outside a transaction does
+    /// when the client is inside one.
+    pub in_transaction: InTransaction,
+    /// `[policy.rules]`: per-rule action (`allow | warn | rewrite | block`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rules: BTreeMap<String, Action>,
+    /// `[[policy.scope]]`: a different mode for some users, databases or
+    /// applications; the first matching scope wins.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<Scope>,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings {
+            mode: Mode::Enforce,
+            lock_timeout: HumanDuration(Duration::from_secs(2)),
+            max_attempts: 10,
+            retry_backoff_max: HumanDuration(Duration::from_secs(30)),
+            small_table_rows: 10_000,
+            preflight_wait: HumanDuration(Duration::from_secs(30)),
+            in_transaction: InTransaction::Block,
+            rules: BTreeMap::new(),
+            scope: Vec::new(),
+        }
+    }
+}
+
+/// One `[[policy.scope]]`: every condition given must match.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// Login user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// `application_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_name: Option<String>,
+    /// The mode for matching sessions.
+    pub mode: Mode,
+}
+
+impl Scope {
+    /// True when the session matches every condition of the scope.
+    pub fn matches(&self, s: &crate::policy::Session) -> bool {
+        let ok = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        ok(&self.user, &s.user)
+            && ok(&self.database, &s.database)
+            && ok(&self.application_name, &s.application_name)
+    }
+}
+
+impl PolicySettings {
+    /// The action in force for `rule` before the mode scales it: the
+    /// `[policy.rules]` override, else the rule's default.
+    pub fn configured(&self, rule: &crate::policy::Rule) -> Action {
+        self.rules.get(rule.id).copied().unwrap_or(rule.default)
+    }
+
+    /// The mode for a session (first matching scope, else `mode`).
+    pub fn mode_for(&self, s: &crate::policy::Session) -> Mode {
+        self.scope
+            .iter()
+            .find(|sc| sc.matches(s))
+            .map_or(self.mode, |sc| sc.mode)
+    }
+
+    /// Checks rule ids and scopes; the error is (table, key, message).
+    pub fn validate(&self) -> Result<(), (String, String, String)> {
+        for (id, action) in &self.rules {
+            let Some(rule) = crate::policy::catalog::find(id) else {
+                return Err((
+                    "policy.rules".into(),
+                    id.clone(),
+                    format!("unknown rule {id:?}; SHOW RULES or docs/rules.md lists the rule ids"),
+                ));
+            };
+            if *action == Action::Rewrite && !rule.can_rewrite {
+                return Err((
+                    "policy.rules".into(),
+                    id.clone(),
+                    format!("rule {id:?} has no safe sequence to run; use allow, warn or block"),
+                ));
+            }
+        }
+        for sc in &self.scope {
+            if sc.user.is_none() && sc.database.is_none() && sc.application_name.is_none() {
+                return Err((
+                    "policy.scope".into(),
+                    "mode".into(),
+                    "a scope needs at least one of user, database or application_name".into(),
+                ));
+            }
+        }
+        if self.max_attempts == 0 {
+            return Err((
+                "policy".into(),
+                "max_attempts".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::policy::{Action, InTransaction, Mode, Session};
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("proxy.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn policy_section_parses_with_overrides_and_scopes() {
+        let c = parse(
+            "[policy]\nmode = \"warn\"\nin_transaction = \"after-commit\"\nsmall_table_rows = 5\n\n[policy.rules]\n\"truncate-table\" = \"allow\"\n\n[[policy.scope]]\nuser = \"migrator\"\nmode = \"enforce\"\n",
+        )
+        .unwrap();
+        let p = &c.policy;
+        assert_eq!(p.mode, Mode::Warn);
+        assert_eq!(p.in_transaction, InTransaction::AfterCommit);
+        assert_eq!(p.small_table_rows, 5);
+        assert_eq!(p.rules.get("truncate-table"), Some(&Action::Allow));
+        let migrator = Session {
+            user: "migrator".into(),
+            ..Session::default()
+        };
+        assert_eq!(p.mode_for(&migrator), Mode::Enforce);
+        assert_eq!(p.mode_for(&Session::default()), Mode::Warn);
+        assert_eq!(parse("").unwrap().policy.mode, Mode::Enforce);
+    }
+
+    #[test]
+    fn unknown_rule_ids_name_file_line_and_key() {
+        let err = parse("[policy]\nmode = \"enforce\"\n\n[policy.rules]\n\"create-index-nonconcurent\" = \"warn\"\n")
+            .unwrap_err();
+        assert!(
+            err.starts_with("proxy.toml:5: key `policy.rules.create-index-nonconcurent`"),
+            "{err}"
+        );
+        assert!(err.contains("unknown rule"), "{err}");
+        let err = parse("[policy.rules]\n\"truncate-table\" = \"rewrite\"\n").unwrap_err();
+        assert!(
+            err.starts_with("proxy.toml:2: key `policy.rules.truncate-table`"),
+            "{err}"
+        );
+        let err = parse("[policy]\nmode = \"strict\"\n").unwrap_err();
+        assert!(err.starts_with("proxy.toml:2: key `policy.mode`"), "{err}");
+        let err = parse("[[policy.scope]]\nmode = \"warn\"\n").unwrap_err();
+        assert!(err.contains("policy.scope"), "{err}");
+    }
+}

@@ -1,0 +1,66 @@
+//! `rename-in-use`: RENAME of a view, sequence, function, type or schema while another client used it within usage.window.
+
+use super::support::in_use;
+use crate::config::PolicySettings;
+use crate::policy::statement::Op;
+use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
+
+/// The rule.
+pub const RULE: Rule = Rule {
+    id: "rename-in-use",
+    summary: "RENAME of a view, sequence, function, type or schema while another client used it within usage.window",
+    lock: "ACCESS EXCLUSIVE on the object (brief)",
+    why: "clients that still use the old name fail as soon as the rename commits",
+    alternative: "create the new object (or a view / wrapper with the new name) beside the old one, move clients, then drop the old one",
+    default: Action::Block,
+    category: Category::Proxy,
+    can_rewrite: false,
+    check,
+};
+
+fn check(st: &Statement, ctx: &Context, _s: &PolicySettings) -> Option<Hit> {
+    st.ops
+        .iter()
+        .find_map(|op| match op {
+            Op::Rename { kind, name, .. }
+                if !matches!(
+                    kind,
+                    ObjectKind::Table | ObjectKind::Index | ObjectKind::Other
+                ) =>
+            {
+                in_use(
+                    ctx,
+                    *kind,
+                    name,
+                    None,
+                    &format!("RENAME of {} renames", kind.as_str()),
+                )
+            }
+            _ => None,
+        })
+        .map(Hit::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::rules::support::testing::*;
+
+    #[test]
+    fn fires_only_when_another_client_used_it() {
+        let found =
+            hit_in(&RULE, "ALTER VIEW used_v RENAME TO v2", &used("used_v")).expect("in use");
+        assert!(
+            found.reason.contains("billing@reporter"),
+            "{}",
+            found.reason
+        );
+        assert!(
+            found.reason.contains("explicit") && found.reason.contains("select a from t"),
+            "{}",
+            found.reason
+        );
+        assert!(hit(&RULE, "ALTER VIEW used_v RENAME TO v2").is_none());
+        assert!(hit_in(&RULE, "ALTER VIEW other RENAME TO v2", &used("used_v")).is_none());
+    }
+}

@@ -1,0 +1,62 @@
+//! `set-schema-in-use`: SET SCHEMA while another client used the object within usage.window.
+
+use super::support::in_use;
+use crate::config::PolicySettings;
+use crate::policy::statement::Op;
+use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
+
+/// The rule.
+pub const RULE: Rule = Rule {
+    id: "set-schema-in-use",
+    summary: "SET SCHEMA while another client used the object within usage.window",
+    lock: "ACCESS EXCLUSIVE on the object (brief)",
+    why: "clients that name the object by its old schema (or find it through search_path) fail as soon as the move commits",
+    alternative: "move clients to the new schema-qualified name first (a view or search_path entry can bridge), then move the object",
+    default: Action::Block,
+    category: Category::Proxy,
+    can_rewrite: false,
+    check,
+};
+
+fn check(st: &Statement, ctx: &Context, _s: &PolicySettings) -> Option<Hit> {
+    st.ops
+        .iter()
+        .find_map(|op| match op {
+            Op::SetSchema { kind, name, .. } => in_use(ctx, *kind, name, None, "SET SCHEMA moves"),
+            _ => None,
+        })
+        .map(Hit::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::rules::support::testing::*;
+
+    #[test]
+    fn fires_only_when_another_client_used_it() {
+        let found = hit_in(
+            &RULE,
+            "ALTER TABLE used_t SET SCHEMA archive",
+            &used("used_t"),
+        )
+        .expect("in use");
+        assert!(
+            found.reason.contains("billing@reporter"),
+            "{}",
+            found.reason
+        );
+        assert!(
+            found.reason.contains("explicit") && found.reason.contains("select a from t"),
+            "{}",
+            found.reason
+        );
+        assert!(hit(&RULE, "ALTER TABLE used_t SET SCHEMA archive").is_none());
+        assert!(hit_in(
+            &RULE,
+            "ALTER TABLE other SET SCHEMA archive",
+            &used("used_t")
+        )
+        .is_none());
+    }
+}

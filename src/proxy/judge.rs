@@ -1,0 +1,208 @@
+//! The DDL policy as the statement gate's judge: fills the policy's
+//! context from the session (transaction, search_path, tables it created),
+//! the catalog snapshot and the usage registry, and turns its decision into
+//! what the gate does (forward, warn, refuse, rewrite).
+
+use super::gate::{GatePolicy, Judge, Judgement, Memory, Rewrite, RewriteStep, SessionFacts};
+use super::tracker::TrackingContext;
+use crate::analysis::classify::classify;
+use crate::analysis::{fingerprint, search_path, RelationName};
+use crate::config::Config;
+use crate::config::PolicySettings;
+use crate::guard::lock::{strong_lock, LockMode};
+use crate::guard::GuardSettings;
+use crate::policy::statement::Op;
+use crate::policy::{self, Context, Dependent, Mode, ObjectKind, Verdict};
+use crate::usage::dependents::{self, rfc3339, Target};
+use crate::usage::now_ms;
+use crate::wire::messages::ProxyError;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// The policy of one configuration, with what it reads.
+pub struct PolicyJudge {
+    settings: PolicySettings,
+    tracking: TrackingContext,
+    window: Duration,
+}
+
+/// The gate's policy for `config`: the judge, and guarded execution unless
+/// the policy only observes.
+pub fn gate_policy(config: &Config, tracking: &TrackingContext) -> GatePolicy {
+    let p = &config.policy;
+    let guard = (p.mode != Mode::Observe).then(|| GuardSettings {
+        lock_timeout: p.lock_timeout.0,
+        max_attempts: p.max_attempts.max(1),
+        retry_backoff_max: p.retry_backoff_max.0,
+        preflight_wait: p.preflight_wait.0,
+        preflight_min_age: p.lock_timeout.0 / 2,
+    });
+    GatePolicy {
+        judge: Arc::new(PolicyJudge {
+            settings: p.clone(),
+            tracking: tracking.clone(),
+            window: config.usage.window.0,
+        }),
+        guard,
+    }
+}
+
+impl Judge for PolicyJudge {
+    fn judge(&self, sql: &str, facts: &SessionFacts<'_>, memory: &mut Memory) -> Judgement {
+        let statement = policy::Statement::new(sql);
+        let catalog = self.tracking.catalogs.get(&facts.identity.database);
+        let usage = RegistryUsage {
+            judge: self,
+            facts,
+            since_ms: now_ms().saturating_sub(self.window.as_millis() as u64),
+        };
+        let ctx = Context {
+            in_transaction: facts.in_transaction,
+            created: memory.created.clone(),
+            catalog: Some(&catalog),
+            search_path: if facts.search_path.is_empty() {
+                vec!["public".to_string()]
+            } else {
+                search_path::split_list(facts.search_path)
+            },
+            wrote_rows: facts.wrote_rows,
+            exclusive_locked: memory.locked_in_transaction.clone(),
+            session: policy::Session {
+                user: facts.identity.user.clone(),
+                database: facts.identity.database.clone(),
+                application_name: facts.identity.application_name.clone(),
+            },
+            usage: &usage,
+            ..Context::default()
+        };
+        let decision = policy::decide(&statement, &ctx, &self.settings);
+        remember(&statement, sql, facts.in_transaction, memory);
+        for f in decision
+            .findings
+            .iter()
+            .filter(|f| f.action != policy::Action::Allow)
+        {
+            info!(
+                rule = f.rule,
+                action = f.action.as_str(),
+                fingerprint = %fingerprint(sql).text,
+                "policy: {}",
+                f.reason
+            );
+        }
+        for o in &decision.overrides {
+            info!(rule = %o.rule, reason = %o.reason, "policy: override comment honoured");
+        }
+        let warnings: Vec<ProxyError> = decision
+            .notices
+            .iter()
+            .map(|n| ProxyError::warning("01000", n.clone()))
+            .collect();
+        match decision.verdict {
+            Verdict::Forward if warnings.is_empty() => Judgement::Forward,
+            Verdict::Forward => Judgement::Warn(warnings),
+            Verdict::Block(r) => Judgement::Block(
+                ProxyError::error(r.sqlstate, r.message)
+                    .with_detail(r.detail)
+                    .with_hint(r.hint),
+            ),
+            Verdict::Rewrite(plan) => Judgement::Rewrite(Rewrite {
+                steps: plan
+                    .steps
+                    .into_iter()
+                    .map(|s| RewriteStep {
+                        sql: s.sql,
+                        description: s.description,
+                        only_if: s.only_if,
+                    })
+                    .collect(),
+                tag: plan.tag,
+                notices: warnings,
+            }),
+            Verdict::DeferAfterCommit(plan) => {
+                warn!("policy.in_transaction = \"after-commit\" is not available yet; the statement is refused");
+                let steps: Vec<String> = plan.steps.into_iter().map(|s| s.sql).collect();
+                Judgement::Block(
+                    ProxyError::error(policy::BLOCK_SQLSTATE, "ddlguard cannot run this statement's safe sequence inside the transaction block")
+                        .with_detail("policy.in_transaction = \"after-commit\" (run the sequence after COMMIT) is not available in this build yet")
+                        .with_hint(format!("{}; the safe steps: {}", policy::engine::TOOL_HINT, steps.join("; "))),
+                )
+            }
+        }
+    }
+}
+
+/// Keeps what later statements of the session are judged with: tables it
+/// created (rules relax on them) and tables its transaction locked ACCESS
+/// EXCLUSIVE.
+fn remember(statement: &policy::Statement, sql: &str, in_transaction: bool, memory: &mut Memory) {
+    for op in &statement.ops {
+        if let Op::CreateTable { table, .. } = op {
+            memory.created.push(table.clone());
+        }
+    }
+    if in_transaction {
+        if let Some((LockMode::AccessExclusive, targets)) =
+            strong_lock(&classify(&fingerprint(sql).text))
+        {
+            memory.locked_in_transaction.extend(targets);
+        }
+    }
+}
+
+/// The usage registry as the policy's usage lookup, without the issuing
+/// session's own identity and within `usage.window`.
+struct RegistryUsage<'a> {
+    judge: &'a PolicyJudge,
+    facts: &'a SessionFacts<'a>,
+    since_ms: u64,
+}
+
+impl policy::Usage for RegistryUsage<'_> {
+    fn dependents(
+        &self,
+        kind: ObjectKind,
+        object: &RelationName,
+        column: Option<&str>,
+    ) -> Vec<Dependent> {
+        if !matches!(
+            kind,
+            ObjectKind::Table
+                | ObjectKind::View
+                | ObjectKind::MaterializedView
+                | ObjectKind::Sequence
+        ) {
+            return Vec::new();
+        }
+        let tracking = &self.judge.tracking;
+        let me = self.facts.identity;
+        let rows: Vec<_> = tracking
+            .usage
+            .rows(|db| tracking.catalogs.get(db))
+            .into_iter()
+            .filter(|r| r.client.database == me.database && r.client != *me)
+            .collect();
+        let schema = object.schema.clone().unwrap_or_else(|| {
+            let catalog = tracking.catalogs.get(&me.database);
+            let path = search_path::split_list(self.facts.search_path);
+            catalog
+                .find(object, &path)
+                .map(|t| t.schema.clone())
+                .unwrap_or_else(|| "public".to_string())
+        });
+        let target = Target::new(&format!("{schema}.{}", object.name), column);
+        dependents::dependents(&rows, &target, self.since_ms)
+            .into_iter()
+            .map(|d| Dependent {
+                client: format!(
+                    "application_name {:?} (user {:?}, {})",
+                    d.client.application_name, d.client.user, d.client.client_addr
+                ),
+                dependency: if d.implicit { "implicit" } else { d.dependency },
+                last_used: rfc3339(d.last_seen_ms),
+                fingerprint: d.implicit_fingerprint.unwrap_or(d.fingerprint),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,212 @@
+//! Guarded execution of DDL through the proxy: a DDL that needs a strong
+//! lock waits outside the lock queue while an old transaction holds its
+//! table (so other sessions are not stuck behind it), names the blocker,
+//! and leaves the client's own settings as they were.
+
+use crate::support::notices::with_notices;
+use crate::support::{connect, Cluster, TestProxy};
+use std::time::Duration;
+use tokio_postgres::Client;
+
+async fn setup(name: &str) -> (&'static Cluster, String, Client) {
+    let cluster = Cluster::shared();
+    let db = cluster.create_db(name);
+    let direct = connect(&cluster.direct_conn(&db)).await;
+    direct
+        .batch_execute(
+            "CREATE TABLE items (id int PRIMARY KEY, v text);
+             INSERT INTO items SELECT i, 'v' || i FROM generate_series(1, 100) i;",
+        )
+        .await
+        .unwrap();
+    (cluster, db, direct)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_waits_outside_the_lock_queue_for_an_old_transaction_and_names_it() {
+    let (cluster, db, _direct) = setup("guard_preflight").await;
+    let proxy = TestProxy::start(cluster).await;
+    // An old transaction that read the table and went idle (a report, a
+    // forgotten psql): it holds ACCESS SHARE until it ends.
+    let blocker = connect(&format!(
+        "{} application_name=nightly_report",
+        cluster.direct_conn(&db)
+    ))
+    .await;
+    blocker
+        .batch_execute("BEGIN; SELECT count(*) FROM items;")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let (migrator, notices) =
+        with_notices(&format!("{} application_name=migrator", proxy.conn(&db))).await;
+    let alter = tokio::spawn(async move {
+        migrator
+            .batch_execute("ALTER TABLE items ADD COLUMN note text")
+            .await
+    });
+    // While the DDL waits, it is not in the lock queue: readers go on.
+    let reader = proxy.connect(&db).await;
+    for _ in 0..3 {
+        // Straight to Postgres this read would queue behind the ALTER until
+        // the old transaction ends (never, in this test).
+        let read = reader.query_one("SELECT count(*) FROM items", &[]);
+        let n: i64 = tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("a reader is not queued behind the waiting DDL")
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 100);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        !alter.is_finished(),
+        "the DDL waits for the old transaction"
+    );
+    let waiting: Vec<String> = notices.lock().unwrap().clone();
+    assert!(
+        waiting
+            .iter()
+            .any(|n| n.contains("outside the lock queue") && n.contains("nightly_report")),
+        "the client is told whom it waits for: {waiting:?}"
+    );
+    blocker.batch_execute("COMMIT").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), alter)
+        .await
+        .expect("the DDL goes ahead once the blocker ended")
+        .unwrap()
+        .unwrap();
+    let columns: i64 = reader
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(columns, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_lock_timeout_is_as_it_was_after_guarded_ddl() {
+    let (cluster, db, _direct) = setup("guard_settings").await;
+    let proxy = TestProxy::start(cluster).await;
+    let client = proxy.connect(&db).await;
+    let lock_timeout = |rows: Vec<tokio_postgres::SimpleQueryMessage>| {
+        rows.into_iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .unwrap()
+    };
+    client
+        .batch_execute("SET lock_timeout = '5s'")
+        .await
+        .unwrap();
+    client
+        .batch_execute("ALTER TABLE items ADD COLUMN a int")
+        .await
+        .unwrap();
+    let after = lock_timeout(client.simple_query("SHOW lock_timeout").await.unwrap());
+    assert_eq!(after, "5s");
+    // Inside a transaction block: SET LOCAL stays for the transaction, the
+    // session value comes back after it.
+    client
+        .batch_execute("BEGIN; SET LOCAL lock_timeout = '7s'")
+        .await
+        .unwrap();
+    client
+        .batch_execute("ALTER TABLE items ADD COLUMN b int")
+        .await
+        .unwrap();
+    let inside = lock_timeout(client.simple_query("SHOW lock_timeout").await.unwrap());
+    client.batch_execute("COMMIT").await.unwrap();
+    let outside = lock_timeout(client.simple_query("SHOW lock_timeout").await.unwrap());
+    assert_eq!((inside.as_str(), outside.as_str()), ("7s", "5s"));
+    // A failing DDL inside a transaction leaves it failed, as Postgres does.
+    client.batch_execute("BEGIN").await.unwrap();
+    let err = client
+        .batch_execute("ALTER TABLE items ADD COLUMN a int")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "42701");
+    let aborted = client.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(aborted.code().unwrap().code(), "25P02");
+    client.batch_execute("ROLLBACK").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_that_run_out_give_55p03_naming_the_blocker_and_a_transaction_stays_usable() {
+    let (cluster, db, _direct) = setup("guard_retries").await;
+    let proxy = TestProxy::start_with(cluster, |c| {
+        c.policy.lock_timeout = ddlguard::config::HumanDuration(Duration::from_millis(100));
+        c.policy.max_attempts = 3;
+        c.policy.retry_backoff_max = ddlguard::config::HumanDuration(Duration::from_millis(200));
+        // No pre-flight: the attempts themselves meet the blocker.
+        c.policy.preflight_wait = ddlguard::config::HumanDuration(Duration::ZERO);
+    })
+    .await;
+    let blocker = connect(&format!(
+        "{} application_name=long_reader",
+        cluster.direct_conn(&db)
+    ))
+    .await;
+    blocker
+        .batch_execute("BEGIN; SELECT count(*) FROM items;")
+        .await
+        .unwrap();
+
+    let (migrator, notices) = with_notices(&proxy.conn(&db)).await;
+    let err = migrator
+        .batch_execute("ALTER TABLE items ADD COLUMN c1 int")
+        .await
+        .unwrap_err();
+    let e = err.as_db_error().expect("an ErrorResponse");
+    assert_eq!(e.code().code(), "55P03");
+    assert!(e.message().contains("3 attempts"), "{}", e.message());
+    assert!(
+        e.detail().is_some_and(|d| d.contains("long_reader")),
+        "the blocker is named: {e:?}"
+    );
+    let retries = notices.lock().unwrap().clone();
+    assert_eq!(
+        retries.iter().filter(|n| n.contains("retrying")).count(),
+        2,
+        "a notice between attempts: {retries:?}"
+    );
+
+    // Inside a transaction block, a retry starts from a savepoint: the
+    // transaction is still usable when the blocker goes away mid-way.
+    migrator
+        .batch_execute("BEGIN; INSERT INTO items VALUES (1000, 'mine')")
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        blocker.batch_execute("COMMIT").await.unwrap();
+    });
+    migrator
+        .batch_execute("ALTER TABLE items ADD COLUMN c2 int")
+        .await
+        .expect("a later attempt succeeds once the blocker has gone");
+    migrator.batch_execute("COMMIT").await.unwrap();
+    release.await.unwrap();
+    let (rows, columns): (i64, i64) = {
+        let r = migrator
+            .query_one(
+                "SELECT (SELECT count(*) FROM items WHERE id = 1000), \
+                 (SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name IN ('c1', 'c2'))",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(
+        (rows, columns),
+        (1, 1),
+        "the insert and c2 committed, c1 never ran"
+    );
+}

@@ -1,0 +1,97 @@
+//! Memory the usage registry holds stays near `usage.max_memory` under many
+//! distinct statement shapes, with evictions counted and exported.
+
+use crate::support::raw::{query, RawClient};
+use crate::support::{connect, Cluster, TestProxy};
+
+/// Sends `n` statements pipelined and waits for their answers.
+async fn run_batch(raw: &mut RawClient, texts: impl Iterator<Item = String>) {
+    let mut batch = Vec::new();
+    let mut n = 0;
+    for t in texts {
+        batch.extend(query(&t));
+        n += 1;
+    }
+    raw.send(&batch).await;
+    let mut ready = 0;
+    while ready < n {
+        if raw.read_message().await.expect("reply").0 == b'Z' {
+            ready += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_memory_stays_under_max_memory_with_evictions_counted() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_db("memory_bound");
+    let direct = connect(&cluster.direct_conn(&db)).await;
+    for t in 0..50 {
+        direct
+            .batch_execute(&format!(
+                "CREATE TABLE t{t} (id int, a int, b text, c text)"
+            ))
+            .await
+            .unwrap();
+    }
+    const MAX: usize = 512 << 10;
+    let proxy = TestProxy::start_with(cluster, |c| {
+        c.usage.max_memory.0 = MAX;
+        c.usage.max_entries = 1_000_000;
+        c.usage.flush_interval.0 = std::time::Duration::from_millis(100);
+    })
+    .await;
+    let usage = proxy.handle.usage();
+    let mut raw = RawClient::login_db(proxy.addr.port(), &db).await;
+    let mut peak = 0;
+    // 20,000 distinct shapes (distinct aliases) over 50 tables.
+    for chunk in 0..40 {
+        run_batch(
+            &mut raw,
+            (0..500).map(|i| {
+                let n = chunk * 500 + i;
+                format!("SELECT a AS x{n}, b FROM t{} WHERE id = {n}", n % 50)
+            }),
+        )
+        .await;
+        peak = peak.max(usage.memory_bytes());
+    }
+    let stats = usage.stats();
+    assert!(stats.evicted > 0, "{stats:?}");
+    assert_eq!(
+        stats.recorded + stats.dropped,
+        20_000,
+        "every execution recorded or counted as dropped: {stats:?}"
+    );
+    // Never above the bound (plus one entry's worth of slack for the
+    // entries being inserted while the check runs).
+    assert!(peak <= MAX + 8 * 1024, "peak {peak} > {MAX}");
+    // Without the bound the same workload holds several times as much.
+    let unbounded = TestProxy::start_with(cluster, |c| {
+        c.usage.max_entries = 1_000_000;
+    })
+    .await;
+    let mut raw = RawClient::login_db(unbounded.addr.port(), &db).await;
+    run_batch(
+        &mut raw,
+        (0..5_000).map(|n| format!("SELECT a AS x{n}, b FROM t{} WHERE id = {n}", n % 50)),
+    )
+    .await;
+    let held = unbounded.handle.usage().memory_bytes();
+    assert!(held > 3 * MAX, "5,000 shapes hold {held} bytes");
+
+    let metrics = ddlguard::admin::metrics::render(&proxy.handle).unwrap();
+    let value = |needle: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{needle} missing from:\n{metrics}"))
+    };
+    assert!(value("ddlguard_usage_evictions_total") >= stats.evicted);
+    let usage_bytes = value("ddlguard_memory_bytes{part=\"usage\"}");
+    assert!(usage_bytes > 0 && usage_bytes <= (MAX + 8 * 1024) as u64);
+    assert!(value("ddlguard_memory_bytes{part=\"analysis_cache\"}") > 0);
+    assert_eq!(value("ddlguard_memory_bytes{part=\"ddl_log\"}"), 0);
+}
