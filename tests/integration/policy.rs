@@ -66,6 +66,14 @@ async fn a_blocked_statement_gets_55000_with_rule_reason_and_hint_and_changes_no
     let aborted = via.batch_execute("SELECT 1").await.unwrap_err();
     assert_eq!(aborted.code().unwrap().code(), "25P02");
     via.batch_execute("ROLLBACK").await.unwrap();
+    // Decisions are counted by rule and action.
+    let metrics = ddlguard::admin::metrics::render(&proxy.handle).unwrap();
+    assert!(
+        metrics
+            .contains(r#"ddlguard_policy_findings_total{rule="truncate-table",action="block"} 3"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"ddlguard_gate_statements_total{outcome="blocked"} 3"#));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
