@@ -37,11 +37,7 @@ impl Relay {
                     break;
                 }
                 if o.rows.is_empty() {
-                    ProxyError::notice(format!(
-                        "ddlguard: step {n}/{total} not needed: {}",
-                        step.description
-                    ))
-                    .encode(&mut for_client);
+                    // A cleanup step with nothing to clean up.
                     continue;
                 }
             }
