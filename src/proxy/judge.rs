@@ -188,9 +188,13 @@ impl policy::Usage for RegistryUsage<'_> {
         }
         let tracking = &self.judge.tracking;
         let me = self.facts.identity;
+        // Only the shapes that name the table (any schema) are expanded.
+        let names_it = |a: &crate::analysis::Analysis| {
+            a.relations.iter().any(|r| r.relation.name == object.name)
+        };
         let rows: Vec<_> = tracking
             .usage
-            .rows(|db| tracking.catalogs.get(db))
+            .rows_where(names_it, |db| tracking.catalogs.get(db))
             .into_iter()
             .filter(|r| r.client.database == me.database && r.client != *me)
             .collect();
