@@ -308,7 +308,7 @@ async fn wait_calls(proxy: &TestProxy, app: &str, want: u64) {
 }
 
 /// A fresh folder for a SQLite store file, and the store in it.
-fn sqlite_store(name: &str) -> (std::path::PathBuf, ddlguard::usage::store::StoreSpec) {
+pub(crate) fn sqlite_store(name: &str) -> (std::path::PathBuf, ddlguard::usage::store::StoreSpec) {
     let dir = std::env::temp_dir().join(format!("ddlguard-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -317,7 +317,10 @@ fn sqlite_store(name: &str) -> (std::path::PathBuf, ddlguard::usage::store::Stor
 }
 
 /// Settings of a proxy that is restarted on `store`: quick flushes and shutdown.
-fn restartable(c: &mut ddlguard::config::Config, store: &ddlguard::usage::store::StoreSpec) {
+pub(crate) fn restartable(
+    c: &mut ddlguard::config::Config,
+    store: &ddlguard::usage::store::StoreSpec,
+) {
     c.usage.store = store.clone();
     c.usage.flush_interval.0 = std::time::Duration::from_millis(200);
     c.server.shutdown_grace.0 = std::time::Duration::from_millis(100);
