@@ -336,13 +336,23 @@ impl Gate {
 
     /// A client message on its way to the server. `tx_status` is the last
     /// ReadyForQuery status, `search_path` the session's current one.
-    pub fn on_client(&mut self, tag: u8, body: &[u8], tx_status: u8, search_path: &str) -> Passage {
+    /// `unsynced`: extended-protocol messages were sent before it without a
+    /// Sync (the proxy then holds nothing: it cannot tell when they are done).
+    pub fn on_client(
+        &mut self,
+        tag: u8,
+        body: &[u8],
+        tx_status: u8,
+        search_path: &str,
+        unsynced: bool,
+    ) -> Passage {
         match tag {
             b'Q' => {
                 self.ready_sent += 1;
                 let sql = messages::query_text(body);
                 let until = self.ready_sent;
-                match self.statement_text(sql, tx_status, search_path, until, true) {
+                let may_hold = !unsynced;
+                match self.statement_text(sql, tx_status, search_path, until, true, may_hold) {
                     Stop::Go => Passage::Forward,
                     Stop::Refuse { cut, marker } => {
                         let sql = String::from_utf8_lossy(&sql[..cut]);
@@ -355,7 +365,7 @@ impl Gate {
                 let (name, sql) = messages::parse_parts(body);
                 // Its errors count until the next Sync's ReadyForQuery.
                 let until = self.ready_sent + 1;
-                match self.statement_text(sql, tx_status, search_path, until, false) {
+                match self.statement_text(sql, tx_status, search_path, until, false, false) {
                     Stop::Refuse { marker, .. } => {
                         Passage::Replace(messages::parse(name, &format!("SELECT {marker}()")))
                     }
@@ -382,6 +392,7 @@ impl Gate {
         search_path: &str,
         until_ready: u64,
         simple: bool,
+        may_hold: bool,
     ) -> Stop {
         let Ok(sql) = std::str::from_utf8(sql) else {
             return Stop::Go;
@@ -391,7 +402,7 @@ impl Gate {
             None => tx_status != b'I',
         };
         if !simple || split::is_single(sql) {
-            let alone = simple && tx_status != b'E';
+            let alone = simple && may_hold && tx_status != b'E';
             return self.one(sql, 0, in_tx, search_path, until_ready, alone);
         }
         // Several statements: one implicit transaction block unless they
@@ -546,6 +557,15 @@ impl Gate {
     /// What the gates of all sessions did (the held work counts here too).
     pub fn stats(&self) -> &GateStats {
         &self.stats
+    }
+
+    /// `n` Syncs the client sent will get no ReadyForQuery (they reached
+    /// a server in COPY FROM STDIN mode, which drops them).
+    pub fn forget_syncs(&mut self, n: u32) {
+        self.ready_sent = self.ready_sent.saturating_sub(u64::from(n));
+        if self.ready_seen >= self.ready_sent {
+            self.pending_block = None;
+        }
     }
 
     /// Encoded warnings to place in the client's stream, if any.
