@@ -682,7 +682,7 @@ mod tests {
             "insert into t values (1)",
         ] {
             assert!(
-                replaced(g.on_client(b'Q', &body(sql), b'I', "")).is_none(),
+                replaced(g.on_client(b'Q', &body(sql), b'I', "", false)).is_none(),
                 "{sql}"
             );
         }
@@ -693,7 +693,7 @@ mod tests {
     fn a_refused_statement_is_cut_where_it_starts() {
         let mut g = gate();
         let sql = "set lock_timeout = '1s'; alter table forbidden add c int; select 1";
-        let text = replaced(g.on_client(b'Q', &body(sql), b'I', "")).unwrap();
+        let text = replaced(g.on_client(b'Q', &body(sql), b'I', "", false)).unwrap();
         assert_eq!(
             text,
             "set lock_timeout = '1s'; SELECT ddlguard_blocked_test_0()"
@@ -713,7 +713,7 @@ mod tests {
     #[test]
     fn other_errors_pass_and_ready_for_query_disarms() {
         let mut g = gate();
-        let text = replaced(g.on_client(b'Q', &body("drop table forbidden"), b'T', "")).unwrap();
+        let text = replaced(g.on_client(b'Q', &body("drop table forbidden"), b'T', "", false)).unwrap();
         assert_eq!(text, "SELECT ddlguard_blocked_test_0()");
         let aborted = error_body("25P02", "current transaction is aborted");
         assert!(g.rewrite_error(&aborted).is_none());
@@ -726,14 +726,14 @@ mod tests {
         let mut g = gate();
         let mut b = b"stmt1\0".to_vec();
         b.extend_from_slice(b"drop table forbidden\0\0\0");
-        let Passage::Replace(frame) = g.on_client(b'P', &b, b'I', "") else {
+        let Passage::Replace(frame) = g.on_client(b'P', &b, b'I', "", false) else {
             panic!("replaced")
         };
         let (name, sql) = messages::parse_parts(&frame[5..]);
         assert_eq!(name, b"stmt1");
         assert_eq!(sql, b"SELECT ddlguard_blocked_test_0()");
         // Armed until the Sync's ReadyForQuery.
-        g.on_client(b'S', &[], b'I', "");
+        g.on_client(b'S', &[], b'I', "", false);
         assert!(g.armed());
         g.on_ready(b'I');
         assert!(!g.armed());
@@ -742,9 +742,9 @@ mod tests {
     #[test]
     fn transaction_state_follows_begin_commit_and_writes() {
         let mut g = gate();
-        g.on_client(b'Q', &body("begin"), b'I', "");
+        g.on_client(b'Q', &body("begin"), b'I', "", false);
         // BEGIN's ReadyForQuery has not come back: still judged in a transaction.
-        let t = replaced(g.on_client(b'Q', &body("drop table forbidden"), b'I', "")).unwrap();
+        let t = replaced(g.on_client(b'Q', &body("drop table forbidden"), b'I', "", false)).unwrap();
         assert!(t.contains("ddlguard_blocked"));
         let f = g.rewrite_error(&error_body(
             "42883",
@@ -753,9 +753,9 @@ mod tests {
         assert!(String::from_utf8_lossy(&f.unwrap()).contains("in tx"));
         g.on_ready(b'T');
         g.on_ready(b'T');
-        g.on_client(b'Q', &body("update t set a = 1 where a = 2"), b'T', "");
+        g.on_client(b'Q', &body("update t set a = 1 where a = 2"), b'T', "", false);
         assert!(g.wrote_rows);
-        g.on_client(b'Q', &body("commit"), b'T', "");
+        g.on_client(b'Q', &body("commit"), b'T', "", false);
         g.on_ready(b'T');
         g.on_ready(b'I');
         assert!(!g.wrote_rows);
@@ -765,7 +765,7 @@ mod tests {
     fn warnings_are_queued_for_the_client() {
         let mut g = gate();
         // Warned, and (a strong lock) held for guarded execution.
-        let held = replaced(g.on_client(b'Q', &body("alter table risky add c int"), b'I', ""));
+        let held = replaced(g.on_client(b'Q', &body("alter table risky add c int"), b'I', "", false));
         assert_eq!(held.as_deref(), Some("guard: risky"));
         let notices = g.take_notices().unwrap();
         assert_eq!(notices[0], b'N');
@@ -780,14 +780,14 @@ mod tests {
     #[test]
     fn a_rewrite_holds_a_lone_simple_statement_and_refuses_elsewhere() {
         let mut g = gate();
-        let held = replaced(g.on_client(b'Q', &body("create index rewriteme on t (a)"), b'I', ""));
+        let held = replaced(g.on_client(b'Q', &body("create index rewriteme on t (a)"), b'I', "", false));
         assert_eq!(
             held.as_deref(),
             Some("hold: create index concurrently rewriteme")
         );
         // In a multi-statement Query the sequence cannot run: refused, with the steps.
         let sql = "select 1; create index rewriteme on t (a)";
-        let text = replaced(g.on_client(b'Q', &body(sql), b'I', "")).unwrap();
+        let text = replaced(g.on_client(b'Q', &body(sql), b'I', "", false)).unwrap();
         assert_eq!(text, "select 1; SELECT ddlguard_blocked_test_0()");
         let err = error_body("42883", "function ddlguard_blocked_test_0() does not exist");
         let frame = g.rewrite_error(&err).unwrap();
@@ -801,7 +801,7 @@ mod tests {
         let mut b = b"\0".to_vec();
         b.extend_from_slice(b"create index rewriteme on t (a)\0\0\0");
         assert!(matches!(
-            g.on_client(b'P', &b, b'I', ""),
+            g.on_client(b'P', &b, b'I', "", false),
             Passage::Replace(_)
         ));
     }
@@ -810,7 +810,7 @@ mod tests {
     fn strong_lock_ddl_alone_and_not_in_a_failed_transaction_is_guarded() {
         let mut g = gate();
         let guard = |g: &mut Gate, sql: &str, status: u8| {
-            replaced(g.on_client(b'Q', &body(sql), status, ""))
+            replaced(g.on_client(b'Q', &body(sql), status, "", false))
         };
         assert_eq!(
             guard(&mut g, "create index i on t (a)", b'I').as_deref(),
