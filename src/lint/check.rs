@@ -49,7 +49,11 @@ impl Tx {
             if st.kind == StatementKind::Write {
                 self.wrote_rows = true;
             }
-            self.locked.extend(st.exclusive_tables());
+            for t in st.exclusive_tables() {
+                if !self.locked.contains(&t) {
+                    self.locked.push(t);
+                }
+            }
         }
     }
 }
