@@ -78,6 +78,7 @@ pub fn run(
         })?;
         outcome.files += 1;
         let file = path.display().to_string();
+        outcome.file_names.push(file.clone());
         lint_file(
             &file,
             &text,
@@ -192,5 +193,70 @@ fn lint_file(
         outcome.findings.extend(found);
         tx.after(st);
         created.extend(st.created_tables());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lint_text(text: &str, assume: bool) -> Outcome {
+        let mut outcome = Outcome::default();
+        let options = Options {
+            server_version: 150000,
+            assume_in_transaction: assume,
+        };
+        lint_file(
+            "m.sql",
+            text,
+            &PolicySettings::default(),
+            &options,
+            None,
+            &mut Vec::new(),
+            &mut outcome,
+        );
+        outcome
+    }
+
+    fn rules(o: &Outcome) -> Vec<(usize, &'static str)> {
+        o.findings.iter().map(|f| (f.line, f.rule)).collect()
+    }
+
+    #[test]
+    fn commit_ends_the_tools_transaction_too() {
+        let text = "COMMIT;\nCREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);\n";
+        assert!(rules(&lint_text(text, false)).is_empty());
+        assert!(rules(&lint_text(text, true)).is_empty(), "after COMMIT");
+        let open = "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);\n";
+        assert_eq!(
+            rules(&lint_text(open, true)),
+            [(1, "concurrently-in-transaction")]
+        );
+    }
+
+    #[test]
+    fn locks_and_writes_are_per_transaction() {
+        let text = "BEGIN;\nALTER TABLE a ADD COLUMN IF NOT EXISTS x text;\nCOMMIT;\nBEGIN;\nALTER TABLE b ADD COLUMN IF NOT EXISTS x text;\nCOMMIT;\n";
+        assert!(rules(&lint_text(text, false)).is_empty());
+        let text = "BEGIN;\nALTER TABLE a ADD COLUMN IF NOT EXISTS x text;\nALTER TABLE a ADD COLUMN IF NOT EXISTS y text;\nALTER TABLE b ADD COLUMN IF NOT EXISTS x text;\nCOMMIT;\n";
+        let found = lint_text(text, false);
+        assert_eq!(
+            rules(&found),
+            [(4, "multiple-exclusive-locks-in-transaction")]
+        );
+        let message = &found.findings[0].message;
+        assert!(
+            message.contains("ACCESS EXCLUSIVE on a and now"),
+            "each locked table named once: {message}"
+        );
+    }
+
+    #[test]
+    fn override_comments_above_a_statement_count() {
+        let text =
+            "SELECT 1;\n-- ddlguard:allow truncate-table emptied by design\nTRUNCATE audit;\n";
+        let o = lint_text(text, false);
+        assert!(rules(&o).is_empty());
+        assert_eq!(o.allowed_by_comment, 1);
     }
 }

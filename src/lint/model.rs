@@ -87,6 +87,8 @@ pub struct Note {
 pub struct Outcome {
     /// Files read.
     pub files: usize,
+    /// Their names, in the order they were judged.
+    pub file_names: Vec<String>,
     /// Statements judged.
     pub statements: usize,
     /// Findings, in file and statement order.
