@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod catalog;
 pub mod config;
 pub mod guard;
+pub mod lint;
 pub mod logging;
 pub mod policy;
 pub mod proxy;
