@@ -10,6 +10,7 @@ mod catalog_refresh;
 mod cli;
 mod clients;
 mod console;
+mod examples;
 mod faults;
 mod guard;
 mod memory;
