@@ -14,6 +14,7 @@ mod examples;
 mod faults;
 mod guard;
 mod memory;
+mod playbook;
 mod policy;
 mod policy_rewrites;
 mod relay;
