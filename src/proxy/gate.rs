@@ -212,6 +212,34 @@ pub struct GateStats {
     pub blocked: AtomicU64,
     /// Statements replaced by their safe sequence.
     pub rewritten: AtomicU64,
+    /// Statements run under guarded execution.
+    pub guarded: AtomicU64,
+    /// Guarded attempts that hit their lock timeout.
+    pub lock_timeouts: AtomicU64,
+    /// Guarded statements that waited in pre-flight for an old transaction.
+    pub preflight_waits: AtomicU64,
+    /// Policy findings by (rule id, action in force); rare, so a lock is fine.
+    pub findings: std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+impl GateStats {
+    /// Counts one finding of `rule` with `action` in force.
+    pub fn finding(&self, rule: &'static str, action: &'static str) {
+        let mut f = match self.findings.lock() {
+            Ok(f) => f,
+            Err(p) => p.into_inner(),
+        };
+        *f.entry((rule, action)).or_default() += 1;
+    }
+
+    /// The findings counted so far.
+    pub fn findings(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let f = match self.findings.lock() {
+            Ok(f) => f,
+            Err(p) => p.into_inner(),
+        };
+        f.iter().map(|(k, v)| (*k, *v)).collect()
+    }
 }
 
 /// What judging a message's statements came to.
@@ -444,8 +472,12 @@ impl Gate {
             other => other,
         };
         let guard = |policy: &GatePolicy| match (&policy.guard, may_rewrite) {
-            (Some(settings), true) => guarded(statement, in_transaction, settings)
-                .map_or(Stop::Go, |g| Stop::Hold(HeldWork::Guard(g))),
+            (Some(settings), true) => {
+                guarded(statement, in_transaction, settings).map_or(Stop::Go, |g| {
+                    self.stats.guarded.fetch_add(1, Ordering::Relaxed);
+                    Stop::Hold(HeldWork::Guard(g))
+                })
+            }
             _ => Stop::Go,
         };
         match judgement {
@@ -509,6 +541,11 @@ impl Gate {
             self.wrote_rows = false;
             self.memory.locked_in_transaction.clear();
         }
+    }
+
+    /// What the gates of all sessions did (the held work counts here too).
+    pub fn stats(&self) -> &GateStats {
+        &self.stats
     }
 
     /// Encoded warnings to place in the client's stream, if any.
