@@ -75,14 +75,16 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, toml::V
             }
         }
         toml::Value::Table(t) => {
-            for (k, v) in t {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, v, out);
-            }
+            let under = |k: &str| {
+                let parts = [prefix, k];
+                parts
+                    .iter()
+                    .filter(|p| !p.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(".")
+            };
+            t.iter().for_each(|(k, v)| flatten(&under(k), v, out));
         }
         toml::Value::Array(items) if items.first().is_some_and(toml::Value::is_table) => {
             flatten(&format!("{prefix}[]"), &items[0], out);
