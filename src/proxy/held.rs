@@ -9,6 +9,7 @@ use super::exchange;
 use super::gate::{GateStats, Guarded, Rewrite};
 use super::relay::{Relay, RelayEnd};
 use crate::guard::{self, backoff, blockers};
+use crate::policy::tokens::literal;
 use crate::wire::messages::ProxyError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -79,6 +80,20 @@ impl Relay {
     pub(super) async fn run_guarded(&mut self, g: &Guarded) -> Result<Vec<u8>, RelayEnd> {
         let mut for_client = Vec::new();
         let s = &g.settings;
+        // Everything before the statement has been answered: the status of
+        // the last ReadyForQuery is the session's (the gate could only guess
+        // from what was pipelined).
+        let in_transaction = match self.state.tx_status {
+            b'T' => true,
+            b'I' => false,
+            _ => {
+                // A failed transaction: Postgres refuses the statement (25P02).
+                let outcome = self.client_statement(&g.sql).await?;
+                for_client.extend_from_slice(&outcome.frames);
+                for_client.extend_from_slice(&exchange::ready_for_query(outcome.status));
+                return Ok(for_client);
+            }
+        };
         let shown = self
             .own_statement("SHOW lock_timeout", &mut for_client)
             .await?;
@@ -95,15 +110,15 @@ impl Relay {
             return Ok(for_client);
         };
         let timeout_ms = s.attempt_timeout_ms(guard::parse_setting_ms(&saved));
-        let scope = if g.in_transaction { "LOCAL" } else { "SESSION" };
-        let restore = format!("SET {scope} lock_timeout = '{}'", saved.replace('\'', "''"));
+        let scope = if in_transaction { "LOCAL" } else { "SESSION" };
+        let restore = format!("SET {scope} lock_timeout = {}", literal(&saved));
         let targets = g.target_names.join(", ");
         let mut attempt = 0;
         loop {
             attempt += 1;
             let last = attempt >= s.max_attempts.max(1);
             self.preflight(g, &mut for_client).await?;
-            if g.in_transaction {
+            if in_transaction {
                 self.own_statement(&format!("SAVEPOINT {SAVEPOINT}"), &mut for_client)
                     .await?;
             }
@@ -119,7 +134,7 @@ impl Relay {
                 self.count(|s| &s.lock_timeouts);
             }
             let retry = timed_out && !last;
-            if !g.in_transaction {
+            if !in_transaction {
                 status = self.own_statement(&restore, &mut for_client).await?.status;
             } else if retry {
                 // Undoes the attempt and the SET LOCAL made after the savepoint.
@@ -137,6 +152,9 @@ impl Relay {
             // Else the statement failed in the transaction, which is now
             // aborted as Postgres leaves it; its end undoes the SET LOCAL.
             if retry {
+                // Notifications and parameter changes of the failed attempt
+                // still belong to the client.
+                copy_async_frames(&outcome.frames, &mut for_client);
                 let blockers = self.blockers(g, 0, &mut for_client).await?;
                 let pause = backoff::pause(attempt, s.retry_backoff_max, backoff::unit());
                 let mut notice = ProxyError::notice(format!(
@@ -275,13 +293,23 @@ impl Relay {
 
 /// Appends the frames of `frames` except ErrorResponses.
 fn copy_frames_but_errors(frames: &[u8], out: &mut Vec<u8>) {
+    copy_frames(frames, out, |tag| tag != b'E');
+}
+
+/// Appends the NotificationResponse and ParameterStatus frames of `frames`.
+fn copy_async_frames(frames: &[u8], out: &mut Vec<u8>) {
+    copy_frames(frames, out, |tag| matches!(tag, b'A' | b'S'));
+}
+
+/// Appends the frames of `frames` whose type `keep` accepts.
+fn copy_frames(frames: &[u8], out: &mut Vec<u8>, keep: impl Fn(u8) -> bool) {
     let mut rest = frames;
     while rest.len() >= 5 {
         let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize + 1;
         let Some(frame) = rest.get(..len) else {
             break;
         };
-        if frame[0] != b'E' {
+        if keep(frame[0]) {
             out.extend_from_slice(frame);
         }
         rest = &rest[len..];
