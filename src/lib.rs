@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod config;
 pub mod guard;
 pub mod logging;
+pub mod net;
 pub mod policy;
 pub mod proxy;
 pub mod usage;

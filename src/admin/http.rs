@@ -356,7 +356,10 @@ async fn api_errors(
 }
 
 async fn api_rules(State(st): State<Arc<HttpState>>, headers: HeaderMap, uri: Uri) -> Response {
-    answer(st, headers, uri, |st| Ok(report::rules(&st.handle.config()))).await
+    answer(st, headers, uri, |st| {
+        Ok(report::rules(&st.handle.config()))
+    })
+    .await
 }
 
 async fn api_config(State(st): State<Arc<HttpState>>, headers: HeaderMap, uri: Uri) -> Response {

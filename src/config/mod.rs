@@ -362,7 +362,7 @@ impl Config {
                 ))
             }
             (Some(cert), Some(key)) => {
-                crate::proxy::tls::acceptor(cert, key).map_err(|e| {
+                crate::net::tls::acceptor(cert, key).map_err(|e| {
                     let field = if e.is_key() { "tls_key" } else { "tls_cert" };
                     ("server", field, e.to_string())
                 })?;
@@ -450,7 +450,7 @@ impl Config {
             ));
         }
         if u.tls != UpstreamTls::Disable {
-            crate::proxy::tls::connector(u).map_err(|e| ("upstream", "ca_file", e.to_string()))?;
+            crate::net::tls::connector(u).map_err(|e| ("upstream", "ca_file", e.to_string()))?;
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             (

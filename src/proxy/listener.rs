@@ -3,7 +3,7 @@
 use super::session;
 use super::shared::{reached, Phase, Settings, Shared};
 use crate::config::Config;
-use crate::proxy::tls::TlsError;
+use crate::net::tls::TlsError;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -205,7 +205,7 @@ impl ServerHandle {
     }
 
     /// The upstream new sessions connect to.
-    pub fn upstream(&self) -> Arc<crate::proxy::upstream::Upstream> {
+    pub fn upstream(&self) -> Arc<crate::net::upstream::Upstream> {
         self.shared.settings().upstream.clone()
     }
 

@@ -9,8 +9,8 @@
 
 use super::exchange;
 use super::gate::{Gate, HeldWork, Passage};
-use super::stream::Stream;
 use super::tracker::Tracker;
+use crate::net::stream::Stream;
 use crate::wire::messages;
 use crate::wire::{FrameHeader, WireError};
 use bytes::{Buf, BytesMut};

@@ -8,8 +8,8 @@ mod budget;
 mod encode;
 mod handler;
 
+use crate::net::stream::Stream;
 use crate::proxy::shared::{reached, Phase, Settings, Shared};
-use crate::proxy::stream::Stream;
 use crate::proxy::ServerHandle;
 use crate::wire::messages::ProxyError;
 use auth::AdminUsers;
