@@ -13,5 +13,6 @@ pub mod logging;
 pub mod net;
 pub mod policy;
 pub mod proxy;
+pub mod units;
 pub mod usage;
 pub mod wire;

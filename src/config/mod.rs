@@ -2,12 +2,14 @@
 //! name the file, the line and the key (DESIGN section 3).
 
 mod error;
-mod policy;
-mod values;
+#[cfg(test)]
+mod policy_tests;
+mod tls_mode;
 
+pub use crate::policy::{PolicySettings, Scope};
+pub use crate::units::{ByteSize, HumanDuration};
 pub use error::{ConfigError, Located, SourceMap};
-pub use policy::{PolicySettings, Scope};
-pub use values::{ByteSize, HumanDuration, UpstreamTls};
+pub use tls_mode::UpstreamTls;
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
