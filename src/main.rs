@@ -70,7 +70,7 @@ impl ConfigArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig(arg) => match Config::load(&arg.path()) {
+        Command::CheckConfig(arg) => match ddlguard::proxy::load_config(&arg.path()) {
             Ok(config) => {
                 println!("# {}: ok", arg.path().display());
                 print!("{}", config.to_toml());
@@ -96,7 +96,7 @@ fn main() -> ExitCode {
         },
         Command::Serve(arg) => {
             let path = arg.path();
-            let config = match Config::load(&path) {
+            let config = match ddlguard::proxy::load_config(&path) {
                 Ok(config) => config,
                 Err(e) => {
                     eprintln!("error: {e}");

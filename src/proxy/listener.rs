@@ -281,7 +281,7 @@ impl ServerHandle {
             Err(p) => p.into_inner(),
         };
         let source = source.as_ref().ok_or(ReloadError::NoFile)?;
-        let config = Config::load(&source.path)?;
+        let config = super::load_config(&source.path)?;
         let level = config.log.level.clone();
         let restart = self.reload(config)?;
         (source.set_log_level)(&level);

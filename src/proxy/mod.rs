@@ -7,6 +7,7 @@ mod handshake;
 mod held;
 mod judge;
 mod listener;
+mod load;
 mod path_state;
 mod relay;
 mod session;
@@ -14,4 +15,5 @@ pub(crate) mod shared;
 pub mod tracker;
 
 pub use listener::{ReloadError, ServeError, Server, ServerHandle};
+pub use load::{load_config, parse_config, CHECKS};
 pub use relay::{Traffic, COPY_ABANDONED};
