@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod analysis;
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod guard;
 pub mod logging;

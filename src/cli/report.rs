@@ -1,0 +1,78 @@
+//! `ddlguard report dependents`: asks a running proxy who depends on an
+//! object and prints the answer as a table or as JSON.
+
+use crate::admin::client::{self, ClientError, DependentRow};
+use crate::admin::table;
+use crate::usage::dependents::Target;
+use thiserror::Error;
+
+/// Why the report could not be printed.
+#[derive(Debug, Error)]
+pub enum ReportError {
+    /// The proxy did not answer as the contract says.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The rows could not be written as JSON.
+    #[error("writing JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Runs `report dependents TARGET` against the proxy at `http` and prints
+/// the rows (the token comes from [`client::TOKEN_ENV`]).
+pub fn dependents(
+    http: &str,
+    target: &str,
+    since: Option<&str>,
+    json: bool,
+) -> Result<(), ReportError> {
+    let t = Target::parse_dotted(target);
+    let token = std::env::var(client::TOKEN_ENV).ok();
+    let rows = client::dependents(http, &t, since, token.as_deref())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", dependents_text(&t, &rows));
+    }
+    Ok(())
+}
+
+/// The human-readable answer: a sentence, then a table of the rows.
+pub fn dependents_text(t: &Target, rows: &[DependentRow]) -> String {
+    let what = match &t.column {
+        Some(c) => format!("{}.{}.{c}", t.schema, t.table),
+        None => format!("{}.{}", t.schema, t.table),
+    };
+    if rows.is_empty() {
+        return format!("no client depended on {what} in the window\n");
+    }
+    let header = [
+        "application_name",
+        "user",
+        "database",
+        "client_addr",
+        "dependency",
+        "calls",
+        "last_seen",
+        "fingerprint",
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.application_name.clone(),
+                r.user.clone(),
+                r.database.clone(),
+                r.client_addr.clone(),
+                r.dependency.clone(),
+                r.calls.to_string(),
+                r.last_seen.clone(),
+                r.fingerprint.clone(),
+            ]
+        })
+        .collect();
+    format!(
+        "{} client(s) depended on {what}:\n{}",
+        rows.len(),
+        table::render(&header, &cells)
+    )
+}
