@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod counters;
 pub mod guard;
 pub mod logging;
 pub mod net;

@@ -108,7 +108,9 @@ impl Server {
             });
             info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
             let state = crate::admin::http::HttpState {
-                handle: ServerHandle { shared: shared.clone() },
+                handle: Arc::new(ServerHandle {
+                    shared: shared.clone(),
+                }),
                 token,
             };
             crate::admin::http::spawn(listener, state)
@@ -211,8 +213,7 @@ impl ServerHandle {
 
     /// Usage rows resolved with each database's catalog snapshot.
     pub fn usage_rows(&self) -> Vec<crate::usage::UsageRow> {
-        let catalogs = self.catalogs();
-        self.usage().rows(|db| catalogs.get(db))
+        <Self as crate::admin::view::ReportView>::usage_rows(self)
     }
 
     /// A handle on existing shared state (the admin console's sessions).

@@ -13,6 +13,7 @@ mod relay;
 mod session;
 pub(crate) mod shared;
 pub mod tracker;
+mod view;
 
 pub use listener::{ReloadError, ServeError, Server, ServerHandle};
 pub use load::{load_config, parse_config, CHECKS};
