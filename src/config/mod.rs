@@ -4,12 +4,11 @@
 mod error;
 #[cfg(test)]
 mod policy_tests;
-mod tls_mode;
 
+pub use crate::net::settings::{UpstreamConfig, UpstreamTls};
 pub use crate::policy::{PolicySettings, Scope};
 pub use crate::units::{ByteSize, HumanDuration};
 pub use error::{ConfigError, KeyError, Located, SourceMap};
-pub use tls_mode::UpstreamTls;
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -202,55 +201,6 @@ impl Default for ServerConfig {
             worker_threads: 1,
             tls_cert: None,
             tls_key: None,
-        }
-    }
-}
-
-/// `[upstream]`: the Postgres server.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct UpstreamConfig {
-    /// Host name or IP address.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// TLS towards the upstream, with libpq's `sslmode` meanings.
-    pub tls: UpstreamTls,
-    /// PEM CA bundle used to verify the upstream's certificate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    /// How long to wait for the TCP connection and TLS handshake.
-    pub connect_timeout: HumanDuration,
-    /// Service login the proxy uses itself (catalog snapshots). Without it,
-    /// column resolution degrades and the log says so once.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// Environment variable holding the service login's password.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password_env: Option<String>,
-}
-
-impl Default for UpstreamConfig {
-    fn default() -> Self {
-        UpstreamConfig {
-            host: "127.0.0.1".into(),
-            port: 5432,
-            tls: UpstreamTls::Prefer,
-            ca_file: None,
-            connect_timeout: HumanDuration(Duration::from_secs(5)),
-            user: None,
-            password_env: None,
-        }
-    }
-}
-
-impl UpstreamConfig {
-    /// `host:port`, as named in errors and logs.
-    pub fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
         }
     }
 }

@@ -1,7 +1,7 @@
 //! rustls configurations: the acceptor towards clients and the connector
 //! towards the upstream, with libpq's `sslmode` semantics.
 
-use crate::config::{Config, KeyError, UpstreamConfig, UpstreamTls};
+use super::settings::{UpstreamConfig, UpstreamTls};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{self, CryptoProvider};
@@ -51,23 +51,6 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         return Err(err("no PEM certificate found".into()));
     }
     Ok(certs)
-}
-
-/// The configuration check for TLS (see [`crate::config::Check`]): builds
-/// the acceptor and the connector once, so `check-config` and a reload refuse
-/// a certificate, key or CA file that cannot be used, naming its key.
-pub fn check_config(config: &Config) -> Result<(), KeyError> {
-    if let (Some(cert), Some(key)) = (&config.server.tls_cert, &config.server.tls_key) {
-        acceptor(cert, key).map_err(|e| {
-            let field = if e.is_key() { "tls_key" } else { "tls_cert" };
-            KeyError::new("server", field, e.to_string())
-        })?;
-    }
-    if config.upstream.tls != UpstreamTls::Disable {
-        connector(&config.upstream)
-            .map_err(|e| KeyError::new("upstream", "ca_file", e.to_string()))?;
-    }
-    Ok(())
 }
 
 /// Builds the client-facing TLS acceptor from PEM files.

@@ -3,14 +3,29 @@
 //! admin verifiers in the console's auth), with errors naming file, line and
 //! key. `serve`, `check-config` and every reload go through here.
 
-use crate::config::{Check, Config, ConfigError};
+use crate::config::{Check, Config, ConfigError, KeyError, UpstreamTls};
+use crate::net::tls;
 use std::path::Path;
 
 /// The checks the proxy runs on a parsed configuration.
-pub const CHECKS: &[Check] = &[
-    crate::net::tls::check_config,
-    crate::admin::console::auth::check_config,
-];
+pub const CHECKS: &[Check] = &[check_tls, crate::admin::console::auth::check_config];
+
+/// Builds the TLS acceptor and connector once, so `check-config` and a
+/// reload refuse a certificate, key or CA file that cannot be used, naming
+/// its key.
+fn check_tls(config: &Config) -> Result<(), KeyError> {
+    if let (Some(cert), Some(key)) = (&config.server.tls_cert, &config.server.tls_key) {
+        tls::acceptor(cert, key).map_err(|e| {
+            let field = if e.is_key() { "tls_key" } else { "tls_cert" };
+            KeyError::new("server", field, e.to_string())
+        })?;
+    }
+    if config.upstream.tls != UpstreamTls::Disable {
+        tls::connector(&config.upstream)
+            .map_err(|e| KeyError::new("upstream", "ca_file", e.to_string()))?;
+    }
+    Ok(())
+}
 
 /// Reads a configuration file and checks it as the proxy will use it.
 pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
