@@ -38,6 +38,11 @@
 #   TRACKING=compare     run a second ddlguard with tracking off as one more
 #                        target ("ddlguard-notrack") in the same rotation, and
 #                        report the tracking cost in TPS and CPU per config
+#   BASELINE_BIN=PATH    run a second ddlguard from another binary (e.g. an
+#                        older commit's release build) as one more target
+#                        ("ddlguard-base") in the same rotation, same config,
+#                        and report this build's cost against it (an A/B of
+#                        a change in one run)
 #   DDLGUARD_EXTRA_CONFIG=TEXT  appended verbatim to the generated ddlguard
 #                        config (after its [log] section: start it with a
 #                        new [table] header unless it is meant for [log])
@@ -140,6 +145,17 @@ stop_ddlguard() {
   wait "$pid" 2>/dev/null || true
 }
 
+stop_ddlguard_base() {
+  [ -n "${BASE_PID:-}" ] || return 0
+  local pid="$BASE_PID"
+  BASE_PID=""
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
 stop_ddlguard_notrack() {
   [ -n "${NOTRACK_PID:-}" ] || return 0
   local pid="$NOTRACK_PID"
@@ -178,6 +194,7 @@ cleanup() {
   done
   stop_ddlguard
   stop_ddlguard_notrack
+  stop_ddlguard_base
   stop_pgbouncer
   if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
     local pm
@@ -490,6 +507,22 @@ start_ddlguard_notrack() { # TRACKING=compare: the same binary as a plain relay
   log "ddlguard-notrack pid $NOTRACK_PID on 127.0.0.1:$NOTRACK_PORT"
 }
 
+BASE_PORT=""
+BASE_PID=""
+start_ddlguard_base() { # BASELINE_BIN: another build, same config, one more target
+  local keep="$DG_PORT" logf="$TMP/ddlguard-base.log"
+  write_ddlguard_conf "${TRACKING:-on}" "$TMP/ddlguard-base.toml"
+  BASE_PORT="$DG_PORT"
+  DG_PORT="$keep"
+  env -u RUST_LOG "$BASELINE_BIN" serve --config "$TMP/ddlguard-base.toml" >"$logf" 2>&1 &
+  BASE_PID=$!
+  if ! wait_port "$BASE_PORT" "$BASE_PID" ddlguard-base 30; then
+    tail -n 30 "$logf" >&2 || true
+    die "the baseline ddlguard ($BASELINE_BIN) did not start"
+  fi
+  log "ddlguard-base ($BASELINE_BIN) pid $BASE_PID on 127.0.0.1:$BASE_PORT"
+}
+
 # -------------------------------------------------------------- pgbouncer --
 PGB_PORT=""
 PGB_VERSION="skipped"
@@ -549,10 +582,12 @@ start_pgbouncer() {
 
 start_ddlguard
 [ "${TRACKING:-on}" = compare ] && start_ddlguard_notrack
+[ -n "${BASELINE_BIN:-}" ] && start_ddlguard_base
 [ -n "$PGBOUNCER_BIN" ] && start_pgbouncer
 
 TARGETS=(direct ddlguard)
 [ "${TRACKING:-on}" = compare ] && TARGETS+=(ddlguard-notrack)
+[ -n "${BASELINE_BIN:-}" ] && TARGETS+=(ddlguard-base)
 [ -n "$PGBOUNCER_BIN" ] && TARGETS+=(pgbouncer)
 
 target_port() {
@@ -560,6 +595,7 @@ target_port() {
     direct) echo "$PG_PORT" ;;
     ddlguard) echo "$DG_PORT" ;;
     ddlguard-notrack) echo "$NOTRACK_PORT" ;;
+    ddlguard-base) echo "$BASE_PORT" ;;
     pgbouncer) echo "$PGB_PORT" ;;
   esac
 }
@@ -567,6 +603,7 @@ target_pid() {
   case "$1" in
     ddlguard) echo "$DDLGUARD_PID" ;;
     ddlguard-notrack) echo "$NOTRACK_PID" ;;
+    ddlguard-base) echo "$BASE_PID" ;;
     pgbouncer) echo "$PGBOUNCER_PID" ;;
     *) echo "" ;;
   esac
@@ -778,6 +815,27 @@ AGG="median of $ROUNDS rounds"
           off_tps="$(median ${R_TPS["$mode|$c|ddlguard-notrack"]})"
           on_cpu="$(median ${R_CPU["$mode|$c|ddlguard"]})"
           off_cpu="$(median ${R_CPU["$mode|$c|ddlguard-notrack"]})"
+        }
+        cost="$(awk -v a="$on_tps" -v b="$off_tps" 'BEGIN { if (b + 0 > 0) printf "%+.1f%%", (b - a) / b * 100; else print "n/a" }')"
+        dcpu="$(awk -v a="$on_cpu" -v b="$off_cpu" 'BEGIN { if (b + 0 > 0) printf "%+.1f", a - b; else print "n/a" }')"
+        echo "| $mode | $c | $(fmt '%.0f' "$on_tps") | $(fmt '%.0f' "$off_tps") | $cost | $(fmt '%.1f' "$on_cpu") | $(fmt '%.1f' "$off_cpu") | $dcpu |"
+      done
+    done
+  fi
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    echo
+    echo "This build vs BASELINE_BIN ($BASELINE_BIN), same config, one more target in the same rotation:"
+    echo
+    echo "| mode | clients | this TPS | base TPS | TPS cost | this CPU µs/txn | base CPU µs/txn | CPU cost µs/txn |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    for mode in "${MODE_LIST[@]}"; do
+      for c in "${CLIENT_LIST[@]}"; do
+        # shellcheck disable=SC2086 # word splitting of the per-round lists is intended
+        {
+          on_tps="$(median ${R_TPS["$mode|$c|ddlguard"]})"
+          off_tps="$(median ${R_TPS["$mode|$c|ddlguard-base"]})"
+          on_cpu="$(median ${R_CPU["$mode|$c|ddlguard"]})"
+          off_cpu="$(median ${R_CPU["$mode|$c|ddlguard-base"]})"
         }
         cost="$(awk -v a="$on_tps" -v b="$off_tps" 'BEGIN { if (b + 0 > 0) printf "%+.1f%%", (b - a) / b * 100; else print "n/a" }')"
         dcpu="$(awk -v a="$on_cpu" -v b="$off_cpu" 'BEGIN { if (b + 0 > 0) printf "%+.1f", a - b; else print "n/a" }')"

@@ -18,11 +18,6 @@ PGBIN=${DDLGUARD_PG_BIN:-$(pg_config --bindir)}
 [ -x "$PGBIN/initdb" ] || PGBIN=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
 WORK=$(mktemp -d /tmp/ddlguard-mem.XXXXXX)
 chmod 755 "$WORK"
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-mkdir -p "$WORK/pg" "$WORK/pglog"
-if [ "$(id -u)" = 0 ]; then chown postgres "$WORK/pg" "$WORK/pglog"; fi
-as_pg "$PGBIN/initdb" -D "$WORK/pg" -U postgres -A trust --no-sync >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -o "-p $PGPORT -c fsync=off -c listen_addresses=127.0.0.1 -k /tmp" -l "$WORK/pglog/pg.log" -w start >/dev/null
 PROXY_PID=
 cleanup() {
   [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null || true
@@ -30,6 +25,11 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+mkdir -p "$WORK/pg" "$WORK/pglog"
+if [ "$(id -u)" = 0 ]; then chown postgres "$WORK/pg" "$WORK/pglog"; fi
+as_pg "$PGBIN/initdb" -D "$WORK/pg" -U postgres -A trust --no-sync >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -o "-p $PGPORT -c fsync=off -c listen_addresses=127.0.0.1 -k /tmp" -l "$WORK/pglog/pg.log" -w start >/dev/null
 cat > "$WORK/proxy.toml" <<TOML
 [server]
 listen = "127.0.0.1:$PROXY_PORT"

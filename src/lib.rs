@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod counters;
 pub mod guard;
+pub mod lint;
 pub mod logging;
 pub mod net;
 pub mod policy;

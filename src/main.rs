@@ -31,6 +31,8 @@ enum Command {
         #[command(subcommand)]
         what: ReportCommand,
     },
+    /// Judge migration files with the proxy's DDL policy (exit 1 on findings, 2 on errors).
+    Lint(ddlguard::lint::Args),
 }
 
 #[derive(Subcommand)]
@@ -67,6 +69,7 @@ impl ConfigArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Lint(args) => ddlguard::lint::run(&args),
         Command::CheckConfig(arg) => match ddlguard::proxy::load_config(&arg.path()) {
             Ok(config) => {
                 println!("# {}: ok", arg.path().display());

@@ -262,9 +262,47 @@ impl Collector for ProxyCollector {
             cat.connects,
         )?;
 
+        let g = h.gate_stats();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        counters(
+            &mut e,
+            "ddlguard_gate_statements",
+            "Statements the gate handed to the DDL policy, and what came of them",
+            "outcome",
+            &[
+                ("judged".to_string(), load(&g.judged)),
+                ("warned".to_string(), load(&g.warned)),
+                ("blocked".to_string(), load(&g.blocked)),
+                ("rewritten".to_string(), load(&g.rewritten)),
+                ("guarded".to_string(), load(&g.guarded)),
+            ],
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_guard_lock_timeouts",
+            "Guarded DDL attempts that gave up waiting for their lock (policy.lock_timeout)",
+            load(&g.lock_timeouts),
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_guard_preflight_waits",
+            "Guarded DDL that waited outside the lock queue for an old transaction",
+            load(&g.preflight_waits),
+        )?;
+        let mut m = e.encode_descriptor(
+            "ddlguard_policy_findings",
+            "DDL policy findings by rule and the action in force (allow, warn, rewrite, block)",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((rule, action), n) in g.findings() {
+            let labels = [("rule", rule), ("action", action)];
+            ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+        }
+
         let mut m = e.encode_descriptor(
             "ddlguard_ddl_statements",
-            "DDL statements that passed through, by command and outcome (ok or SQLSTATE); no DDL policy rule is active in this build",
+            "DDL statements that passed through, by command and outcome (ok or SQLSTATE)",
             None,
             MetricType::Counter,
         )?;

@@ -5,7 +5,7 @@
 use crate::analysis::Analyzer;
 use crate::catalog::Catalogs;
 use crate::config::Config;
-use crate::counters::{Counters, Traffic};
+use crate::counters::{Counters, GateStats, Traffic};
 use crate::net::upstream::Upstream;
 use crate::usage::{ClientIdentity, DdlLog, UsageRegistry, UsageRow};
 use std::path::PathBuf;
@@ -42,6 +42,8 @@ pub trait AdminView: ReportView {
     fn active_sessions(&self) -> usize;
     /// Counters of the proxy itself (sessions, protocol surprises).
     fn counters(&self) -> &Counters;
+    /// What the statement gates did (policy findings, guarded DDL).
+    fn gate_stats(&self) -> &GateStats;
     /// Bytes relayed, each way.
     fn traffic(&self) -> Arc<Traffic>;
     /// The analysis cache and its counters.

@@ -12,9 +12,46 @@ use std::ops::Range;
 /// statements (`;;`) are left out. Unterminated strings or comments run to
 /// the end of the text, as the server would read them (and then refuse).
 pub fn statements(sql: &str) -> Vec<Range<usize>> {
+    scan(sql, false).into_iter().map(|p| p.range).collect()
+}
+
+/// One piece of a script file as psql reads it (for `ddlguard lint`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// The statement (or meta-command) without leading white space and
+    /// comments, and without its terminating semicolon.
+    pub range: Range<usize>,
+    /// Where the piece's leading comments start (right after the previous
+    /// piece): override comments on the lines above a statement belong to it.
+    pub lead: usize,
+    /// A psql meta-command (`\i`, `\set`, ...): it runs to the end of its line.
+    pub meta: bool,
+}
+
+/// The pieces of a psql script: statements as [`statements`] finds them,
+/// and psql meta-commands (a backslash outside quotes and comments, up to
+/// the end of the line). A meta-command inside a statement ends it.
+pub fn script(sql: &str) -> Vec<Piece> {
+    scan(sql, true)
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut at = offset.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = memchr::memchr_iter(b'\n', before.as_bytes()).count() + 1;
+    let line_start = memchr::memrchr(b'\n', before.as_bytes()).map_or(0, |p| p + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+fn scan(sql: &str, meta: bool) -> Vec<Piece> {
     let b = sql.as_bytes();
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
+    let mut lead = 0;
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -30,9 +67,33 @@ pub fn statements(sql: &str) -> Vec<Range<usize>> {
             }
             b';' => {
                 if let Some(s) = start.take() {
-                    out.push(s..trim_end(b, s, i));
+                    out.push(Piece {
+                        range: s..trim_end(b, s, i),
+                        lead,
+                        meta: false,
+                    });
                 }
                 i += 1;
+                lead = i;
+                continue;
+            }
+            b'\\' if meta => {
+                if let Some(s) = start.take() {
+                    out.push(Piece {
+                        range: s..trim_end(b, s, i),
+                        lead,
+                        meta: false,
+                    });
+                    lead = i;
+                }
+                let end = memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |p| i + p);
+                out.push(Piece {
+                    range: i..trim_end(b, i, end),
+                    lead,
+                    meta: true,
+                });
+                i = end;
+                lead = i;
                 continue;
             }
             c if c.is_ascii_whitespace() => {
@@ -55,7 +116,11 @@ pub fn statements(sql: &str) -> Vec<Range<usize>> {
         i = next;
     }
     if let Some(s) = start {
-        out.push(s..trim_end(b, s, b.len()));
+        out.push(Piece {
+            range: s..trim_end(b, s, b.len()),
+            lead,
+            meta: false,
+        });
     }
     out
 }
@@ -179,6 +244,42 @@ mod tests {
         ] {
             assert_eq!(is_single(sql), statements(sql).len() <= 1, "{sql:?}");
         }
+    }
+
+    #[test]
+    fn scripts_skip_meta_commands_and_keep_leading_comments() {
+        let sql = "\\set ON_ERROR_STOP on\n-- ddlguard:allow x\nselect 1;\n  \\i other.sql\nselect '\\x' \\gset\nselect 2";
+        let pieces = script(sql);
+        let texts: Vec<(&str, bool)> = pieces
+            .iter()
+            .map(|p| (&sql[p.range.clone()], p.meta))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                ("\\set ON_ERROR_STOP on", true),
+                ("select 1", false),
+                ("\\i other.sql", true),
+                ("select '\\x'", false),
+                ("\\gset", true),
+                ("select 2", false),
+            ]
+        );
+        assert!(sql[pieces[1].lead..pieces[1].range.end].contains("ddlguard:allow x"));
+        assert_eq!(
+            statements(sql).len(),
+            2,
+            "the wire splitter knows no meta-commands"
+        );
+    }
+
+    #[test]
+    fn line_and_column_count_characters() {
+        let sql = "select 1;\n  sélect 2; x";
+        assert_eq!(line_col(sql, 0), (1, 1));
+        assert_eq!(line_col(sql, 12), (2, 3));
+        let x = sql.find('x').unwrap();
+        assert_eq!(line_col(sql, x), (2, 13));
     }
 
     #[test]

@@ -18,11 +18,12 @@
 
 use crate::analysis::classify::classify;
 use crate::analysis::{fingerprint, split, RelationName};
+pub use crate::counters::GateStats;
 use crate::guard::lock::{self, LockMode};
 use crate::guard::{blockers, GuardSettings};
 use crate::usage::ClientIdentity;
 use crate::wire::messages::{self, ProxyError};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What the judge says about one statement.
@@ -201,19 +202,6 @@ pub struct Gate {
     stats: Arc<GateStats>,
 }
 
-/// What the gates of all sessions did (for metrics).
-#[derive(Debug, Default)]
-pub struct GateStats {
-    /// Statements handed to the judge.
-    pub judged: AtomicU64,
-    /// Statements forwarded with warnings.
-    pub warned: AtomicU64,
-    /// Statements refused.
-    pub blocked: AtomicU64,
-    /// Statements replaced by their safe sequence.
-    pub rewritten: AtomicU64,
-}
-
 /// What judging a message's statements came to.
 enum Stop {
     Go,
@@ -308,13 +296,23 @@ impl Gate {
 
     /// A client message on its way to the server. `tx_status` is the last
     /// ReadyForQuery status, `search_path` the session's current one.
-    pub fn on_client(&mut self, tag: u8, body: &[u8], tx_status: u8, search_path: &str) -> Passage {
+    /// `unsynced`: extended-protocol messages were sent before it without a
+    /// Sync (the proxy then holds nothing: it cannot tell when they are done).
+    pub fn on_client(
+        &mut self,
+        tag: u8,
+        body: &[u8],
+        tx_status: u8,
+        search_path: &str,
+        unsynced: bool,
+    ) -> Passage {
         match tag {
             b'Q' => {
                 self.ready_sent += 1;
                 let sql = messages::query_text(body);
                 let until = self.ready_sent;
-                match self.statement_text(sql, tx_status, search_path, until, true) {
+                let may_hold = !unsynced;
+                match self.statement_text(sql, tx_status, search_path, until, true, may_hold) {
                     Stop::Go => Passage::Forward,
                     Stop::Refuse { cut, marker } => {
                         let sql = String::from_utf8_lossy(&sql[..cut]);
@@ -327,7 +325,7 @@ impl Gate {
                 let (name, sql) = messages::parse_parts(body);
                 // Its errors count until the next Sync's ReadyForQuery.
                 let until = self.ready_sent + 1;
-                match self.statement_text(sql, tx_status, search_path, until, false) {
+                match self.statement_text(sql, tx_status, search_path, until, false, false) {
                     Stop::Refuse { marker, .. } => {
                         Passage::Replace(messages::parse(name, &format!("SELECT {marker}()")))
                     }
@@ -354,6 +352,7 @@ impl Gate {
         search_path: &str,
         until_ready: u64,
         simple: bool,
+        may_hold: bool,
     ) -> Stop {
         let Ok(sql) = std::str::from_utf8(sql) else {
             return Stop::Go;
@@ -363,7 +362,7 @@ impl Gate {
             None => tx_status != b'I',
         };
         if !simple || split::is_single(sql) {
-            let alone = simple && tx_status != b'E';
+            let alone = simple && may_hold && tx_status != b'E';
             return self.one(sql, 0, in_tx, search_path, until_ready, alone);
         }
         // Several statements: one implicit transaction block unless they
@@ -444,8 +443,12 @@ impl Gate {
             other => other,
         };
         let guard = |policy: &GatePolicy| match (&policy.guard, may_rewrite) {
-            (Some(settings), true) => guarded(statement, in_transaction, settings)
-                .map_or(Stop::Go, |g| Stop::Hold(HeldWork::Guard(g))),
+            (Some(settings), true) => {
+                guarded(statement, in_transaction, settings).map_or(Stop::Go, |g| {
+                    self.stats.guarded.fetch_add(1, Ordering::Relaxed);
+                    Stop::Hold(HeldWork::Guard(g))
+                })
+            }
             _ => Stop::Go,
         };
         match judgement {
@@ -508,6 +511,20 @@ impl Gate {
         if status == b'I' {
             self.wrote_rows = false;
             self.memory.locked_in_transaction.clear();
+        }
+    }
+
+    /// What the gates of all sessions did (the held work counts here too).
+    pub fn stats(&self) -> &GateStats {
+        &self.stats
+    }
+
+    /// `n` Syncs the client sent will get no ReadyForQuery (they reached
+    /// a server in COPY FROM STDIN mode, which drops them).
+    pub fn forget_syncs(&mut self, n: u32) {
+        self.ready_sent = self.ready_sent.saturating_sub(u64::from(n));
+        if self.ready_seen >= self.ready_sent {
+            self.pending_block = None;
         }
     }
 
@@ -625,7 +642,7 @@ mod tests {
             "insert into t values (1)",
         ] {
             assert!(
-                replaced(g.on_client(b'Q', &body(sql), b'I', "")).is_none(),
+                replaced(g.on_client(b'Q', &body(sql), b'I', "", false)).is_none(),
                 "{sql}"
             );
         }
@@ -636,7 +653,7 @@ mod tests {
     fn a_refused_statement_is_cut_where_it_starts() {
         let mut g = gate();
         let sql = "set lock_timeout = '1s'; alter table forbidden add c int; select 1";
-        let text = replaced(g.on_client(b'Q', &body(sql), b'I', "")).unwrap();
+        let text = replaced(g.on_client(b'Q', &body(sql), b'I', "", false)).unwrap();
         assert_eq!(
             text,
             "set lock_timeout = '1s'; SELECT ddlguard_blocked_test_0()"
@@ -656,7 +673,8 @@ mod tests {
     #[test]
     fn other_errors_pass_and_ready_for_query_disarms() {
         let mut g = gate();
-        let text = replaced(g.on_client(b'Q', &body("drop table forbidden"), b'T', "")).unwrap();
+        let text =
+            replaced(g.on_client(b'Q', &body("drop table forbidden"), b'T', "", false)).unwrap();
         assert_eq!(text, "SELECT ddlguard_blocked_test_0()");
         let aborted = error_body("25P02", "current transaction is aborted");
         assert!(g.rewrite_error(&aborted).is_none());
@@ -669,14 +687,14 @@ mod tests {
         let mut g = gate();
         let mut b = b"stmt1\0".to_vec();
         b.extend_from_slice(b"drop table forbidden\0\0\0");
-        let Passage::Replace(frame) = g.on_client(b'P', &b, b'I', "") else {
+        let Passage::Replace(frame) = g.on_client(b'P', &b, b'I', "", false) else {
             panic!("replaced")
         };
         let (name, sql) = messages::parse_parts(&frame[5..]);
         assert_eq!(name, b"stmt1");
         assert_eq!(sql, b"SELECT ddlguard_blocked_test_0()");
         // Armed until the Sync's ReadyForQuery.
-        g.on_client(b'S', &[], b'I', "");
+        g.on_client(b'S', &[], b'I', "", false);
         assert!(g.armed());
         g.on_ready(b'I');
         assert!(!g.armed());
@@ -685,9 +703,10 @@ mod tests {
     #[test]
     fn transaction_state_follows_begin_commit_and_writes() {
         let mut g = gate();
-        g.on_client(b'Q', &body("begin"), b'I', "");
+        g.on_client(b'Q', &body("begin"), b'I', "", false);
         // BEGIN's ReadyForQuery has not come back: still judged in a transaction.
-        let t = replaced(g.on_client(b'Q', &body("drop table forbidden"), b'I', "")).unwrap();
+        let t =
+            replaced(g.on_client(b'Q', &body("drop table forbidden"), b'I', "", false)).unwrap();
         assert!(t.contains("ddlguard_blocked"));
         let f = g.rewrite_error(&error_body(
             "42883",
@@ -696,9 +715,15 @@ mod tests {
         assert!(String::from_utf8_lossy(&f.unwrap()).contains("in tx"));
         g.on_ready(b'T');
         g.on_ready(b'T');
-        g.on_client(b'Q', &body("update t set a = 1 where a = 2"), b'T', "");
+        g.on_client(
+            b'Q',
+            &body("update t set a = 1 where a = 2"),
+            b'T',
+            "",
+            false,
+        );
         assert!(g.wrote_rows);
-        g.on_client(b'Q', &body("commit"), b'T', "");
+        g.on_client(b'Q', &body("commit"), b'T', "", false);
         g.on_ready(b'T');
         g.on_ready(b'I');
         assert!(!g.wrote_rows);
@@ -708,7 +733,8 @@ mod tests {
     fn warnings_are_queued_for_the_client() {
         let mut g = gate();
         // Warned, and (a strong lock) held for guarded execution.
-        let held = replaced(g.on_client(b'Q', &body("alter table risky add c int"), b'I', ""));
+        let held =
+            replaced(g.on_client(b'Q', &body("alter table risky add c int"), b'I', "", false));
         assert_eq!(held.as_deref(), Some("guard: risky"));
         let notices = g.take_notices().unwrap();
         assert_eq!(notices[0], b'N');
@@ -723,14 +749,20 @@ mod tests {
     #[test]
     fn a_rewrite_holds_a_lone_simple_statement_and_refuses_elsewhere() {
         let mut g = gate();
-        let held = replaced(g.on_client(b'Q', &body("create index rewriteme on t (a)"), b'I', ""));
+        let held = replaced(g.on_client(
+            b'Q',
+            &body("create index rewriteme on t (a)"),
+            b'I',
+            "",
+            false,
+        ));
         assert_eq!(
             held.as_deref(),
             Some("hold: create index concurrently rewriteme")
         );
         // In a multi-statement Query the sequence cannot run: refused, with the steps.
         let sql = "select 1; create index rewriteme on t (a)";
-        let text = replaced(g.on_client(b'Q', &body(sql), b'I', "")).unwrap();
+        let text = replaced(g.on_client(b'Q', &body(sql), b'I', "", false)).unwrap();
         assert_eq!(text, "select 1; SELECT ddlguard_blocked_test_0()");
         let err = error_body("42883", "function ddlguard_blocked_test_0() does not exist");
         let frame = g.rewrite_error(&err).unwrap();
@@ -744,7 +776,7 @@ mod tests {
         let mut b = b"\0".to_vec();
         b.extend_from_slice(b"create index rewriteme on t (a)\0\0\0");
         assert!(matches!(
-            g.on_client(b'P', &b, b'I', ""),
+            g.on_client(b'P', &b, b'I', "", false),
             Passage::Replace(_)
         ));
     }
@@ -753,7 +785,7 @@ mod tests {
     fn strong_lock_ddl_alone_and_not_in_a_failed_transaction_is_guarded() {
         let mut g = gate();
         let guard = |g: &mut Gate, sql: &str, status: u8| {
-            replaced(g.on_client(b'Q', &body(sql), status, ""))
+            replaced(g.on_client(b'Q', &body(sql), status, "", false))
         };
         assert_eq!(
             guard(&mut g, "create index i on t (a)", b'I').as_deref(),

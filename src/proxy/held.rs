@@ -6,10 +6,11 @@
 //! did, then ReadyForQuery.
 
 use super::exchange;
-use super::gate::{Guarded, Rewrite};
+use super::gate::{GateStats, Guarded, Rewrite};
 use super::relay::{Relay, RelayEnd};
 use crate::guard::{self, backoff, blockers};
 use crate::wire::messages::ProxyError;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
@@ -36,11 +37,7 @@ impl Relay {
                     break;
                 }
                 if o.rows.is_empty() {
-                    ProxyError::notice(format!(
-                        "ddlguard: step {n}/{total} not needed: {}",
-                        step.description
-                    ))
-                    .encode(&mut for_client);
+                    // A cleanup step with nothing to clean up.
                     continue;
                 }
             }
@@ -118,6 +115,9 @@ impl Relay {
             let outcome = self.client_statement(&g.sql).await?;
             let mut status = outcome.status;
             let timed_out = outcome.error.as_ref().is_some_and(|e| e.code == "55P03");
+            if timed_out {
+                self.count(|s| &s.lock_timeouts);
+            }
             let retry = timed_out && !last;
             if !g.in_transaction {
                 status = self.own_statement(&restore, &mut for_client).await?.status;
@@ -219,6 +219,7 @@ impl Relay {
                 return Ok(());
             }
             if !announced {
+                self.count(|s| &s.preflight_waits);
                 ProxyError::notice(format!(
                     "ddlguard: {} waits, outside the lock queue, for {} older transaction(s) using {}",
                     g.command,
@@ -251,6 +252,13 @@ impl Relay {
             return Ok(Vec::new());
         }
         Ok(blockers::from_rows(&o.rows, g.lock))
+    }
+
+    /// Adds one to a gate counter.
+    fn count(&self, which: impl Fn(&GateStats) -> &AtomicU64) {
+        if let Some(gate) = &self.gate {
+            which(gate.stats()).fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Sends `bytes` to the client now (notices while it waits) and empties it.

@@ -3,7 +3,9 @@
 //! the catalog snapshot and the usage registry, and turns its decision into
 //! what the gate does (forward, warn, refuse, rewrite).
 
-use super::gate::{GatePolicy, Judge, Judgement, Memory, Rewrite, RewriteStep, SessionFacts};
+use super::gate::{
+    GatePolicy, GateStats, Judge, Judgement, Memory, Rewrite, RewriteStep, SessionFacts,
+};
 use super::tracker::TrackingContext;
 use crate::analysis::classify::classify;
 use crate::analysis::{fingerprint, search_path, RelationName};
@@ -25,11 +27,16 @@ pub struct PolicyJudge {
     settings: PolicySettings,
     tracking: TrackingContext,
     window: Duration,
+    stats: Arc<GateStats>,
 }
 
 /// The gate's policy for `config`: the judge, and guarded execution unless
 /// the policy only observes.
-pub fn gate_policy(config: &Config, tracking: &TrackingContext) -> GatePolicy {
+pub fn gate_policy(
+    config: &Config,
+    tracking: &TrackingContext,
+    stats: &Arc<GateStats>,
+) -> GatePolicy {
     let p = &config.policy;
     let guard = (p.mode != Mode::Observe).then(|| GuardSettings {
         lock_timeout: p.lock_timeout.0,
@@ -43,6 +50,7 @@ pub fn gate_policy(config: &Config, tracking: &TrackingContext) -> GatePolicy {
             settings: p.clone(),
             tracking: tracking.clone(),
             window: config.usage.window.0,
+            stats: stats.clone(),
         }),
         guard,
     }
@@ -78,6 +86,9 @@ impl Judge for PolicyJudge {
         };
         let decision = policy::decide(&statement, &ctx, &self.settings);
         remember(&statement, sql, facts.in_transaction, memory);
+        for f in &decision.findings {
+            self.stats.finding(f.rule, f.action.as_str());
+        }
         for f in decision
             .findings
             .iter()
@@ -177,9 +188,13 @@ impl policy::Usage for RegistryUsage<'_> {
         }
         let tracking = &self.judge.tracking;
         let me = self.facts.identity;
+        // Only the shapes that name the table (any schema) are expanded.
+        let names_it = |a: &crate::analysis::Analysis| {
+            a.relations.iter().any(|r| r.relation.name == object.name)
+        };
         let rows: Vec<_> = tracking
             .usage
-            .rows(|db| tracking.catalogs.get(db))
+            .rows_where(names_it, |db| tracking.catalogs.get(db))
             .into_iter()
             .filter(|r| r.client.database == me.database && r.client != *me)
             .collect();

@@ -241,6 +241,12 @@ impl ServerHandle {
         &self.shared.counters
     }
 
+    /// What the statement gates did: policy findings, refusals, rewrites,
+    /// guarded DDL.
+    pub fn gate_stats(&self) -> &super::gate::GateStats {
+        &self.shared.gate_stats
+    }
+
     /// Bytes relayed, each way.
     pub fn traffic(&self) -> Arc<super::Traffic> {
         self.shared.traffic.clone()

@@ -82,6 +82,9 @@ pub struct ProtocolState {
     /// a Terminate now would be a protocol violation, so the session ends
     /// with CopyFail instead.
     pub copy_in: bool,
+    /// Syncs sent since the last Execute: when that Execute starts a COPY
+    /// FROM STDIN, the server ignores them (no ReadyForQuery comes back).
+    pub syncs_since_execute: u32,
     /// Client messages of unknown type, relayed unchanged.
     pub unknown_client: u64,
     /// Server messages of unknown type, relayed unchanged.
@@ -176,6 +179,7 @@ impl Relay {
                 server_fatal: false,
                 terminated: false,
                 copy_in: false,
+                syncs_since_execute: 0,
                 unknown_client: 0,
                 unknown_server: 0,
             },
@@ -262,6 +266,7 @@ impl Relay {
                 && self.state.awaiting_ready <= 1
                 && drained(&self.from_client)
                 && drained(&self.from_server)
+                && self.from_server.at_boundary()
             {
                 return Poll::Ready(RelayEnd::Held);
             }
@@ -318,29 +323,37 @@ impl Relay {
                     limit: self.max_message,
                 });
             }
+            let gate_reads = self.gate.is_some() && Gate::wants_client_body(head.tag);
+            let tracker_reads = self
+                .tracker
+                .as_ref()
+                .is_some_and(|_| Tracker::wants_client_body(head.tag));
+            let reads = gate_reads || tracker_reads;
+            if reads && avail < head.total_len {
+                // Counted once it is whole: this header is parsed again
+                // after the next read.
+                lane.buf.reserve(head.total_len - avail);
+                return Ok(());
+            }
             let st = &mut self.state;
             match head.tag {
                 b'Q' | b'F' => st.awaiting_ready += 1,
                 b'S' => {
                     st.awaiting_ready += 1;
                     st.unsynced = false;
+                    st.syncs_since_execute += 1;
                 }
-                b'P' | b'B' | b'E' | b'D' | b'C' | b'H' => st.unsynced = true,
+                b'E' => {
+                    st.unsynced = true;
+                    st.syncs_since_execute = 0;
+                }
+                b'P' | b'B' | b'D' | b'C' | b'H' => st.unsynced = true,
                 b'X' => st.terminated = true,
                 b'c' | b'f' => st.copy_in = false,
                 b'd' | b'p' => {}
                 _ => st.unknown_client += 1,
             }
-            let gate_reads = self.gate.is_some() && Gate::wants_client_body(head.tag);
-            let tracker_reads = self
-                .tracker
-                .as_ref()
-                .is_some_and(|_| Tracker::wants_client_body(head.tag));
-            if gate_reads || tracker_reads {
-                if avail < head.total_len {
-                    lane.buf.reserve(head.total_len - avail);
-                    return Ok(());
-                }
+            if reads {
                 let body = &lane.buf[lane.ready + 5..lane.ready + head.total_len];
                 if let Some(tracker) = self.tracker.as_mut() {
                     tracker.on_client(head.tag, body, now);
@@ -348,7 +361,7 @@ impl Relay {
                 let passage = match self.gate.as_mut() {
                     Some(gate) if gate_reads => {
                         let path = self.tracker.as_ref().map_or("", |t| t.search_path());
-                        gate.on_client(head.tag, body, st.tx_status, path)
+                        gate.on_client(head.tag, body, st.tx_status, path, st.unsynced)
                     }
                     _ => Passage::Forward,
                 };
@@ -358,19 +371,14 @@ impl Relay {
                         splice(&mut lane.buf, lane.ready, head.total_len, &frame);
                         lane.ready += frame.len();
                     }
-                    Passage::Hold(work) if !st.unsynced => {
+                    Passage::Hold(work) => {
+                        // The gate holds nothing inside an unsynced batch
+                        // (the server never says when it is done).
                         self.held = Some(Held {
                             len: head.total_len,
                             work,
                         });
                         return Ok(());
-                    }
-                    Passage::Hold(_) => {
-                        // A Query inside an unsynced extended-protocol batch:
-                        // the server never says when the batch is done, so
-                        // the proxy cannot run its own statements first.
-                        tracing::warn!("a statement to rewrite came inside an unsynced extended-protocol batch; forwarded unchanged");
-                        lane.ready += head.total_len;
                     }
                 }
                 continue;
@@ -380,7 +388,7 @@ impl Relay {
             }
             if let Some(gate) = self.gate.as_mut() {
                 if matches!(head.tag, b'S' | b'F') {
-                    gate.on_client(head.tag, &[], st.tx_status, "");
+                    gate.on_client(head.tag, &[], st.tx_status, "", st.unsynced);
                 }
             }
             lane.pass = head.total_len;
@@ -524,7 +532,21 @@ impl Relay {
                         tracker.on_server(head.tag, &[], now);
                     }
                 }
-                b'G' => st.copy_in = true,
+                b'G' => {
+                    st.copy_in = true;
+                    // Syncs pipelined behind the Execute that started this
+                    // COPY reach a server in copy-in mode, which drops them.
+                    let dropped = std::mem::take(&mut st.syncs_since_execute);
+                    if dropped > 0 {
+                        st.awaiting_ready = st.awaiting_ready.saturating_sub(dropped);
+                        if let Some(gate) = self.gate.as_mut() {
+                            gate.forget_syncs(dropped);
+                        }
+                        if let Some(tracker) = self.tracker.as_mut() {
+                            tracker.forget_syncs(dropped);
+                        }
+                    }
+                }
                 b'2' | b'3' | b'A' | b'c' | b'd' | b'D' | b'H' | b'K' | b'n' | b'N' | b'R'
                 | b'S' | b't' | b'T' | b'v' | b'V' | b'W' => {}
                 _ => st.unknown_server += 1,

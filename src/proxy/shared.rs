@@ -130,7 +130,8 @@ impl Shared {
             ddl: Arc::new(DdlLog::new(DDL_LOG_CAPACITY)),
         };
         let mut settings = settings;
-        settings.gate = Arc::new(judge::gate_policy(&settings.config, &tracking));
+        let gate_stats: Arc<GateStats> = Arc::default();
+        settings.gate = Arc::new(judge::gate_policy(&settings.config, &tracking, &gate_stats));
         Arc::new(Shared {
             tracking,
             settings: RwLock::new(Arc::new(settings)),
@@ -139,7 +140,7 @@ impl Shared {
             live: DashMap::new(),
             traffic: Arc::default(),
             reload_source: RwLock::new(None),
-            gate_stats: Arc::default(),
+            gate_stats,
             marker_prefix: gate::marker_prefix(),
             console_sessions: AtomicUsize::new(0),
             phase: watch::channel(Phase::Running).0,
@@ -160,7 +161,11 @@ impl Shared {
 
     /// Replaces the settings for sessions that start from now on.
     pub fn replace_settings(&self, mut settings: Settings) {
-        settings.gate = Arc::new(judge::gate_policy(&settings.config, &self.tracking));
+        settings.gate = Arc::new(judge::gate_policy(
+            &settings.config,
+            &self.tracking,
+            &self.gate_stats,
+        ));
         let settings = Arc::new(settings);
         match self.settings.write() {
             Ok(mut s) => *s = settings,

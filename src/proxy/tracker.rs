@@ -149,6 +149,23 @@ impl Tracker {
         }
     }
 
+    /// The last `n` Syncs sent will get no ReadyForQuery (a server in COPY
+    /// FROM STDIN mode drops them): forget them, newest first.
+    pub fn forget_syncs(&mut self, n: u32) {
+        for _ in 0..n {
+            match self
+                .pending
+                .iter()
+                .rposition(|p| matches!(p, Pending::Sync { .. }))
+            {
+                Some(i) => {
+                    self.pending.remove(i);
+                }
+                None => break,
+            }
+        }
+    }
+
     /// A client message (body given for the types `wants_client_body` names).
     pub fn on_client(&mut self, tag: u8, body: &[u8], now: Instant) {
         match tag {

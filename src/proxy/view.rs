@@ -6,7 +6,7 @@ use crate::admin::view::{AdminView, ReloadFailure, ReportView};
 use crate::analysis::Analyzer;
 use crate::catalog::Catalogs;
 use crate::config::Config;
-use crate::counters::{Counters, Traffic};
+use crate::counters::{Counters, GateStats, Traffic};
 use crate::net::upstream::Upstream;
 use crate::usage::{ClientIdentity, DdlLog, UsageRegistry};
 use std::path::PathBuf;
@@ -39,6 +39,9 @@ impl AdminView for ServerHandle {
     }
     fn counters(&self) -> &Counters {
         ServerHandle::counters(self)
+    }
+    fn gate_stats(&self) -> &GateStats {
+        ServerHandle::gate_stats(self)
     }
     fn traffic(&self) -> Arc<Traffic> {
         ServerHandle::traffic(self)

@@ -50,10 +50,14 @@ impl Flusher {
         // Increments of evicted entries not written yet.
         let mut carried: Vec<UsageRecord> = Vec::new();
         let mut wake = Wake::Tick;
-        // Pressure wake-ups come in between; the ticks keep their pace.
+        // Pressure wake-ups (evict only) come in between; the ticks keep their pace.
         let mut next_tick = tokio::time::Instant::now() + self.interval;
         loop {
             let stopping = *stop.borrow();
+            if stopping {
+                // The last pass always syncs, whatever woke it.
+                wake = Wake::Tick;
+            }
             if persistent && store.is_none() {
                 match Store::open(&self.spec).await {
                     Ok(s) => {
@@ -85,13 +89,7 @@ impl Flusher {
             if let Some(s) = &store {
                 let result = match wake {
                     Wake::Tick => self.sync(s, &mut last_sync, &mut carried).await,
-                    Wake::Pressure if !carried.is_empty() => {
-                        let written = s.add(carried.clone()).await;
-                        if written.is_ok() {
-                            carried.clear();
-                        }
-                        written
-                    }
+                    // Kept quick: carried increments go with the next tick.
                     Wake::Pressure => Ok(()),
                 };
                 match result {

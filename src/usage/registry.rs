@@ -638,11 +638,23 @@ impl UsageRegistry {
     /// statement ran under, and as recorded where the catalog does not know
     /// the relations (not loaded yet, or dropped since).
     pub fn rows(&self, catalog_of: impl Fn(&str) -> Arc<Catalog>) -> Vec<UsageRow> {
+        self.rows_where(|_| true, catalog_of)
+    }
+
+    /// Like [`rows`](Self::rows), for the entries whose analysis `keep`
+    /// accepts only (the policy asks about one table while a statement
+    /// waits: it must not copy the whole aggregate).
+    pub fn rows_where(
+        &self,
+        keep: impl Fn(&Analysis) -> bool,
+        catalog_of: impl Fn(&str) -> Arc<Catalog>,
+    ) -> Vec<UsageRow> {
         // Copy out first: resolving while iterating would hold the map's
         // shard locks, and `record` on the relay path would wait for them.
         let snapshot: Vec<(u64, Entry)> = self
             .entries
             .iter()
+            .filter(|item| keep(&item.value().analysis))
             .map(|item| (item.key().0, item.value().clone()))
             .collect();
         let mut rows = Vec::new();

@@ -210,3 +210,42 @@ async fn attempts_that_run_out_give_55p03_naming_the_blocker_and_a_transaction_s
         "the insert and c2 committed, c1 never ran"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarded_ddl_after_a_large_query_or_an_extended_copy_is_answered() {
+    let (cluster, db, _direct) = setup("guard_after_copy").await;
+    let proxy = TestProxy::start(cluster).await;
+    let via = proxy.connect(&db).await;
+    // A Query larger than one read (it arrives in several pieces).
+    via.batch_execute(&format!("SELECT length('{}')", "x".repeat(200_000)))
+        .await
+        .unwrap();
+    let alter = via.batch_execute("ALTER TABLE items ADD COLUMN a1 int");
+    tokio::time::timeout(Duration::from_secs(20), alter)
+        .await
+        .expect("the guarded DDL is answered after a large Query")
+        .unwrap();
+    // COPY FROM STDIN on the extended protocol: the Sync sent behind the
+    // Execute reaches a server in copy-in mode, which drops it.
+    {
+        use futures_util::SinkExt;
+        let sink = via.copy_in("COPY items (id, v) FROM STDIN").await.unwrap();
+        let mut sink = Box::pin(sink);
+        sink.send(bytes::Bytes::from_static(b"1000\tx\n"))
+            .await
+            .unwrap();
+        sink.as_mut().finish().await.unwrap();
+    }
+    let alter = via.batch_execute("ALTER TABLE items ADD COLUMN a2 int");
+    tokio::time::timeout(Duration::from_secs(20), alter)
+        .await
+        .expect("the guarded DDL is answered after an extended-protocol COPY")
+        .unwrap();
+    assert_eq!(
+        via.query_one("SELECT count(*) FROM items", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        101
+    );
+}

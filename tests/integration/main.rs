@@ -12,6 +12,7 @@ mod clients;
 mod console;
 mod faults;
 mod guard;
+mod lint;
 mod memory;
 mod policy;
 mod policy_rewrites;

@@ -95,3 +95,64 @@ async fn usage_memory_stays_under_max_memory_with_evictions_counted() {
     assert!(value("ddlguard_memory_bytes{part=\"analysis_cache\"}") > 0);
     assert_eq!(value("ddlguard_memory_bytes{part=\"ddl_log\"}"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evicted_entries_reach_the_store_with_every_count() {
+    use crate::usage::{restartable, sqlite_store};
+    let cluster = Cluster::shared();
+    let db = cluster.create_db("memory_evict_store");
+    connect(&cluster.direct_conn(&db))
+        .await
+        .batch_execute("CREATE TABLE t (id int, a int, b text)")
+        .await
+        .unwrap();
+    let (dir, store) = sqlite_store("evict-store");
+    let proxy = TestProxy::start_with(cluster, |c| {
+        restartable(c, &store);
+        // Room between the eviction mark (7/8) and the bound for a pipeline.
+        c.usage.max_memory.0 = 2 << 20;
+        c.usage.flush_interval.0 = std::time::Duration::from_millis(100);
+    })
+    .await;
+    let mut raw = RawClient::login_db(proxy.addr.port(), &db).await;
+    // Small pipelines: between them the flusher task gets to evict.
+    for chunk in 0..200 {
+        run_batch(
+            &mut raw,
+            (0..25).map(|i| {
+                let n = chunk * 25 + i;
+                format!("SELECT a AS evict{n} FROM t WHERE id = {n}")
+            }),
+        )
+        .await;
+    }
+    drop(raw);
+    let usage = proxy.handle.usage();
+    proxy.handle.shutdown();
+    tokio::time::timeout(std::time::Duration::from_secs(30), proxy.task)
+        .await
+        .expect("proxy stops")
+        .unwrap();
+    let stats = usage.stats();
+    assert!(stats.evicted > 0, "{stats:?}");
+    let store_errors = usage
+        .store_errors
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let stored: i64 = rusqlite::Connection::open(dir.join("usage.db"))
+        .unwrap()
+        .query_row(
+            "SELECT coalesce(sum(calls), 0) FROM ddlguard_usage WHERE fingerprint LIKE '%evict%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    // Every execution is in the store, or was counted as not recorded
+    // (new shapes faster than the background pass evicts hit the bound).
+    assert_eq!(
+        stored as u64 + stats.dropped,
+        5_000,
+        "{stats:?}, store errors {store_errors}"
+    );
+    assert!(stored as u64 > stats.evicted, "{stats:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

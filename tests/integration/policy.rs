@@ -66,6 +66,14 @@ async fn a_blocked_statement_gets_55000_with_rule_reason_and_hint_and_changes_no
     let aborted = via.batch_execute("SELECT 1").await.unwrap_err();
     assert_eq!(aborted.code().unwrap().code(), "25P02");
     via.batch_execute("ROLLBACK").await.unwrap();
+    // Decisions are counted by rule and action.
+    let metrics = ddlguard::admin::metrics::render(&proxy.handle).unwrap();
+    assert!(
+        metrics
+            .contains(r#"ddlguard_policy_findings_total{rule="truncate-table",action="block"} 3"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"ddlguard_gate_statements_total{outcome="blocked"} 3"#));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,7 +140,7 @@ async fn create_index_is_rewritten_concurrently_and_answered_as_create_index() {
     assert_eq!(tags, ["CREATE INDEX", "SELECT 1", "SELECT 1"]);
     assert!(
         seen.iter()
-            .any(|s| s.starts_with("notice") && s.contains("step 1")),
+            .any(|s| s.starts_with("notice") && s.contains("step 2/2 done")),
         "each step is reported: {seen:?}"
     );
     let valid = count(

@@ -258,13 +258,18 @@ async fn many_distinct_shapes_stay_under_the_cap() {
 /// A proxy with a service login, its snapshot of `db` already loaded.
 async fn with_catalog(cluster: &'static Cluster, db: &str) -> TestProxy {
     let proxy = TestProxy::start_with(cluster, |c| c.upstream.user = Some("postgres".into())).await;
+    load_catalog(&proxy, db).await;
+    proxy
+}
+
+/// Loads the catalog snapshot of `db` into `proxy` now.
+async fn load_catalog(proxy: &TestProxy, db: &str) {
     proxy
         .handle
         .catalogs()
         .load_now(db, &proxy.handle.upstream())
         .await
         .unwrap();
-    proxy
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,7 +365,7 @@ async fn wait_calls(proxy: &TestProxy, app: &str, want: u64) {
 }
 
 /// A fresh folder for a SQLite store file, and the store in it.
-fn sqlite_store(name: &str) -> (std::path::PathBuf, ddlguard::usage::store::StoreSpec) {
+pub(crate) fn sqlite_store(name: &str) -> (std::path::PathBuf, ddlguard::usage::store::StoreSpec) {
     let dir = std::env::temp_dir().join(format!("ddlguard-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -369,7 +374,10 @@ fn sqlite_store(name: &str) -> (std::path::PathBuf, ddlguard::usage::store::Stor
 }
 
 /// Settings of a proxy that is restarted on `store`: quick flushes and shutdown.
-fn restartable(c: &mut ddlguard::config::Config, store: &ddlguard::usage::store::StoreSpec) {
+pub(crate) fn restartable(
+    c: &mut ddlguard::config::Config,
+    store: &ddlguard::usage::store::StoreSpec,
+) {
     c.usage.store = store.clone();
     c.usage.flush_interval.0 = std::time::Duration::from_millis(200);
     c.server.shutdown_grace.0 = std::time::Duration::from_millis(100);
@@ -631,12 +639,7 @@ async fn stored_history_is_resolved_as_recorded_after_a_restart() {
     };
 
     let first = TestProxy::start_with(cluster, configure).await;
-    first
-        .handle
-        .catalogs()
-        .load_now(&db, &first.handle.upstream())
-        .await
-        .unwrap();
+    load_catalog(&first, &db).await;
     let c = connect(&format!(
         "{} application_name=recorded options='-c search_path=billing,public'",
         first.conn(&db)
@@ -674,12 +677,7 @@ async fn stored_history_is_resolved_as_recorded_after_a_restart() {
         "before any catalog is loaded"
     );
     // With the current catalog (users is gone) the history keeps its name.
-    second
-        .handle
-        .catalogs()
-        .load_now(&db, &second.handle.upstream())
-        .await
-        .unwrap();
+    load_catalog(&second, &db).await;
     assert_eq!(
         where_email(&second.handle.usage_rows()),
         ["public.users"],
@@ -687,5 +685,49 @@ async fn stored_history_is_resolved_as_recorded_after_a_restart() {
     );
     second.handle.shutdown();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), second.task).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_past_the_client_cap_are_flushed_once() {
+    let (cluster, db) = setup("usage_client_cap").await;
+    let (dir, store) = sqlite_store("client-cap-store");
+    let proxy = TestProxy::start_with(cluster, |c| {
+        restartable(c, &store);
+        c.usage.flush_interval.0 = std::time::Duration::from_millis(100);
+        // The identity cap is max_entries: two identities fill it.
+        c.usage.max_entries = 2;
+    })
+    .await;
+    let with_path = connect(&format!(
+        "{} application_name=cap_a options='-c search_path=public'",
+        proxy.conn(&db)
+    ))
+    .await;
+    let _other = connect(&format!("{} application_name=cap_b", proxy.conn(&db))).await;
+    for id in 0..3i32 {
+        with_path
+            .query("SELECT email FROM users WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+    }
+    // Many flushes go by.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    proxy.handle.shutdown();
+    tokio::time::timeout(std::time::Duration::from_secs(30), proxy.task)
+        .await
+        .expect("proxy stops")
+        .unwrap();
+    let file = dir.join("usage.db");
+    let calls: i64 = rusqlite::Connection::open(&file)
+        .unwrap()
+        .query_row(
+            "SELECT coalesce(sum(calls), 0) FROM ddlguard_usage WHERE application_name = 'cap_a'
+               AND fingerprint = 'select email from users where id = $1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(calls, 3, "each execution reaches the store once");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,6 +15,7 @@ pub const RESTART_KEYS: &[&str] = &[
     "usage.store",
     "usage.flush_interval",
     "usage.max_entries",
+    "usage.max_memory",
     "usage.analysis_cache",
     "usage.catalog_refresh",
 ];
