@@ -1,9 +1,12 @@
-//! A client for a running proxy's HTTP API, as the `ddlguard report`
-//! command uses it: builds the URL, sends the bearer token, and follows the
-//! page cursors (`X-Next-Cursor`) to the last page.
+//! A client for a running proxy's paged HTTP API (`/api/v1/...`), as
+//! `ddlguard report` and `ddlguard lint --usage-from` use it: JSON arrays,
+//! with `X-Next-Cursor` when more rows follow, and the bearer token from
+//! [`TOKEN_ENV`].
 
 use crate::usage::dependents::Target;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use thiserror::Error;
 
 /// The environment variable holding the bearer token for the HTTP API.
@@ -13,28 +16,108 @@ pub const TOKEN_ENV: &str = "DDLGUARD_HTTP_TOKEN";
 #[derive(Debug, Error)]
 pub enum ClientError {
     /// The request failed (proxy down, refused, HTTP error status).
-    #[error("asking {url} (is ddlguard running with [admin] http_listen = {http:?}?): {source}")]
+    #[error("asking {url} (is ddlguard running with [admin] http_listen there, and {TOKEN_ENV} set if it needs one?): {source}")]
     Request {
         /// The URL asked.
         url: String,
-        /// The address as the user gave it.
-        http: String,
         /// What the HTTP client saw.
         source: ureq::Error,
     },
     /// The body could not be read.
-    #[error("reading the answer: {0}")]
-    Read(ureq::Error),
+    #[error("{url}: reading the answer: {source}")]
+    Read {
+        /// The URL asked.
+        url: String,
+        /// What the HTTP client saw.
+        source: ureq::Error,
+    },
     /// The body was not the JSON the contract describes.
-    #[error("unexpected answer from {url}: {body}: {source}")]
+    #[error("{url}: unexpected answer ({source})")]
     Decode {
         /// The URL asked.
         url: String,
-        /// The body received.
-        body: String,
         /// The JSON error.
         source: serde_json::Error,
     },
+}
+
+/// The proxy's HTTP API at one base address.
+pub struct Api {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    /// `http://host:port`, `host:port` (http assumed), with or without a
+    /// trailing `/`; the bearer token comes from [`TOKEN_ENV`].
+    pub fn new(address: &str) -> Api {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Api {
+            base: base_url(address),
+            token: std::env::var(TOKEN_ENV).ok(),
+            agent,
+        }
+    }
+
+    /// The base address.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Every row of `path` with `query`, following the cursor to the last page.
+    pub fn rows<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut rows = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut req = self.agent.get(&url);
+            for (k, v) in query {
+                req = req.query(*k, *v);
+            }
+            if let Some(a) = &after {
+                req = req.query("after", a);
+            }
+            if let Some(t) = &self.token {
+                req = req.header("Authorization", format!("Bearer {t}"));
+            }
+            let mut response = req.call().map_err(|source| ClientError::Request {
+                url: url.clone(),
+                source,
+            })?;
+            let next = response
+                .headers()
+                .get("x-next-cursor")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body =
+                response
+                    .body_mut()
+                    .read_to_string()
+                    .map_err(|source| ClientError::Read {
+                        url: url.clone(),
+                        source,
+                    })?;
+            let page: Vec<T> =
+                serde_json::from_str(&body).map_err(|source| ClientError::Decode {
+                    url: url.clone(),
+                    source,
+                })?;
+            rows.extend(page);
+            match next {
+                Some(n) if after.as_deref() != Some(n.as_str()) => after = Some(n),
+                _ => break,
+            }
+        }
+        Ok(rows)
+    }
 }
 
 /// One row of the dependents contract (DESIGN section 7).
@@ -65,63 +148,25 @@ pub fn base_url(http: &str) -> String {
     if http.starts_with("http://") || http.starts_with("https://") {
         http.trim_end_matches('/').to_string()
     } else {
-        format!("http://{http}")
+        format!("http://{}", http.trim_end_matches('/'))
     }
 }
 
-/// Asks the proxy at `http` who depended on `target` (within `since`, else
-/// the proxy's window), following the page cursors to the last page.
-/// `token` is sent as a bearer token when given.
+/// Asks who depended on `target` (within `since`, else the proxy's window).
 pub fn dependents(
-    http: &str,
+    api: &Api,
     target: &Target,
     since: Option<&str>,
-    token: Option<&str>,
 ) -> Result<Vec<DependentRow>, ClientError> {
-    let url = format!("{}/api/v1/dependents", base_url(http));
-    let mut rows: Vec<DependentRow> = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut req = ureq::get(&url).query("table", format!("{}.{}", target.schema, target.table));
-        if let Some(c) = &target.column {
-            req = req.query("column", c);
-        }
-        if let Some(s) = since {
-            req = req.query("since", s);
-        }
-        if let Some(a) = &after {
-            req = req.query("after", a);
-        }
-        if let Some(token) = token {
-            req = req.header("Authorization", format!("Bearer {token}"));
-        }
-        let mut response = req.call().map_err(|source| ClientError::Request {
-            url: url.clone(),
-            http: http.to_string(),
-            source,
-        })?;
-        let next = response
-            .headers()
-            .get("x-next-cursor")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = response
-            .body_mut()
-            .read_to_string()
-            .map_err(ClientError::Read)?;
-        let page: Vec<DependentRow> =
-            serde_json::from_str(&body).map_err(|source| ClientError::Decode {
-                url: url.clone(),
-                body: body.clone(),
-                source,
-            })?;
-        rows.extend(page);
-        match next {
-            Some(n) if after.as_deref() != Some(n.as_str()) => after = Some(n),
-            _ => break,
-        }
+    let table = format!("{}.{}", target.schema, target.table);
+    let mut query = vec![("table", table.as_str())];
+    if let Some(c) = &target.column {
+        query.push(("column", c));
     }
-    Ok(rows)
+    if let Some(s) = since {
+        query.push(("since", s));
+    }
+    api.rows("/api/v1/dependents", &query)
 }
 
 #[cfg(test)]

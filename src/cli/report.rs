@@ -26,8 +26,7 @@ pub fn dependents(
     json: bool,
 ) -> Result<(), ReportError> {
     let t = Target::parse_dotted(target);
-    let token = std::env::var(client::TOKEN_ENV).ok();
-    let rows = client::dependents(http, &t, since, token.as_deref())?;
+    let rows = client::dependents(&client::Api::new(http), &t, since)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {

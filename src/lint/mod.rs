@@ -8,7 +8,6 @@ pub mod args;
 pub mod check;
 pub mod error;
 pub mod files;
-pub mod http;
 pub mod model;
 pub mod output;
 pub mod usage;
