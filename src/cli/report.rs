@@ -75,3 +75,42 @@ pub fn dependents_text(t: &Target, rows: &[DependentRow]) -> String {
         table::render(&header, &cells)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(app: &str, calls: u64) -> DependentRow {
+        DependentRow {
+            application_name: app.into(),
+            user: "u".into(),
+            database: "d".into(),
+            client_addr: "10.0.0.1".into(),
+            dependency: "explicit".into(),
+            calls,
+            first_seen: "2026-01-01T00:00:00Z".into(),
+            last_seen: "2026-01-01T00:01:00Z".into(),
+            fingerprint: "f1".into(),
+        }
+    }
+
+    #[test]
+    fn the_answer_names_the_object_then_tabulates_the_clients() {
+        let t = Target::parse_dotted("users.email");
+        let text = dependents_text(&t, &[row("billing", 3)]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "1 client(s) depended on public.users.email:");
+        assert!(
+            lines[1].starts_with("application_name | user | database"),
+            "{text}"
+        );
+        assert!(
+            lines[3].starts_with("billing          | u    | d"),
+            "{text}"
+        );
+        assert_eq!(
+            dependents_text(&t, &[]),
+            "no client depended on public.users.email in the window\n"
+        );
+    }
+}
