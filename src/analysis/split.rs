@@ -12,7 +12,42 @@ use std::ops::Range;
 /// statements (`;;`) are left out. Unterminated strings or comments run to
 /// the end of the text, as the server would read them (and then refuse).
 pub fn statements(sql: &str) -> Vec<Range<usize>> {
-    scan(sql, false).into_iter().map(|p| p.range).collect()
+    statements_in(sql.as_bytes(), Strings::Standard)
+}
+
+/// How the session reads `'...'` strings: `standard_conforming_strings` is
+/// on (the default since 9.1), or off, where a backslash escapes in every
+/// string (the server reports the setting in ParameterStatus).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strings {
+    /// `standard_conforming_strings = on`: only `E''` strings take backslash escapes.
+    #[default]
+    Standard,
+    /// `standard_conforming_strings = off`: every string does.
+    Backslash,
+}
+
+/// [`statements`] over raw bytes (text in any client encoding Postgres
+/// accepts: the bytes that matter to the split are ASCII).
+pub fn statements_in(sql: &[u8], strings: Strings) -> Vec<Range<usize>> {
+    scan(sql, false, strings)
+        .into_iter()
+        .map(|p| p.range)
+        .collect()
+}
+
+/// True when `word` (lower case) appears in `sql` as a word outside
+/// strings, quoted identifiers and comments, in any letter case.
+pub fn has_word(sql: &[u8], strings: Strings, words: &[&str]) -> bool {
+    let mut found = false;
+    walk(sql, strings, |b, range| {
+        let w = &b[range];
+        if words.iter().any(|x| w.eq_ignore_ascii_case(x.as_bytes())) {
+            found = true;
+        }
+        !found
+    });
+    found
 }
 
 /// One piece of a script file as psql reads it (for `ddlguard lint`).
@@ -32,7 +67,45 @@ pub struct Piece {
 /// and psql meta-commands (a backslash outside quotes and comments, up to
 /// the end of the line). A meta-command inside a statement ends it.
 pub fn script(sql: &str) -> Vec<Piece> {
-    scan(sql, true)
+    scan(sql.as_bytes(), true, Strings::Standard)
+}
+
+/// Calls `word` for each word (identifier or keyword, unquoted) of `b`
+/// outside strings, quoted identifiers and comments, until it returns false.
+fn walk(b: &[u8], strings: Strings, mut word: impl FnMut(&[u8], Range<usize>) -> bool) {
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        i = match c {
+            b'-' if b.get(i + 1) == Some(&b'-') => line_end(b, i),
+            b'/' if b.get(i + 1) == Some(&b'*') => skip_block_comment(b, i),
+            b'\'' => skip_string(b, i + 1, escapes(b, i, strings)),
+            b'"' => skip_quoted_ident(b, i + 1),
+            b'$' if starts_dollar_quote(b, i) => skip_dollar_string(b, i).unwrap_or(i + 1),
+            c if is_word_byte(c) => {
+                let mut j = i + 1;
+                while j < b.len() && is_word_byte(b[j]) {
+                    j += 1;
+                }
+                if !word(b, i..j) {
+                    return;
+                }
+                j
+            }
+            _ => i + 1,
+        };
+    }
+}
+
+/// Where a `--` comment starting at `i` ends: after its line break (`\n`
+/// or `\r`, as Postgres' lexer reads it), or at the end.
+fn line_end(b: &[u8], i: usize) -> usize {
+    memchr::memchr2(b'\n', b'\r', &b[i..]).map_or(b.len(), |p| i + p + 1)
+}
+
+/// White space as Postgres' lexer reads it (`\v` too, since 16).
+fn is_space(c: u8) -> bool {
+    c.is_ascii_whitespace() || c == 0x0b
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
@@ -47,8 +120,7 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-fn scan(sql: &str, meta: bool) -> Vec<Piece> {
-    let b = sql.as_bytes();
+fn scan(b: &[u8], meta: bool, strings: Strings) -> Vec<Piece> {
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
     let mut lead = 0;
@@ -57,8 +129,7 @@ fn scan(sql: &str, meta: bool) -> Vec<Piece> {
         let c = b[i];
         let next = match c {
             b'-' if b.get(i + 1) == Some(&b'-') => {
-                let end = memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |p| i + p + 1);
-                i = end;
+                i = line_end(b, i);
                 continue;
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
@@ -96,11 +167,11 @@ fn scan(sql: &str, meta: bool) -> Vec<Piece> {
                 lead = i;
                 continue;
             }
-            c if c.is_ascii_whitespace() => {
+            c if is_space(c) => {
                 i += 1;
                 continue;
             }
-            b'\'' => skip_string(b, i + 1, escapes_backslash(b, i)),
+            b'\'' => skip_string(b, i + 1, escapes(b, i, strings)),
             b'"' => skip_quoted_ident(b, i + 1),
             b'$' if starts_dollar_quote(b, i) => skip_dollar_string(b, i).unwrap_or(i + 1),
             c if is_word_byte(c) => {
@@ -129,26 +200,28 @@ fn scan(sql: &str, meta: bool) -> Vec<Piece> {
 /// (no semicolon, or only white space after the first one); anything else
 /// is decided by a full split.
 pub fn is_single(sql: &str) -> bool {
-    let b = sql.as_bytes();
+    is_single_in(sql.as_bytes(), Strings::Standard)
+}
+
+/// [`is_single`] over raw bytes.
+pub fn is_single_in(b: &[u8], strings: Strings) -> bool {
     match memchr::memchr(b';', b) {
         None => true,
-        Some(p) if b[p + 1..].iter().all(u8::is_ascii_whitespace) => true,
-        Some(_) => statements(sql).len() <= 1,
+        Some(p) if b[p + 1..].iter().all(|c| is_space(*c)) => true,
+        Some(_) => statements_in(b, strings).len() <= 1,
     }
 }
 
 /// The first word of `statement` (a range from `statements`, or a whole
 /// single-statement text with leading comments), lower-cased into `buf`;
 /// empty when it does not start with a word.
-pub fn first_keyword<'a>(statement: &str, buf: &'a mut [u8; 16]) -> &'a str {
-    let b = statement.as_bytes();
+pub fn first_keyword<'a>(statement: &[u8], buf: &'a mut [u8; 16]) -> &'a str {
+    let b = statement;
     let mut i = 0;
     loop {
         match b.get(i) {
-            Some(c) if c.is_ascii_whitespace() || *c == b'(' => i += 1,
-            Some(b'-') if b.get(i + 1) == Some(&b'-') => {
-                i = memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |p| i + p + 1)
-            }
+            Some(c) if is_space(*c) || *c == b'(' => i += 1,
+            Some(b'-') if b.get(i + 1) == Some(&b'-') => i = line_end(b, i),
             Some(b'/') if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i),
             _ => break,
         }
@@ -168,6 +241,11 @@ fn is_word_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
 }
 
+/// True when the string opened at `quote` takes backslash escapes.
+fn escapes(b: &[u8], quote: usize, strings: Strings) -> bool {
+    strings == Strings::Backslash || escapes_backslash(b, quote)
+}
+
 /// `E'...'` (or `e'...'`) strings treat backslash as an escape; `U&'...'`
 /// and standard strings do not (standard_conforming_strings is on since 9.1).
 fn escapes_backslash(b: &[u8], quote: usize) -> bool {
@@ -182,7 +260,7 @@ fn starts_dollar_quote(b: &[u8], i: usize) -> bool {
 
 fn trim_end(b: &[u8], start: usize, end: usize) -> usize {
     let mut e = end;
-    while e > start && b[e - 1].is_ascii_whitespace() {
+    while e > start && is_space(b[e - 1]) {
         e -= 1;
     }
     e
@@ -229,6 +307,31 @@ mod tests {
         for (sql, want) in cases {
             assert_eq!(&split(sql), want, "{sql:?}");
         }
+    }
+
+    #[test]
+    fn backslash_strings_when_standard_conforming_strings_is_off() {
+        let sql = b"select 'x\\' , $$' ; truncate items; -- $$";
+        assert_eq!(statements_in(sql, Strings::Standard).len(), 1);
+        assert_eq!(statements_in(sql, Strings::Backslash).len(), 2);
+        let bytes = b"truncate items /* caf\xe9 */; select 1";
+        assert_eq!(statements_in(bytes, Strings::Standard).len(), 2);
+    }
+
+    #[test]
+    fn words_outside_strings_and_comments() {
+        let s = Strings::Standard;
+        assert!(has_word(
+            b"WITH d AS (DELETE FROM t) SELECT 1",
+            s,
+            &["delete"]
+        ));
+        assert!(!has_word(
+            b"with d as (select 'delete' /* delete */) select 1",
+            s,
+            &["delete"]
+        ));
+        assert!(!has_word(b"select deleted from t", s, &["delete"]));
     }
 
     #[test]
@@ -285,15 +388,15 @@ mod tests {
     #[test]
     fn first_keyword_skips_comments_and_parens() {
         let mut buf = [0u8; 16];
-        assert_eq!(first_keyword("  ALTER TABLE t", &mut buf), "alter");
+        assert_eq!(first_keyword(b"  ALTER TABLE t", &mut buf), "alter");
         assert_eq!(
-            first_keyword("/* x */ -- y\n Drop index i", &mut buf),
+            first_keyword(b"/* x */ -- y\n Drop index i", &mut buf),
             "drop"
         );
-        assert_eq!(first_keyword("(select 1)", &mut buf), "select");
-        assert_eq!(first_keyword("$1", &mut buf), "");
+        assert_eq!(first_keyword(b"(select 1)", &mut buf), "select");
+        assert_eq!(first_keyword(b"$1", &mut buf), "");
         assert_eq!(
-            first_keyword("materializedviewsxyz", &mut buf),
+            first_keyword(b"materializedviewsxyz", &mut buf),
             "materializedview"
         );
     }

@@ -95,6 +95,19 @@ pub fn run(
     Ok(outcome)
 }
 
+/// Where a statement's own leading comments start: a `--` comment on the
+/// line where the previous statement ended belongs to that statement (an
+/// override written after it must not let the next one through).
+fn own_lead(text: &str, piece: &split::Piece) -> usize {
+    let gap = &text[piece.lead..piece.range.start];
+    match gap.find('\n') {
+        Some(nl) if piece.lead > 0 && !gap[..nl].trim_start().starts_with("/*") => {
+            piece.lead + nl + 1
+        }
+        _ => piece.lead,
+    }
+}
+
 fn lint_file(
     file: &str,
     text: &str,
@@ -107,7 +120,7 @@ fn lint_file(
     let pieces = split::script(text);
     let statements: Vec<Option<Statement>> = pieces
         .iter()
-        .map(|p| (!p.meta).then(|| Statement::new(&text[p.lead..p.range.end])))
+        .map(|p| (!p.meta).then(|| Statement::new(&text[own_lead(text, p)..p.range.end])))
         .collect();
     let ends: Vec<bool> = statements
         .iter()
@@ -249,6 +262,13 @@ mod tests {
             message.contains("ACCESS EXCLUSIVE on a and now"),
             "each locked table named once: {message}"
         );
+    }
+
+    #[test]
+    fn an_override_after_a_statement_is_not_the_next_ones() {
+        let text =
+            "SELECT 1; -- ddlguard:allow truncate-table meant for the select\nTRUNCATE audit;\n";
+        assert_eq!(rules(&lint_text(text, false)), [(2, "truncate-table")]);
     }
 
     #[test]

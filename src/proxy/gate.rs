@@ -92,6 +92,12 @@ pub struct Memory {
 pub trait Judge: Send + Sync {
     /// Judges one statement (`sql` is exactly one statement).
     fn judge(&self, sql: &str, facts: &SessionFacts<'_>, memory: &mut Memory) -> Judgement;
+
+    /// True when UPDATE and DELETE statements with a WHERE clause must be
+    /// judged too (most policies only care about those without one).
+    fn judges_filtered_writes(&self) -> bool {
+        false
+    }
 }
 
 /// A judge that forwards everything (no policy configured).
@@ -154,15 +160,27 @@ enum Interest {
     Begin,
     /// Ends a transaction block.
     End,
-    /// Handed to the judge.
-    Judge,
+    /// Handed to the judge; `writes`: it also writes rows.
+    Judge { writes: bool },
+    /// An UPDATE or DELETE with a WHERE clause: a row write, judged only
+    /// when a rule the configuration turned on looks at such statements.
+    FilteredWrite,
 }
 
-fn interest(statement: &str) -> Interest {
+fn interest(statement: &[u8], strings: split::Strings) -> Interest {
+    const WRITES: &[&str] = &["delete", "update", "insert", "merge"];
     let mut buf = [0u8; 16];
     match split::first_keyword(statement, &mut buf) {
         "create" | "alter" | "drop" | "reindex" | "cluster" | "vacuum" | "truncate" | "lock"
-        | "refresh" | "update" | "delete" | "comment" => Interest::Judge,
+        | "refresh" | "comment" => Interest::Judge { writes: false },
+        "update" | "delete" if split::has_word(statement, strings, &["where"]) => {
+            Interest::FilteredWrite
+        }
+        "update" | "delete" => Interest::Judge { writes: true },
+        // A write inside a CTE, EXPLAIN ANALYZE or PREPARE ... AS.
+        "with" | "explain" | "prepare" if split::has_word(statement, strings, WRITES) => {
+            Interest::Judge { writes: true }
+        }
         "insert" | "merge" | "copy" => Interest::Write,
         "begin" | "start" => Interest::Begin,
         "commit" | "end" | "rollback" | "abort" => Interest::End,
@@ -198,6 +216,8 @@ pub struct Gate {
     ready_seen: u64,
     /// Warnings for the client, encoded, not yet placed in its stream.
     notices: Vec<u8>,
+    /// How the session reads strings (`standard_conforming_strings`).
+    strings: split::Strings,
     /// Counted outcomes, shared by all sessions (for metrics).
     stats: Arc<GateStats>,
 }
@@ -285,6 +305,7 @@ impl Gate {
             ready_sent: 0,
             ready_seen: 0,
             notices: Vec::new(),
+            strings: split::Strings::Standard,
             stats,
         }
     }
@@ -354,24 +375,21 @@ impl Gate {
         simple: bool,
         may_hold: bool,
     ) -> Stop {
-        let Ok(sql) = std::str::from_utf8(sql) else {
-            return Stop::Go;
-        };
         let mut in_tx = match self.pending_block {
             Some(open) => open,
             None => tx_status != b'I',
         };
-        if !simple || split::is_single(sql) {
+        if !simple || split::is_single_in(sql, self.strings) {
             let alone = simple && may_hold && tx_status != b'E';
             return self.one(sql, 0, in_tx, search_path, until_ready, alone);
         }
         // Several statements: one implicit transaction block unless they
         // open their own.
-        let pieces = split::statements(sql);
+        let pieces = split::statements_in(sql, self.strings);
         let implicit = pieces.len() > 1;
         for range in pieces {
             let piece = &sql[range.clone()];
-            match interest(piece) {
+            match interest(piece, self.strings) {
                 Interest::Begin => in_tx = true,
                 Interest::End => in_tx = false,
                 _ => {}
@@ -396,18 +414,25 @@ impl Gate {
 
     fn one(
         &mut self,
-        statement: &str,
+        statement: &[u8],
         offset: usize,
         in_transaction: bool,
         search_path: &str,
         until_ready: u64,
         may_rewrite: bool,
     ) -> Stop {
-        match interest(statement) {
+        let policy = (self.judges)();
+        match interest(statement, self.strings) {
             Interest::None => return Stop::Go,
             Interest::Write => {
                 self.wrote_rows = true;
                 return Stop::Go;
+            }
+            Interest::FilteredWrite => {
+                self.wrote_rows = true;
+                if !policy.judge.judges_filtered_writes() {
+                    return Stop::Go;
+                }
             }
             Interest::Begin => {
                 self.pending_block = Some(true);
@@ -417,9 +442,12 @@ impl Gate {
                 self.pending_block = Some(false);
                 return Stop::Go;
             }
-            Interest::Judge => {}
+            Interest::Judge { .. } => {}
         }
-        let policy = (self.judges)();
+        // Text in another client encoding is judged on its ASCII (the
+        // keywords and names rules read); the cut offsets stay byte offsets.
+        let statement = String::from_utf8_lossy(statement);
+        let statement = statement.as_ref();
         let judge = &policy.judge;
         let facts = SessionFacts {
             identity: &self.identity,
@@ -429,10 +457,9 @@ impl Gate {
         };
         self.stats.judged.fetch_add(1, Ordering::Relaxed);
         let judgement = judge.judge(statement, &facts, &mut self.memory);
-        let mut buf = [0u8; 16];
         if matches!(
-            split::first_keyword(statement, &mut buf),
-            "update" | "delete"
+            interest(statement.as_bytes(), self.strings),
+            Interest::Judge { writes: true }
         ) {
             self.wrote_rows = true;
         }
@@ -517,6 +544,20 @@ impl Gate {
     /// What the gates of all sessions did (the held work counts here too).
     pub fn stats(&self) -> &GateStats {
         &self.stats
+    }
+
+    /// A ParameterStatus from the server: `standard_conforming_strings`
+    /// decides how the splitter reads `'...'` strings.
+    pub fn on_parameter(&mut self, body: &[u8]) {
+        let (name, rest) = messages::cstr(body);
+        if name == b"standard_conforming_strings" {
+            let (value, _) = messages::cstr(rest);
+            self.strings = if value == b"off" {
+                split::Strings::Backslash
+            } else {
+                split::Strings::Standard
+            };
+        }
     }
 
     /// `n` Syncs the client sent will get no ReadyForQuery (they reached

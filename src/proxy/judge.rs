@@ -24,6 +24,8 @@ use tracing::{info, warn};
 
 /// The policy of one configuration, with what it reads.
 pub struct PolicyJudge {
+    /// A rule that reads UPDATE/DELETE with WHERE is turned on.
+    filtered_writes: bool,
     settings: PolicySettings,
     tracking: TrackingContext,
     window: Duration,
@@ -47,6 +49,9 @@ pub fn gate_policy(
     });
     GatePolicy {
         judge: Arc::new(PolicyJudge {
+            filtered_writes: p.mode != Mode::Observe
+                && policy::catalog::find("duplicate-column-assignment")
+                    .is_some_and(|r| p.configured(r) != policy::Action::Allow),
             settings: p.clone(),
             tracking: tracking.clone(),
             window: config.usage.window.0,
@@ -57,6 +62,10 @@ pub fn gate_policy(
 }
 
 impl Judge for PolicyJudge {
+    fn judges_filtered_writes(&self) -> bool {
+        self.filtered_writes
+    }
+
     fn judge(&self, sql: &str, facts: &SessionFacts<'_>, memory: &mut Memory) -> Judgement {
         let statement = policy::Statement::new(sql);
         let catalog = self.tracking.catalogs.get(&facts.identity.database);
@@ -86,7 +95,11 @@ impl Judge for PolicyJudge {
         };
         let decision = policy::decide(&statement, &ctx, &self.settings);
         remember(&statement, sql, facts.in_transaction, memory);
-        for f in &decision.findings {
+        for f in decision
+            .findings
+            .iter()
+            .filter(|f| f.action != policy::Action::Allow)
+        {
             self.stats.finding(f.rule, f.action.as_str());
         }
         for f in decision

@@ -493,7 +493,9 @@ impl Relay {
             let st = &mut self.state;
             tracing::trace!(tag = %(head.tag as char), len = head.total_len, "server message");
             match head.tag {
-                b'Z' | b'E' | b'S' if head.tag != b'S' || self.tracker.is_some() => {
+                b'Z' | b'E' | b'S'
+                    if head.tag != b'S' || self.tracker.is_some() || self.gate.is_some() =>
+                {
                     if avail < head.total_len {
                         lane.buf.reserve(head.total_len - avail);
                         return;
@@ -511,6 +513,11 @@ impl Relay {
                     let body = &lane.buf[lane.ready + 5..lane.ready + total_len];
                     if let Some(tracker) = self.tracker.as_mut() {
                         tracker.on_server(head.tag, body, now);
+                    }
+                    if head.tag == b'S' {
+                        if let Some(gate) = self.gate.as_mut() {
+                            gate.on_parameter(body);
+                        }
                     }
                     if head.tag == b'Z' {
                         st.tx_status = messages::ready_status(body).unwrap_or(st.tx_status);
