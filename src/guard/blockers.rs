@@ -52,15 +52,20 @@ impl Blocker {
     }
 }
 
-/// A relation name as a quoted SQL string literal of its quoted
-/// identifiers (`'"public"."users"'`), for `to_regclass`.
+/// A relation name as an SQL string literal of its quoted identifiers
+/// (`E'"public"."users"'`), for `to_regclass`. An `E''` literal with both
+/// quotes and backslashes escaped reads the same whatever the session's
+/// `standard_conforming_strings`.
 pub fn regclass_literal(schema: Option<&str>, name: &str) -> String {
     let ident = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let qualified = match schema {
         Some(s) => format!("{}.{}", ident(s), ident(name)),
         None => ident(name),
     };
-    format!("'{}'", qualified.replace('\'', "''"))
+    format!(
+        "E'{}'",
+        qualified.replace('\\', "\\\\").replace('\'', "\\'")
+    )
 }
 
 /// The query listing sessions that hold or wait for a lock on `targets`
@@ -83,12 +88,13 @@ pub fn query(targets: &[String], min_age_ms: u64) -> String {
          r(oid) AS (SELECT oid FROM t UNION SELECT indrelid FROM pg_index WHERE indexrelid IN (SELECT oid FROM t)) \
          SELECT a.pid::text, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \
          coalesce(host(a.client_addr), 'local'), coalesce(a.state, ''), \
-         coalesce(floor(extract(epoch FROM now() - a.xact_start) * 1000)::bigint, 0)::text, \
+         coalesce(floor(extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::bigint, 0)::text, \
          coalesce(a.query, ''), string_agg(DISTINCT l.mode, ','), bool_or(l.granted)::text \
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
          WHERE l.locktype = 'relation' AND l.relation IN (SELECT oid FROM r) \
-         AND a.pid <> pg_backend_pid() AND a.xact_start <= now() - interval '{min_age_ms} milliseconds' \
-         GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 6 DESC LIMIT 20"
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND a.pid <> pg_backend_pid() AND a.xact_start <= clock_timestamp() - interval '{min_age_ms} milliseconds' \
+         GROUP BY 1, 2, 3, 4, 5, 6, 7, a.xact_start ORDER BY a.xact_start LIMIT 20"
     )
 }
 
@@ -172,13 +178,18 @@ mod tests {
     fn names_are_quoted_for_to_regclass() {
         assert_eq!(
             regclass_literal(Some("public"), "users"),
-            "'\"public\".\"users\"'"
+            r#"E'"public"."users"'"#
         );
+        // Quotes and backslashes are escaped whatever standard_conforming_strings says.
         assert_eq!(
-            regclass_literal(None, "it's \"x\""),
-            "'\"it''s \"\"x\"\"\"'"
+            regclass_literal(None, r#"it's \"x""#),
+            r#"E'"it\'s \\""x"""'"#
         );
         let q = query(&[regclass_literal(None, "users")], 1000);
-        assert!(q.contains("to_regclass('\"users\"')") && q.contains("'1000 milliseconds'"));
+        assert!(q.contains(r#"to_regclass(E'"users"')"#) && q.contains("'1000 milliseconds'"));
+        assert!(
+            q.contains("clock_timestamp()"),
+            "ages from the statement's own clock"
+        );
     }
 }

@@ -15,7 +15,7 @@ pub const BLOCK_SQLSTATE: &str = "55000";
 
 /// The way out of a migration tool's transaction, named in the HINT when a
 /// sequence cannot run inside a transaction block.
-pub const TOOL_HINT: &str = "run this migration outside a transaction block: Rails `disable_ddl_transaction!`, Django `atomic = False`, Flyway `executeInTransaction=false`, sqlx `-- no-transaction` as the first line, Prisma: run it outside the migration (e.g. `prisma db execute`); or set policy.in_transaction = \"after-commit\" in ddlguard";
+pub const TOOL_HINT: &str = "run this migration outside a transaction block: Rails `disable_ddl_transaction!`, Django `atomic = False`, Flyway `executeInTransaction=false`, sqlx `-- no-transaction` as the first line, Prisma: run it outside the migration (e.g. `prisma db execute`)";
 
 /// What one rule found, and what the proxy does about it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -146,7 +146,9 @@ pub fn qualified(name: &crate::analysis::RelationName) -> String {
 
 /// A string literal.
 pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    // An E'' literal with quotes and backslashes escaped reads the same
+    // whatever the session's standard_conforming_strings.
+    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 #[cfg(test)]

@@ -158,6 +158,11 @@ async fn read_startup_packet(stream: &mut Stream) -> Result<Vec<u8>, StartupErro
     Ok(packet)
 }
 
+/// How much a client may send ahead of the end of authentication (its
+/// first statements, pipelined with the startup packet) before the proxy
+/// stops reading it until the relay starts.
+const EARLY_LIMIT: usize = 1024 * 1024;
+
 /// What the authentication exchange produced.
 pub struct Authenticated {
     /// BackendKeyData body (pid + secret key), if the server sent one.
@@ -232,7 +237,7 @@ pub async fn authenticate(
                     to_client.clear();
                 }
             }
-            read = client.read_buf(&mut from_client) => {
+            read = client.read_buf(&mut from_client), if from_client.len() < EARLY_LIMIT => {
                 if read? == 0 {
                     return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed the connection during authentication").into());
                 }
@@ -241,6 +246,11 @@ pub async fn authenticate(
                         return Err(WireError::TooLarge { tag: head.tag as char, len: head.total_len, limit: max_message }.into());
                     }
                     if from_client.len() < head.total_len {
+                        break;
+                    }
+                    if head.tag != b'p' {
+                        // A statement sent ahead of the end of authentication
+                        // waits for the relay, which tracks and gates it.
                         break;
                     }
                     to_server.extend_from_slice(&from_client[..head.total_len]);

@@ -22,6 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
+/// Tables a session is remembered to have created (the oldest go first: a
+/// session that creates a temp table per request must not grow without end).
+const MAX_REMEMBERED: usize = 64;
+
 /// The policy of one configuration, with what it reads.
 pub struct PolicyJudge {
     /// A rule that reads UPDATE/DELETE with WHERE is turned on.
@@ -94,7 +98,10 @@ impl Judge for PolicyJudge {
             ..Context::default()
         };
         let decision = policy::decide(&statement, &ctx, &self.settings);
-        remember(&statement, sql, facts.in_transaction, memory);
+        // Without a snapshot nothing proves the table was new.
+        let known =
+            |t: &RelationName| catalog.is_empty() || catalog.find(t, &ctx.search_path).is_some();
+        remember(&statement, sql, facts.in_transaction, known, memory);
         for f in decision
             .findings
             .iter()
@@ -160,9 +167,27 @@ impl Judge for PolicyJudge {
 /// Keeps what later statements of the session are judged with: tables it
 /// created (rules relax on them) and tables its transaction locked ACCESS
 /// EXCLUSIVE.
-fn remember(statement: &policy::Statement, sql: &str, in_transaction: bool, memory: &mut Memory) {
+fn remember(
+    statement: &policy::Statement,
+    sql: &str,
+    in_transaction: bool,
+    exists: impl Fn(&RelationName) -> bool,
+    memory: &mut Memory,
+) {
     for op in &statement.ops {
-        if let Op::CreateTable { table, .. } = op {
+        if let Op::CreateTable {
+            table,
+            if_not_exists,
+            ..
+        } = op
+        {
+            // `IF NOT EXISTS` on a table that may exist creates nothing.
+            if *if_not_exists && exists(table) {
+                continue;
+            }
+            if memory.created.len() >= MAX_REMEMBERED {
+                memory.created.remove(0);
+            }
             memory.created.push(table.clone());
         }
     }

@@ -248,3 +248,41 @@ async fn dropping_a_column_another_client_reads_is_refused_naming_that_client() 
         .await
         .expect("nobody else used items.w");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_are_read_as_postgres_reads_them_so_none_slips_past() {
+    let (cluster, db, direct) = setup("policy_escapes").await;
+    let proxy = TestProxy::start(cluster).await;
+    let via = proxy.connect(&db).await;
+    let refused = |r: Result<(), tokio_postgres::Error>| {
+        let e = r.expect_err("refused");
+        assert_eq!(e.code().map(|c| c.code()), Some("55000"), "{e}");
+    };
+    // A -- comment ends at a carriage return too.
+    refused(via.batch_execute("-- cleanup\rTRUNCATE items").await);
+    // CREATE TABLE IF NOT EXISTS of an existing table creates nothing new.
+    via.batch_execute("CREATE TABLE IF NOT EXISTS items (id int)")
+        .await
+        .unwrap();
+    refused(via.batch_execute("TRUNCATE items").await);
+    // With standard_conforming_strings off, a backslash escapes a quote.
+    via.batch_execute("SET standard_conforming_strings = off")
+        .await
+        .unwrap();
+    refused(
+        via.batch_execute("SELECT 'x\\' , $$' ; TRUNCATE items; -- $$")
+            .await,
+    );
+    // A statement pipelined with the startup packet is judged too.
+    let mut startup =
+        ddlguard::wire::startup::build_startup(196_608, &[("user", "postgres"), ("database", &db)]);
+    startup.extend(query("TRUNCATE items"));
+    let mut raw = RawClient::connect(proxy.addr.port()).await;
+    raw.send(&startup).await;
+    let (code, _) = raw
+        .read_error()
+        .await
+        .expect("the early statement is refused");
+    assert_eq!(code, "55000");
+    assert_eq!(count(&direct, "SELECT count(*) FROM items").await, 50);
+}
