@@ -5,7 +5,7 @@
 
 use super::dependents::Target;
 use super::report::{self, Page, PageError, Report};
-use crate::proxy::ServerHandle;
+use super::view::{AdminView, ReportView};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 /// What the handlers share.
 pub struct HttpState {
     /// The running proxy.
-    pub handle: ServerHandle,
+    pub handle: Arc<dyn AdminView>,
     /// `None`: open; `Some(Some(t))`: bearer `t` required; `Some(None)`:
     /// a token is configured but its variable is unset, so nobody gets in.
     pub token: Option<Option<String>>,
@@ -268,7 +268,7 @@ async fn answer(
 /// The route of a report that takes only a page (`limit`, `after`,
 /// `client`, `table`).
 fn paged_route(
-    build: fn(&ServerHandle, &Page) -> Report,
+    build: fn(&dyn ReportView, &Page) -> Report,
 ) -> axum::routing::MethodRouter<Arc<HttpState>> {
     get(
         move |State(st): State<Arc<HttpState>>,
@@ -276,7 +276,7 @@ fn paged_route(
               uri: Uri,
               Query(q): Query<ReportQuery>| async move {
             paged(st, headers, uri, q, move |st, _, page| {
-                Ok(build(&st.handle, page))
+                Ok(build(&*st.handle, page))
             })
             .await
         },
@@ -299,7 +299,7 @@ async fn paged(
 }
 
 async fn metrics(State(st): State<Arc<HttpState>>) -> Response {
-    match crate::admin::metrics::render(&st.handle) {
+    match crate::admin::metrics::render(&*st.handle) {
         Ok(text) => (
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -335,7 +335,7 @@ async fn api_dependents(
             )
         })?;
         let since = since_ms(q.since.as_deref(), st.handle.config().usage.window.0)?;
-        Ok(report::dependents(&st.handle, &target, since, page))
+        Ok(report::dependents(&*st.handle, &target, since, page))
     })
     .await
 }
@@ -350,7 +350,7 @@ async fn api_errors(
 ) -> Response {
     paged(st, headers, uri, q, |st, q, page| {
         let since = since_ms(q.since.as_deref(), st.handle.config().usage.window.0)?;
-        Ok(report::errors(&st.handle, since, page))
+        Ok(report::errors(&*st.handle, since, page))
     })
     .await
 }

@@ -2,7 +2,7 @@
 //! at scrape time from counters the proxy keeps anyway (atomics), so the
 //! hot path pays nothing for it.
 
-use crate::proxy::ServerHandle;
+use crate::admin::view::AdminView;
 use crate::usage::kinds::BUCKETS_US;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 
 /// Reads the proxy's counters at each scrape.
 pub struct ProxyCollector {
-    handle: ServerHandle,
+    handle: std::sync::Arc<dyn AdminView>,
 }
 
 impl std::fmt::Debug for ProxyCollector {
@@ -315,10 +315,10 @@ impl Collector for ProxyCollector {
 }
 
 /// The exposition text of all metrics.
-pub fn render(handle: &ServerHandle) -> Result<String, std::fmt::Error> {
+pub fn render(handle: &dyn AdminView) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(ProxyCollector {
-        handle: handle.clone(),
+        handle: handle.shared_view(),
     }));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;

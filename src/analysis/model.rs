@@ -74,6 +74,15 @@ impl std::fmt::Display for RelationName {
     }
 }
 
+impl crate::catalog::RelationRef for RelationName {
+    fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// A use of a relation as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RelationUse {

@@ -6,6 +6,6 @@ pub mod refresh;
 mod set;
 pub mod snapshot;
 
-pub use model::{Catalog, Column, Table, SYSTEM_SCHEMA, TEMP_SCHEMA};
+pub use model::{Catalog, Column, RelationRef, Table, SYSTEM_SCHEMA, TEMP_SCHEMA};
 pub use set::{Catalogs, ReloadStats};
 pub use snapshot::{CatalogError, ServiceLogin};

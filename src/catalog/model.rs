@@ -1,6 +1,5 @@
 //! In-memory catalog model and lookups by name and `search_path`.
 
-use crate::analysis::RelationName;
 use std::collections::{HashMap, HashSet};
 
 /// One column of a table.
@@ -80,9 +79,10 @@ impl Catalog {
     /// and then `pg_catalog` searched first unless the path names them
     /// elsewhere. (Postgres never searches `pg_temp` for functions; this
     /// finds relations only.)
-    pub fn find(&self, rel: &RelationName, search_path: &[String]) -> Option<&Table> {
-        match &rel.schema {
-            Some(schema) => self.tables.get(&(schema.clone(), rel.name.clone())),
+    pub fn find<R: RelationRef + ?Sized>(&self, rel: &R, search_path: &[String]) -> Option<&Table> {
+        let name = rel.name();
+        match rel.schema() {
+            Some(schema) => self.tables.get(&(schema.to_string(), name.to_string())),
             None => {
                 let listed = |s: &str| search_path.iter().any(|p| p == s);
                 let implicit = [TEMP_SCHEMA, SYSTEM_SCHEMA]
@@ -90,10 +90,19 @@ impl Catalog {
                     .filter(|s| !listed(s));
                 implicit
                     .chain(search_path.iter().map(String::as_str))
-                    .find_map(|s| self.tables.get(&(s.to_string(), rel.name.clone())))
+                    .find_map(|s| self.tables.get(&(s.to_string(), name.to_string())))
             }
         }
     }
+}
+
+/// A relation name as a statement wrote it, for [`Catalog::find`]: the
+/// analysis's names implement it, so the catalog needs no analysis types.
+pub trait RelationRef {
+    /// The schema, when the name was qualified.
+    fn schema(&self) -> Option<&str>;
+    /// The relation's name.
+    fn name(&self) -> &str;
 }
 
 /// The schema temporary relations are known under (Postgres's alias for
@@ -116,13 +125,20 @@ mod tests {
         }
     }
 
+    struct Unqualified<'a>(&'a str);
+
+    impl RelationRef for Unqualified<'_> {
+        fn schema(&self) -> Option<&str> {
+            None
+        }
+        fn name(&self) -> &str {
+            self.0
+        }
+    }
+
     fn found(c: &Catalog, name: &str, path: &[&str]) -> Option<String> {
         let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
-        let rel = RelationName {
-            schema: None,
-            name: name.into(),
-        };
-        c.find(&rel, &path)
+        c.find(&Unqualified(name), &path)
             .map(|t| format!("{}.{}", t.schema, t.name))
     }
 

@@ -5,7 +5,7 @@
 
 use super::snapshot::{self, CatalogError, ServiceConn, ServiceLogin};
 use super::Catalog;
-use crate::proxy::upstream::Upstream;
+use crate::net::upstream::Upstream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 use super::refresh::{lock, Reload, ReloadCounters, Slot};
 use super::snapshot::{self, ServiceLogin};
 use super::Catalog;
-use crate::proxy::upstream::Upstream;
+use crate::net::upstream::Upstream;
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Loading a catalog snapshot through the service login of `[upstream]`.
 
 use super::{Catalog, Column, Table};
-use crate::proxy::upstream::{Upstream, UpstreamError};
+use crate::net::upstream::{Upstream, UpstreamError};
 use thiserror::Error;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::NoTls;

@@ -20,6 +20,31 @@ pub enum ConfigError {
     Invalid(Located),
 }
 
+/// A value that parsed but that the module using it refused (a certificate
+/// file, a password verifier): the module names the key, `config` finds its
+/// line. This keeps `config` free of the modules that build from its values.
+#[derive(Debug, Error)]
+#[error("{table}.{key}: {message}")]
+pub struct KeyError {
+    /// The table, e.g. `server` or `admin.users`.
+    pub table: String,
+    /// The key inside the table, e.g. `tls_cert`.
+    pub key: String,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+impl KeyError {
+    /// Builds the error for `table.key`.
+    pub fn new(table: &str, key: &str, message: impl Into<String>) -> Self {
+        KeyError {
+            table: table.into(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// An error pinned to a place in the file.
 #[derive(Debug)]
 pub struct Located {

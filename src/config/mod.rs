@@ -2,17 +2,22 @@
 //! name the file, the line and the key (DESIGN section 3).
 
 mod error;
-mod policy;
-mod values;
+#[cfg(test)]
+mod policy_tests;
 
-pub use error::{ConfigError, Located, SourceMap};
-pub use policy::{PolicySettings, Scope};
-pub use values::{ByteSize, HumanDuration, UpstreamTls};
+pub use crate::net::settings::{UpstreamConfig, UpstreamTls};
+pub use crate::policy::{PolicySettings, Scope};
+pub use crate::units::{ByteSize, HumanDuration};
+pub use error::{ConfigError, KeyError, Located, SourceMap};
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A check that a module using the settings runs on them after parsing (it
+/// builds what it needs, e.g. a TLS acceptor, and names the key at fault).
+pub type Check = fn(&Config) -> Result<(), KeyError>;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -200,55 +205,6 @@ impl Default for ServerConfig {
     }
 }
 
-/// `[upstream]`: the Postgres server.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct UpstreamConfig {
-    /// Host name or IP address.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// TLS towards the upstream, with libpq's `sslmode` meanings.
-    pub tls: UpstreamTls,
-    /// PEM CA bundle used to verify the upstream's certificate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    /// How long to wait for the TCP connection and TLS handshake.
-    pub connect_timeout: HumanDuration,
-    /// Service login the proxy uses itself (catalog snapshots). Without it,
-    /// column resolution degrades and the log says so once.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// Environment variable holding the service login's password.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password_env: Option<String>,
-}
-
-impl Default for UpstreamConfig {
-    fn default() -> Self {
-        UpstreamConfig {
-            host: "127.0.0.1".into(),
-            port: 5432,
-            tls: UpstreamTls::Prefer,
-            ca_file: None,
-            connect_timeout: HumanDuration(Duration::from_secs(5)),
-            user: None,
-            password_env: None,
-        }
-    }
-}
-
-impl UpstreamConfig {
-    /// `host:port`, as named in errors and logs.
-    pub fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
 /// `[log]`: what is logged.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -266,19 +222,32 @@ impl Default for LogConfig {
 }
 
 impl Config {
-    /// Reads, parses and validates a configuration file.
+    /// Reads, parses and validates the structure of a configuration file.
     ///
     /// Relative paths inside the file are resolved against the file's folder.
+    /// Values that only their users can judge (certificates, verifiers) are
+    /// checked by [`Config::load_checked`].
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_checked(path, &[])
+    }
+
+    /// As [`Config::load`], then runs `checks`; a failed check is reported
+    /// with the file, the line and the key it names.
+    pub fn load_checked(path: &Path, checks: &[Check]) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: path.to_path_buf(),
             source,
         })?;
-        Config::parse(path, &text)
+        Config::parse_checked(path, &text, checks)
     }
 
-    /// Parses and validates configuration text read from `path`.
+    /// Parses and validates the structure of configuration text read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_checked(path, text, &[])
+    }
+
+    /// As [`Config::parse`], then runs `checks`.
+    pub fn parse_checked(path: &Path, text: &str, checks: &[Check]) -> Result<Config, ConfigError> {
         let map = SourceMap::new(text);
         let mut config: Config = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| map.line_of(s.start));
@@ -292,22 +261,24 @@ impl Config {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
-        config.validate().map_err(|(table, key, message)| {
+        let locate = |e: KeyError| {
             ConfigError::Invalid(Located {
                 file: path.to_path_buf(),
-                line: map.line_of_key(table, key),
-                key: format!("{table}.{key}"),
-                message,
+                line: map.line_of_key(&e.table, &e.key),
+                key: format!("{}.{}", e.table, e.key),
+                message: e.message,
             })
-        })?;
-        config.policy.validate().map_err(|(table, key, message)| {
-            ConfigError::Invalid(Located {
-                file: path.to_path_buf(),
-                line: map.line_of_key(&table, &key),
-                key: format!("{table}.{key}"),
-                message,
-            })
-        })?;
+        };
+        config
+            .validate()
+            .map_err(|(table, key, message)| locate(KeyError::new(table, key, message)))?;
+        config
+            .policy
+            .validate()
+            .map_err(|(table, key, message)| locate(KeyError::new(&table, &key, message)))?;
+        for check in checks {
+            check(&config).map_err(locate)?;
+        }
         Ok(config)
     }
 
@@ -331,7 +302,8 @@ impl Config {
         }
     }
 
-    /// Checks what a single value's parser cannot: combinations, files, filters.
+    /// Checks what a single value's parser cannot: combinations and filters.
+    /// Files and verifiers are checked by their users (see [`Check`]).
     fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
         let s = &self.server;
         if s.max_client_connections == 0 {
@@ -361,13 +333,7 @@ impl Config {
                         .into(),
                 ))
             }
-            (Some(cert), Some(key)) => {
-                crate::proxy::tls::acceptor(cert, key).map_err(|e| {
-                    let field = if e.is_key() { "tls_key" } else { "tls_cert" };
-                    ("server", field, e.to_string())
-                })?;
-            }
-            (None, None) => {}
+            (Some(_), Some(_)) | (None, None) => {}
         }
         if self.admin.database.trim().is_empty() {
             return Err((
@@ -391,16 +357,7 @@ impl Config {
                         ),
                     ))
                 }
-                (Some(verifier), None) => {
-                    crate::admin::console::auth::parse_verifier(verifier).map_err(|e| {
-                        (
-                            "admin.users",
-                            "password",
-                            format!("user {:?}: {e}", user.name),
-                        )
-                    })?;
-                }
-                (None, Some(_)) => {}
+                (Some(_), None) | (None, Some(_)) => {}
             }
         }
         if self.usage.flush_interval.0 < Duration::from_millis(100) {
@@ -448,9 +405,6 @@ impl Config {
                     if u.tls == UpstreamTls::VerifyCa { "verify-ca" } else { "verify-full" }
                 ),
             ));
-        }
-        if u.tls != UpstreamTls::Disable {
-            crate::proxy::tls::connector(u).map_err(|e| ("upstream", "ca_file", e.to_string()))?;
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             (
@@ -514,14 +468,6 @@ mod tests {
             err.starts_with("proxy.toml:1: key `upstream.ca_file`"),
             "{err}"
         );
-        let err = parse(
-            "[server]\ntls_cert = \"/nonexistent/server.crt\"\ntls_key = \"/nonexistent/k\"\n",
-        )
-        .unwrap_err();
-        assert!(
-            err.starts_with("proxy.toml:2: key `server.tls_cert`"),
-            "{err}"
-        );
         let err = parse("[log]\nlevel = \"[[[\"\n").unwrap_err();
         assert!(err.starts_with("proxy.toml:2: key `log.level`"), "{err}");
     }
@@ -544,17 +490,7 @@ mod tests {
     }
 
     #[test]
-    fn admin_users_need_a_verifier_or_an_environment_variable() {
-        let err = parse("[admin]\n\n[[admin.users]]\nname = \"ops\"\npassword = \"hunter2\"\n")
-            .unwrap_err();
-        assert!(
-            err.starts_with("proxy.toml:5: key `admin.users.password`"),
-            "{err}"
-        );
-        assert!(
-            err.contains("never plain text") && !err.contains("hunter2"),
-            "{err}"
-        );
+    fn admin_users_need_a_password_or_an_environment_variable() {
         let err = parse("[[admin.users]]\nname = \"ops\"\n").unwrap_err();
         assert!(err.contains("set exactly one of password"), "{err}");
         let c = parse("[[admin.users]]\nname = \"ops\"\npassword_env = \"OPS_PW\"\n").unwrap();

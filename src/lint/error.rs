@@ -23,3 +23,9 @@ pub enum LintError {
     #[error("usage lookup failed: {0}")]
     Usage(String),
 }
+
+impl From<crate::admin::client::ClientError> for LintError {
+    fn from(e: crate::admin::client::ClientError) -> Self {
+        LintError::Usage(e.to_string())
+    }
+}

@@ -8,7 +8,6 @@ pub mod args;
 pub mod check;
 pub mod error;
 pub mod files;
-pub mod http;
 pub mod model;
 pub mod output;
 pub mod usage;
@@ -18,7 +17,7 @@ pub use args::{Args, FailOn, Format};
 pub use error::LintError;
 pub use model::{Level, LintFinding, Note, NoteKind, Outcome};
 
-use crate::config::{Config, PolicySettings};
+use crate::config::PolicySettings;
 use std::process::ExitCode;
 
 /// Exit status when no finding reaches `--fail-on`.
@@ -48,7 +47,7 @@ pub fn run(args: &Args) -> ExitCode {
 pub fn lint(args: &Args) -> Result<Outcome, LintError> {
     let settings = match &args.config {
         Some(path) => {
-            Config::load(path)
+            crate::proxy::load_config(path)
                 .map_err(|e| LintError::Config(e.to_string()))?
                 .policy
         }

@@ -4,7 +4,7 @@
 //! rule's finding is reported as unknown usage instead of passing silently.
 
 use super::error::LintError;
-use super::http::Api;
+use crate::admin::client::{Api, DependentRow};
 use crate::catalog::{Catalog, Table};
 use crate::policy::statement::Name;
 use crate::policy::{Dependent, ObjectKind, Usage};
@@ -45,17 +45,6 @@ impl Usage for Unknown<'_> {
             fingerprint: String::new(),
         }]
     }
-}
-
-/// One row of the dependents contract (DESIGN section 7).
-#[derive(serde::Deserialize)]
-struct DependentRow {
-    application_name: String,
-    user: String,
-    client_addr: String,
-    dependency: String,
-    last_seen: String,
-    fingerprint: String,
 }
 
 /// One row of `/api/v1/tables` (the columns lint reads).

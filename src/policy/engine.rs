@@ -8,7 +8,7 @@ use super::context::Context;
 use super::overrides::{self, Override};
 use super::rule::{Category, Plan};
 use super::statement::Statement;
-use crate::config::PolicySettings;
+use crate::policy::PolicySettings;
 
 /// SQLSTATE of a block: object_not_in_prerequisite_state.
 pub const BLOCK_SQLSTATE: &str = "55000";

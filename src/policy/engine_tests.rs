@@ -3,7 +3,7 @@
 
 use super::rules::support::testing::{used, UsedBy};
 use super::*;
-use crate::config::{PolicySettings, Scope};
+use crate::policy::{PolicySettings, Scope};
 
 fn run(sql: &str, ctx: &Context, settings: &PolicySettings) -> Decision {
     decide(&Statement::new(sql), ctx, settings)

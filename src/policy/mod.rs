@@ -15,6 +15,7 @@ pub mod lexical;
 pub mod overrides;
 pub mod rule;
 pub mod rules;
+pub mod settings;
 pub mod statement;
 pub mod tokens;
 
@@ -22,4 +23,5 @@ pub use action::{Action, InTransaction, Mode};
 pub use context::{Context, Dependent, NoUsage, Session, Usage};
 pub use engine::{decide, Decision, Finding, Refusal, Verdict, BLOCK_SQLSTATE};
 pub use rule::{Category, Hit, Plan, Rule, Step};
+pub use settings::{PolicySettings, Scope};
 pub use statement::{ObjectKind, Statement};

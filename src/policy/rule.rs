@@ -4,7 +4,7 @@
 use super::action::Action;
 use super::context::Context;
 use super::statement::Statement;
-use crate::config::PolicySettings;
+use crate::policy::PolicySettings;
 
 /// Where a rule matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 //! ParameterStatus, NoticeResponse) that belong to the client and are handed
 //! back for it.
 
-use super::stream::Stream;
+use crate::net::stream::Stream;
 use crate::wire::messages::{self, ErrorFields};
 use crate::wire::FrameHeader;
 use bytes::{Buf, BytesMut};

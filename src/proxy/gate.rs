@@ -18,11 +18,12 @@
 
 use crate::analysis::classify::classify;
 use crate::analysis::{fingerprint, split, RelationName};
+pub use crate::counters::GateStats;
 use crate::guard::lock::{self, LockMode};
 use crate::guard::{blockers, GuardSettings};
 use crate::usage::ClientIdentity;
 use crate::wire::messages::{self, ProxyError};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What the judge says about one statement.
@@ -219,47 +220,6 @@ pub struct Gate {
     strings: split::Strings,
     /// Counted outcomes, shared by all sessions (for metrics).
     stats: Arc<GateStats>,
-}
-
-/// What the gates of all sessions did (for metrics).
-#[derive(Debug, Default)]
-pub struct GateStats {
-    /// Statements handed to the judge.
-    pub judged: AtomicU64,
-    /// Statements forwarded with warnings.
-    pub warned: AtomicU64,
-    /// Statements refused.
-    pub blocked: AtomicU64,
-    /// Statements replaced by their safe sequence.
-    pub rewritten: AtomicU64,
-    /// Statements run under guarded execution.
-    pub guarded: AtomicU64,
-    /// Guarded attempts that hit their lock timeout.
-    pub lock_timeouts: AtomicU64,
-    /// Guarded statements that waited in pre-flight for an old transaction.
-    pub preflight_waits: AtomicU64,
-    /// Policy findings by (rule id, action in force); rare, so a lock is fine.
-    pub findings: std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
-}
-
-impl GateStats {
-    /// Counts one finding of `rule` with `action` in force.
-    pub fn finding(&self, rule: &'static str, action: &'static str) {
-        let mut f = match self.findings.lock() {
-            Ok(f) => f,
-            Err(p) => p.into_inner(),
-        };
-        *f.entry((rule, action)).or_default() += 1;
-    }
-
-    /// The findings counted so far.
-    pub fn findings(&self) -> Vec<((&'static str, &'static str), u64)> {
-        let f = match self.findings.lock() {
-            Ok(f) => f,
-            Err(p) => p.into_inner(),
-        };
-        f.iter().map(|(k, v)| (*k, *v)).collect()
-    }
 }
 
 /// What judging a message's statements came to.

@@ -1,7 +1,7 @@
 //! The startup phase: TLS and GSS negotiation with the client, then the
 //! relayed authentication exchange up to the first ReadyForQuery.
 
-use super::stream::Stream;
+use crate::net::stream::Stream;
 use crate::wire::messages::{self, AUTH_SASL};
 use crate::wire::startup::MAX_STARTUP_LEN;
 use crate::wire::{FrameHeader, StartupPacket, StartupParams, WireError};

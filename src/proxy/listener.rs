@@ -3,7 +3,7 @@
 use super::session;
 use super::shared::{reached, Phase, Settings, Shared};
 use crate::config::Config;
-use crate::proxy::tls::TlsError;
+use crate::net::tls::TlsError;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -108,7 +108,9 @@ impl Server {
             });
             info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
             let state = crate::admin::http::HttpState {
-                handle: ServerHandle { shared: shared.clone() },
+                handle: Arc::new(ServerHandle {
+                    shared: shared.clone(),
+                }),
                 token,
             };
             crate::admin::http::spawn(listener, state)
@@ -205,14 +207,13 @@ impl ServerHandle {
     }
 
     /// The upstream new sessions connect to.
-    pub fn upstream(&self) -> Arc<crate::proxy::upstream::Upstream> {
+    pub fn upstream(&self) -> Arc<crate::net::upstream::Upstream> {
         self.shared.settings().upstream.clone()
     }
 
     /// Usage rows resolved with each database's catalog snapshot.
     pub fn usage_rows(&self) -> Vec<crate::usage::UsageRow> {
-        let catalogs = self.catalogs();
-        self.usage().rows(|db| catalogs.get(db))
+        <Self as crate::admin::view::ReportView>::usage_rows(self)
     }
 
     /// A handle on existing shared state (the admin console's sessions).
@@ -287,7 +288,7 @@ impl ServerHandle {
             Err(p) => p.into_inner(),
         };
         let source = source.as_ref().ok_or(ReloadError::NoFile)?;
-        let config = Config::load(&source.path)?;
+        let config = super::load_config(&source.path)?;
         let level = config.log.level.clone();
         let restart = self.reload(config)?;
         (source.set_log_level)(&level);

@@ -1,4 +1,5 @@
-//! The proxy itself: listener, sessions, upstream connections and TLS.
+//! The proxy itself: listener, sessions and the relay (the upstream
+//! connector and TLS live in [`crate::net`]).
 
 mod exchange;
 pub mod gate;
@@ -6,14 +7,14 @@ mod handshake;
 mod held;
 mod judge;
 mod listener;
+mod load;
 mod path_state;
 mod relay;
 mod session;
 pub(crate) mod shared;
-pub mod stream;
-pub mod tls;
 pub mod tracker;
-pub mod upstream;
+mod view;
 
 pub use listener::{ReloadError, ServeError, Server, ServerHandle};
+pub use load::{load_config, parse_config, CHECKS};
 pub use relay::{Traffic, COPY_ABANDONED};

@@ -9,15 +9,16 @@
 
 use super::exchange;
 use super::gate::{Gate, HeldWork, Passage};
-use super::stream::Stream;
 use super::tracker::Tracker;
+pub use crate::counters::Traffic;
+use crate::net::stream::Stream;
 use crate::wire::messages;
 use crate::wire::{FrameHeader, WireError};
 use bytes::{Buf, BytesMut};
 use std::future::Future;
 use std::io;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -152,15 +153,6 @@ pub struct Relay {
     held: Option<Held>,
     /// Bytes relayed, shared by all sessions (for metrics).
     pub traffic: Arc<Traffic>,
-}
-
-/// Bytes relayed by all sessions, each way.
-#[derive(Debug, Default)]
-pub struct Traffic {
-    /// Bytes read from clients.
-    pub from_clients: AtomicU64,
-    /// Bytes read from the upstream.
-    pub from_server: AtomicU64,
 }
 
 impl Relay {

@@ -5,10 +5,10 @@ use super::gate::{Gate, JudgeSource};
 use super::handshake::{self, Opening, StartupError};
 use super::relay::{Relay, RelayEnd};
 use super::shared::{reached, ClientSlot, Phase, SessionGuard, Settings, Shared};
-use super::stream::Stream;
 use super::tracker::Tracker;
-use super::upstream::Upstream;
 use crate::analysis::search_path;
+use crate::net::stream::Stream;
+use crate::net::upstream::Upstream;
 use crate::usage::ClientIdentity;
 use crate::wire::messages::ProxyError;
 use crate::wire::startup::NO_USER;
@@ -49,8 +49,18 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, guard: S
         let (relay, upstream, _slot) = match started {
             Ok(Ok(Some(Begin::Relay(relay, upstream, slot)))) => (*relay, upstream, slot),
             Ok(Ok(Some(Begin::Console { client, raw, peer }))) => {
-                crate::admin::console::serve(client, raw, peer, login_deadline, &settings, &shared)
-                    .await;
+                let mut phase = shared.phase();
+                crate::admin::console::serve(crate::admin::console::Console {
+                    client,
+                    raw,
+                    peer,
+                    login_deadline,
+                    config: settings.config.clone(),
+                    slot: shared.claim_console_slot(crate::admin::console::MAX_CONSOLE_SESSIONS),
+                    view: Arc::new(super::ServerHandle::from_shared(shared.clone())),
+                    closing: async move { reached(&mut phase, Phase::Closing).await },
+                })
+                .await;
                 return;
             }
             Ok(Ok(None)) => return,

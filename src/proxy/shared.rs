@@ -3,13 +3,14 @@
 
 use super::gate::{self, ForwardAll, GatePolicy, GateStats};
 use super::judge;
-use super::relay::Traffic;
 use super::tracker::TrackingContext;
-use super::upstream::Upstream;
 use crate::analysis::Analyzer;
 use crate::catalog::{Catalogs, ServiceLogin};
 use crate::config::Config;
-use crate::proxy::tls::{self, TlsError};
+pub use crate::counters::Counters;
+use crate::counters::Traffic;
+use crate::net::tls::{self, TlsError};
+use crate::net::upstream::Upstream;
 use crate::usage::{ClientIdentity, DdlLog, UsageRegistry};
 use dashmap::DashMap;
 use std::collections::HashMap;
@@ -63,21 +64,6 @@ pub enum Phase {
     Draining,
     /// Remaining sessions are being closed with 57P01.
     Closing,
-}
-
-/// Counters exported in logs now and as metrics later.
-#[derive(Default)]
-pub struct Counters {
-    /// Sessions accepted since start.
-    pub sessions_total: AtomicU64,
-    /// Sessions refused for `max_client_connections`.
-    pub sessions_refused: AtomicU64,
-    /// Client messages of a type the proxy does not know, relayed unchanged.
-    pub unknown_client_messages: AtomicU64,
-    /// Server messages of a type the proxy does not know, relayed unchanged.
-    pub unknown_server_messages: AtomicU64,
-    /// Sessions ended for a protocol violation by the client.
-    pub protocol_violations: AtomicU64,
 }
 
 /// DDL statements kept for `SHOW DDL`.

@@ -6,10 +6,10 @@
 //! the simple or the extended protocol, passes through `on_client`.
 
 use super::path_state::PathState;
-use super::upstream::Upstream;
 use crate::analysis::search_path::{self, SearchPathChange};
 use crate::analysis::{Analysis, Analyzer};
 use crate::catalog::Catalogs;
+use crate::net::upstream::Upstream;
 use crate::usage::{now_ms, ClientId, ClientIdentity, DdlLog, UsageRegistry};
 use std::collections::VecDeque;
 

@@ -1,7 +1,7 @@
 //! Who may log in to the admin console: `[[admin.users]]` with a SCRAM
 //! verifier or a password from the environment, checked by SCRAM-SHA-256.
 
-use crate::config::AdminUser;
+use crate::config::{AdminUser, Config, KeyError};
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -31,6 +31,24 @@ impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Verifier(iterations={})", self.iterations)
     }
+}
+
+/// The configuration check for `[[admin.users]]` (see
+/// [`crate::config::Check`]): every `password` must be a verifier this
+/// module can use, so `check-config` and a reload refuse a bad one.
+pub fn check_config(config: &Config) -> Result<(), KeyError> {
+    for user in &config.admin.users {
+        if let Some(verifier) = &user.password {
+            parse_verifier(verifier).map_err(|e| {
+                KeyError::new(
+                    "admin.users",
+                    "password",
+                    format!("user {:?}: {e}", user.name),
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Parses a verifier as Postgres stores it in `pg_authid.rolpassword`.

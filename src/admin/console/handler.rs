@@ -4,7 +4,7 @@
 use super::encode;
 use crate::admin::command::{self, Command, CommandError, Request};
 use crate::admin::report::{self, Page, Report};
-use crate::proxy::ServerHandle;
+use crate::admin::view::AdminView;
 use async_trait::async_trait;
 use futures_util::{stream, Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal};
@@ -22,13 +22,13 @@ use tracing::{info, warn};
 
 /// Runs console commands against the running proxy.
 pub struct ConsoleHandler {
-    handle: ServerHandle,
+    handle: Arc<dyn AdminView>,
     parser: Arc<CommandParser>,
 }
 
 impl ConsoleHandler {
     /// A handler reading from `handle`.
-    pub fn new(handle: ServerHandle) -> ConsoleHandler {
+    pub fn new(handle: Arc<dyn AdminView>) -> ConsoleHandler {
         ConsoleHandler {
             handle,
             parser: Arc::new(CommandParser),
@@ -53,7 +53,7 @@ enum Outcome {
 
 /// Runs one command (on a blocking thread: reports walk the whole usage
 /// aggregate, and RELOAD reads a file). Reports answer one page of rows.
-fn run(h: &ServerHandle, req: &Request) -> PgWireResult<Outcome> {
+fn run(h: &dyn AdminView, req: &Request) -> PgWireResult<Outcome> {
     // `[usage] window`, the default of SINCE, as the last reload left it.
     let window = h.config().usage.window.0;
     let page = &req.page;
@@ -148,7 +148,7 @@ impl ConsoleHandler {
         // Built and encoded off the relay thread; only the page's encoded
         // rows are written from the session's task.
         let outcome = tokio::task::spawn_blocking(move || {
-            run(&handle, &request).map(|outcome| match outcome {
+            run(&*handle, &request).map(|outcome| match outcome {
                 Outcome::Rows(mut report) => {
                     report.notices.extend(next_page_notice(&report));
                     let schema = Arc::new(encode::fields(&report, &format));

@@ -8,9 +8,9 @@ mod budget;
 mod encode;
 mod handler;
 
-use crate::proxy::shared::{reached, Phase, Settings, Shared};
-use crate::proxy::stream::Stream;
-use crate::proxy::ServerHandle;
+use crate::admin::view::AdminView;
+use crate::config::Config;
+use crate::net::stream::Stream;
 use crate::wire::messages::ProxyError;
 use auth::AdminUsers;
 use budget::LoginBudget;
@@ -24,6 +24,7 @@ use pgwire::api::{ClientInfo, DefaultClient, NoopHandler, PgWireConnectionState}
 use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::PgWireFrontendMessage;
 use pgwire::tokio::server::{process_error, process_message, PgWireMessageServerCodec};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
@@ -31,21 +32,45 @@ use tokio_util::codec::{Framed, FramedParts};
 use tracing::{debug, info, warn};
 
 /// Console connections open at once (logged in or not).
-const MAX_CONSOLE_SESSIONS: usize = 32;
+pub const MAX_CONSOLE_SESSIONS: usize = 32;
 
-/// Serves one console connection whose startup packet (`raw`) asked for
-/// the admin database, until the client leaves or the proxy closes. The
-/// login must finish by `login_deadline` (counted from accept).
-pub async fn serve(
-    mut client: Stream,
-    raw: Vec<u8>,
-    peer: SocketAddr,
-    login_deadline: tokio::time::Instant,
-    settings: &Settings,
-    shared: &Arc<Shared>,
-) {
-    let config = &settings.config;
-    let Some(_slot) = shared.claim_console_slot(MAX_CONSOLE_SESSIONS) else {
+/// Where a console connection comes from and what it may use: the proxy
+/// builds one per connection.
+pub struct Console<S, C> {
+    /// The client, past any TLS handshake.
+    pub client: Stream,
+    /// The startup packet the proxy read (pgwire decodes it again).
+    pub raw: Vec<u8>,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The login must finish by then (counted from accept).
+    pub login_deadline: tokio::time::Instant,
+    /// The configuration the session started with.
+    pub config: Config,
+    /// A console slot out of [`MAX_CONSOLE_SESSIONS`], held while the
+    /// connection is open; `None` refuses the connection as too many.
+    pub slot: Option<S>,
+    /// The proxy the commands read from.
+    pub view: Arc<dyn AdminView>,
+    /// Resolves when the proxy closes every session.
+    pub closing: C,
+}
+
+/// Serves one console connection whose startup packet asked for the admin
+/// database, until the client leaves or the proxy closes.
+pub async fn serve<S, C: Future<Output = ()>>(console: Console<S, C>) {
+    let Console {
+        mut client,
+        raw,
+        peer,
+        login_deadline,
+        config,
+        slot,
+        view,
+        closing,
+    } = console;
+    let config = &config;
+    let Some(_slot) = slot else {
         warn!(
             limit = MAX_CONSOLE_SESSIONS,
             "admin console connection refused: too many open"
@@ -93,9 +118,7 @@ pub async fn serve(
         env!("CARGO_PKG_VERSION")
     );
     let startup = Arc::new(SASLAuthStartupHandler::new(Arc::new(parameters)).with_scram(scram));
-    let handler = Arc::new(ConsoleHandler::new(ServerHandle::from_shared(
-        shared.clone(),
-    )));
+    let handler = Arc::new(ConsoleHandler::new(view));
     let noop = Arc::new(NoopHandler);
 
     let secure = client.is_tls();
@@ -106,7 +129,7 @@ pub async fn serve(
     let mut socket = Framed::from_parts(parts);
     socket.set_state(PgWireConnectionState::AwaitingStartup);
 
-    let mut phase = shared.phase();
+    let mut closing = std::pin::pin!(closing);
     let mut logged_in = false;
     loop {
         let authenticating = matches!(
@@ -126,7 +149,7 @@ pub async fn serve(
                 debug!("admin console client did not log in within server.startup_timeout");
                 break;
             }
-            _ = reached(&mut phase, Phase::Closing) => break,
+            _ = &mut closing => break,
         };
         let message = match next {
             Some(Ok(m)) => m,

@@ -2,7 +2,7 @@
 
 use super::page::{client_key, Page, Pager};
 use super::{columns, Cell, Report};
-use crate::proxy::ServerHandle;
+use crate::admin::view::ReportView;
 use crate::usage::ClientIdentity;
 use std::collections::BTreeSet;
 
@@ -19,7 +19,7 @@ struct Acc {
 /// One row per client identity (`page.client`; with `page.table`, those
 /// that used it): sessions connected now, and its recorded executions,
 /// errors and statement shapes.
-pub fn clients(handle: &ServerHandle, page: &Page) -> Report {
+pub fn clients(handle: &dyn ReportView, page: &Page) -> Report {
     let users_of_table: Option<BTreeSet<ClientIdentity>> = page.table.as_ref().map(|_| {
         handle
             .usage_rows()

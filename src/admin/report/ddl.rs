@@ -2,13 +2,13 @@
 
 use super::page::{client_key, KeyPart, Page, Pager};
 use super::{client_cells, columns, Cell, Report};
-use crate::proxy::ServerHandle;
+use crate::admin::view::ReportView;
 use std::collections::HashMap;
 
 /// The DDL log, newest first: when, who, what, on which object, and how it
 /// ended (of `page.client`; with `page.table`, statements whose target or
 /// table is that table, as written, qualified or not).
-pub fn ddl(handle: &ServerHandle, page: &Page) -> Report {
+pub fn ddl(handle: &dyn ReportView, page: &Page) -> Report {
     let mut pager = Pager::new(page);
     // Identical events in the same millisecond stay distinct rows.
     let mut repeats: HashMap<Vec<KeyPart>, i64> = HashMap::new();

@@ -4,7 +4,7 @@
 use super::page::{client_key, Page, Pager};
 use super::{client_cells, columns, unresolved, Cell, Report};
 use crate::admin::dependents::{dependents as find, Target};
-use crate::proxy::ServerHandle;
+use crate::admin::view::ReportView;
 use crate::usage::UsageRow;
 
 /// One row per client identity (`page.client`) that depended on `target`
@@ -12,7 +12,7 @@ use crate::usage::UsageRow;
 /// keeps the contract's meaning (`explicit` when the client named it at
 /// all); `implicit_use` says whether it also depended on it implicitly,
 /// with a sample fingerprint of that use.
-pub fn dependents(handle: &ServerHandle, target: &Target, since_ms: u64, page: &Page) -> Report {
+pub fn dependents(handle: &dyn ReportView, target: &Target, since_ms: u64, page: &Page) -> Report {
     paged_rows(&handle.usage_rows(), target, since_ms, page)
 }
 

@@ -3,13 +3,13 @@
 
 use super::page::{client_key, KeyPart, Page, Pager};
 use super::{client_cells, columns, Cell, Report};
-use crate::proxy::ServerHandle;
+use crate::admin::view::ReportView;
 use std::collections::BTreeSet;
 
 /// Errors by client x fingerprint x SQLSTATE whose last occurrence is at or
 /// after `since_ms`, newest first (of `page.client`; with `page.table`,
 /// of statements on that table).
-pub fn errors(handle: &ServerHandle, since_ms: u64, page: &Page) -> Report {
+pub fn errors(handle: &dyn ReportView, since_ms: u64, page: &Page) -> Report {
     let shapes_on_table: Option<BTreeSet<String>> = page.table.as_ref().map(|_| {
         handle
             .usage_rows()

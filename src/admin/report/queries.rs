@@ -4,7 +4,7 @@
 
 use super::page::{KeyPart, Page, Pager};
 use super::{columns, Cell, Report};
-use crate::proxy::ServerHandle;
+use crate::admin::view::ReportView;
 use crate::usage::timeline::MinuteSlot;
 use crate::usage::{now_ms, LatencyHistogram};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -42,7 +42,7 @@ impl Bucket {
 /// scope `query` (one shape), newest minute first; with `page.table`, only
 /// what touches it; with `page.client`, only the shapes that client ran.
 /// Quantiles are bucket upper bounds (within about 19%).
-pub fn queries(handle: &ServerHandle, page: &Page) -> Report {
+pub fn queries(handle: &dyn ReportView, page: &Page) -> Report {
     let table = page.table.as_ref();
     let usage = handle.usage();
     let shapes = usage.shapes();

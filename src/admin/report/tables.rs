@@ -2,8 +2,8 @@
 
 use super::page::{KeyPart, Page, Pager};
 use super::{columns, unresolved, Cell, Report};
+use crate::admin::view::ReportView;
 use crate::analysis::{Dependency, Mode};
-use crate::proxy::ServerHandle;
 use crate::usage::ClientIdentity;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,7 +22,7 @@ struct Acc {
 /// `page.table`), with the catalog's row estimate when a snapshot knows
 /// the table. Columns that could not be resolved to one table are no
 /// table's: a NOTICE counts them, `SHOW UNRESOLVED` lists them.
-pub fn tables(handle: &ServerHandle, page: &Page) -> Report {
+pub fn tables(handle: &dyn ReportView, page: &Page) -> Report {
     let mut pager: Pager<((String, String), Acc)> = Pager::new(page);
     let rows = handle.usage_rows();
     let left_out = rows

@@ -7,8 +7,8 @@
 use super::page::{client_key, KeyPart, Page, Pager};
 use super::{client_cells, columns, Cell, Report};
 use crate::admin::dependents::Target;
+use crate::admin::view::ReportView;
 use crate::analysis::Mode;
-use crate::proxy::ServerHandle;
 use crate::usage::UsageRow;
 
 /// The NOTICE a report adds when `n` unresolved uses are left out of it.
@@ -23,7 +23,7 @@ pub(crate) fn left_out_notice(n: usize) -> Option<String> {
 
 /// Unresolved column uses of `page.client`, or those that may be on
 /// `page.table`, one page at a time.
-pub fn unresolved(handle: &ServerHandle, page: &Page) -> Report {
+pub fn unresolved(handle: &dyn ReportView, page: &Page) -> Report {
     paged_rows(&handle.usage_rows(), page)
 }
 

@@ -4,8 +4,8 @@
 use super::page::{client_key, Key, KeyPart, Page, Pager};
 use super::{columns, unresolved, Cell, Report};
 use crate::admin::dependents::Target;
+use crate::admin::view::ReportView;
 use crate::analysis::Mode;
-use crate::proxy::ServerHandle;
 use crate::usage::UsageRow;
 
 /// Schema, table, column, client, fingerprint, mode, dependency: the order
@@ -36,7 +36,7 @@ fn mode(m: Mode) -> &'static str {
 /// column including implicit uses of all columns), of `page.client`.
 /// Columns that could not be resolved to one table are not rows here: a
 /// NOTICE counts them, `SHOW UNRESOLVED` lists them.
-pub fn usage(handle: &ServerHandle, page: &Page) -> Report {
+pub fn usage(handle: &dyn ReportView, page: &Page) -> Report {
     paged_rows(handle.usage_rows(), page)
 }
 

@@ -1,9 +1,9 @@
 //! `add-check-validating`: ADD CHECK without NOT VALID.
 
 use super::support::{no_constraint, pg_name, relaxed, single, validate};
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
 use crate::policy::tokens::ident;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Plan, Rule, Statement, Step};
 
 /// The rule.

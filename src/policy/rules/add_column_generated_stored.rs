@@ -1,8 +1,8 @@
 //! `add-column-generated-stored`: ADD COLUMN ... GENERATED ALWAYS AS (...) STORED.
 
 use super::support::relaxed;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

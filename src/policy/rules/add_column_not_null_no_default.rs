@@ -1,7 +1,7 @@
 //! `add-column-not-null-no-default`: ADD COLUMN ... NOT NULL without DEFAULT.
 
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

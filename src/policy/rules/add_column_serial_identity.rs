@@ -2,8 +2,8 @@
 //! to a table with rows.
 
 use super::support::relaxed;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

@@ -2,8 +2,8 @@
 //! expression (or any default before PG 11).
 
 use super::support::{new_columns, relaxed};
-use crate::config::PolicySettings;
 use crate::policy::statement::{DefaultKind, Op};
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

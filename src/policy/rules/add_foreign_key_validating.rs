@@ -2,9 +2,9 @@
 //! REFERENCES) without NOT VALID.
 
 use super::support::{no_constraint, pg_name, relaxed, single, validate};
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
 use crate::policy::tokens::{ident, qualified};
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Plan, Rule, Statement, Step};
 
 /// The rule.

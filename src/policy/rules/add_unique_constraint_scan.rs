@@ -2,9 +2,9 @@
 //! INDEX (also ADD COLUMN ... UNIQUE).
 
 use super::support::{drop_invalid_index, index_in, no_constraint, pg_name, relaxed, single};
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
 use crate::policy::tokens::{ident, qualified};
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Plan, Rule, Statement, Step};
 
 /// The rule.

@@ -1,8 +1,8 @@
 //! `alter-identity-in-use`: ALTER COLUMN ... identity change (ADD/SET GENERATED, DROP IDENTITY, RESTART) while the column is in use.
 
 use super::support::in_use;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
 
 /// The rule.

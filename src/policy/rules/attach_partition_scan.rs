@@ -2,8 +2,8 @@
 //! matching the bound.
 
 use super::support::relaxed;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

@@ -1,8 +1,8 @@
 //! `concurrently-in-transaction`: a CONCURRENTLY form inside a transaction block.
 
-use crate::config::PolicySettings;
 use crate::policy::engine::TOOL_HINT;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

@@ -1,7 +1,7 @@
 //! `create-domain-with-constraint`: CREATE DOMAIN with a CHECK constraint.
 
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

@@ -1,8 +1,8 @@
 //! `create-index-nonconcurrent`: CREATE INDEX without CONCURRENTLY.
 
 use super::support::{drop_invalid_index, index_in, relaxed};
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Plan, Rule, Statement, Step};
 
 /// The rule.

@@ -1,7 +1,7 @@
 //! `ddl-after-writes-in-transaction`: DDL in a transaction that already wrote rows.
 
 use crate::analysis::StatementKind;
-use crate::config::PolicySettings;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

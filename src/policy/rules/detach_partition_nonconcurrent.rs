@@ -1,8 +1,8 @@
 //! `detach-partition-nonconcurrent`: DETACH PARTITION without CONCURRENTLY.
 
 use super::support::single;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Plan, Rule, Statement, Step};
 
 /// The rule.

@@ -1,9 +1,9 @@
 //! `domain-add-constraint-validating`: ALTER DOMAIN ... ADD CONSTRAINT
 //! without NOT VALID.
 
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
 use crate::policy::tokens::{ident, literal, qualified};
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Plan, Rule, Statement, Step};
 
 /// The rule.

@@ -1,7 +1,7 @@
 //! `drop-database`: DROP DATABASE.
 
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
 
 /// The rule.

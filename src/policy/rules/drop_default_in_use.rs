@@ -1,8 +1,8 @@
 //! `drop-default-in-use`: DROP DEFAULT while a client inserts without naming that column.
 
 use super::support::in_use;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
 
 /// The rule.

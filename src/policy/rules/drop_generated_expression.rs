@@ -1,7 +1,7 @@
 //! `drop-generated-expression`: ALTER COLUMN ... DROP EXPRESSION.
 
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

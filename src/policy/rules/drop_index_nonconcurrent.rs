@@ -1,8 +1,8 @@
 //! `drop-index-nonconcurrent`: DROP INDEX without CONCURRENTLY.
 
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
 use crate::policy::tokens::qualified;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Plan, Rule, Statement, Step};
 
 /// The rule.

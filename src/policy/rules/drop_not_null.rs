@@ -1,7 +1,7 @@
 //! `drop-not-null`: ALTER COLUMN ... DROP NOT NULL.
 
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

@@ -1,8 +1,8 @@
 //! `drop-schema-in-use`: DROP SCHEMA while another client used an object in it within usage.window.
 
 use super::support::in_use;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
 
 /// The rule.

@@ -1,8 +1,8 @@
 //! `drop-type-in-use`: DROP TYPE / DOMAIN while another client used it within usage.window.
 
 use super::support::in_use;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
 
 /// The rule.

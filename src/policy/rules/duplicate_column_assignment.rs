@@ -1,7 +1,7 @@
 //! `duplicate-column-assignment`: UPDATE that assigns the same column twice.
 
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

@@ -1,7 +1,7 @@
 //! `enum-value-ordering`: ALTER TYPE ... ADD VALUE BEFORE / AFTER.
 
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

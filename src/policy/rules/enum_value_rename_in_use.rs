@@ -1,8 +1,8 @@
 //! `enum-value-rename-in-use`: ALTER TYPE ... RENAME VALUE while another client used the enum within usage.window.
 
 use super::support::in_use;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
 
 /// The rule.

@@ -1,6 +1,6 @@
 //! `identifier-too-long`: an identifier longer than 63 bytes.
 
-use crate::config::PolicySettings;
+use crate::policy::PolicySettings;
 
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 

@@ -1,7 +1,7 @@
 //! `lock-table-explicit`: LOCK TABLE in a mode that blocks reads or writes.
 
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

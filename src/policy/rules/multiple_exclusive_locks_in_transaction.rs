@@ -2,7 +2,7 @@
 //! EXCLUSIVE on more than one table.
 
 use super::support::access_exclusive_targets;
-use crate::config::PolicySettings;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

@@ -1,7 +1,7 @@
 //! `prefer-timestamptz`: timestamp without time zone columns.
 
 use super::support::new_columns;
-use crate::config::PolicySettings;
+use crate::policy::PolicySettings;
 
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 

@@ -1,7 +1,7 @@
 //! `refresh-matview-nonconcurrent`: REFRESH MATERIALIZED VIEW without CONCURRENTLY.
 
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Plan, Rule, Statement, Step};
 
 /// The rule.

@@ -1,8 +1,8 @@
 //! `rename-column-in-use`: RENAME COLUMN while another client used the column within usage.window.
 
 use super::support::in_use;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
 
 /// The rule.

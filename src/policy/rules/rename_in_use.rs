@@ -1,8 +1,8 @@
 //! `rename-in-use`: RENAME of a view, sequence, function, type or schema while another client used it within usage.window.
 
 use super::support::in_use;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
 
 /// The rule.

@@ -1,7 +1,7 @@
 //! `robust-statement`: CREATE / DROP / ADD COLUMN without IF [NOT] EXISTS outside a transaction.
 
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

@@ -1,8 +1,8 @@
 //! `set-logged-unlogged`: ALTER TABLE ... SET LOGGED / SET UNLOGGED.
 
 use super::support::relaxed;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

@@ -1,9 +1,9 @@
 //! `set-not-null-scan`: ALTER COLUMN ... SET NOT NULL.
 
 use super::support::{no_constraint, pg_name, relaxed, single, validate};
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
 use crate::policy::tokens::{ident, qualified};
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Plan, Rule, Statement, Step};
 
 /// The rule.

@@ -1,8 +1,8 @@
 //! `set-schema-in-use`: SET SCHEMA while another client used the object within usage.window.
 
 use super::support::in_use;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

@@ -2,10 +2,10 @@
 //! constraints and indexes as Postgres would choose them, and catalog
 //! queries that keep rewrite steps idempotent.
 
-use crate::config::PolicySettings;
 use crate::policy::context::{Context, Dependent};
 use crate::policy::statement::{Name, NewColumn, ObjectKind, Op, Statement};
 use crate::policy::tokens::{ident, literal, qualified};
+use crate::policy::PolicySettings;
 
 /// True when a rule about touching every row of `table` relaxes (new in
 /// this transaction/session, or below `small_table_rows`).

@@ -1,7 +1,7 @@
 //! `uncommitted-transaction`: BEGIN without a COMMIT later in the file.
 
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

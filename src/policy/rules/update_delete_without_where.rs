@@ -1,8 +1,8 @@
 //! `update-delete-without-where`: UPDATE/DELETE without WHERE on a large table.
 
 use super::support::relaxed;
-use crate::config::PolicySettings;
 use crate::policy::statement::Op;
+use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, Rule, Statement};
 
 /// The rule.

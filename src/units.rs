@@ -1,4 +1,5 @@
-//! Value types of `proxy.toml` that parse from human-friendly strings.
+//! Value types that parse from human-friendly strings (`"10s"`, `"64MB"`),
+//! shared by `config` and the modules that own their own settings sections.
 //!
 //! Parsing happens during deserialization so that a bad value is reported by
 //! the TOML parser with the exact position of that value.
@@ -91,23 +92,6 @@ impl Serialize for ByteSize {
         };
         s.serialize_str(&text)
     }
-}
-
-/// How the proxy secures its connection to the upstream, as libpq's `sslmode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum UpstreamTls {
-    /// Plain TCP only.
-    Disable,
-    /// TLS when the server offers it, without verifying its certificate.
-    #[default]
-    Prefer,
-    /// TLS or fail; the certificate is verified against `ca_file` when one is set.
-    Require,
-    /// TLS with the certificate chain verified against `ca_file`.
-    VerifyCa,
-    /// As `verify-ca`, and the certificate must name `upstream.host`.
-    VerifyFull,
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Connections to the upstream Postgres: TCP, the TLS negotiation of
 //! `upstream.tls`, and out-of-band cancel requests.
 
+use super::settings::{UpstreamConfig, UpstreamTls};
 use super::stream::Stream;
 use super::tls::{self, TlsError};
-use crate::config::{UpstreamConfig, UpstreamTls};
 use crate::wire::startup::{cancel_request, ssl_request};
 use std::io;
 use thiserror::Error;

@@ -1,7 +1,7 @@
 //! rustls configurations: the acceptor towards clients and the connector
 //! towards the upstream, with libpq's `sslmode` semantics.
 
-use crate::config::{UpstreamConfig, UpstreamTls};
+use super::settings::{UpstreamConfig, UpstreamTls};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{self, CryptoProvider};

@@ -1,0 +1,70 @@
+//! Counters the relay bumps and `/metrics` reads: plain atomics with no
+//! behaviour, below both the proxy that writes them and the admin surfaces
+//! that read them.
+
+use std::sync::atomic::AtomicU64;
+
+/// Counters exported in logs now and as metrics later.
+#[derive(Default)]
+pub struct Counters {
+    /// Sessions accepted since start.
+    pub sessions_total: AtomicU64,
+    /// Sessions refused for `max_client_connections`.
+    pub sessions_refused: AtomicU64,
+    /// Client messages of a type the proxy does not know, relayed unchanged.
+    pub unknown_client_messages: AtomicU64,
+    /// Server messages of a type the proxy does not know, relayed unchanged.
+    pub unknown_server_messages: AtomicU64,
+    /// Sessions ended for a protocol violation by the client.
+    pub protocol_violations: AtomicU64,
+}
+
+/// Bytes relayed by all sessions, each way.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Bytes read from clients.
+    pub from_clients: AtomicU64,
+    /// Bytes read from the upstream.
+    pub from_server: AtomicU64,
+}
+
+/// What the gates of all sessions did (for metrics).
+#[derive(Debug, Default)]
+pub struct GateStats {
+    /// Statements handed to the judge.
+    pub judged: AtomicU64,
+    /// Statements forwarded with warnings.
+    pub warned: AtomicU64,
+    /// Statements refused.
+    pub blocked: AtomicU64,
+    /// Statements replaced by their safe sequence.
+    pub rewritten: AtomicU64,
+    /// Statements run under guarded execution.
+    pub guarded: AtomicU64,
+    /// Guarded attempts that hit their lock timeout.
+    pub lock_timeouts: AtomicU64,
+    /// Guarded statements that waited in pre-flight for an old transaction.
+    pub preflight_waits: AtomicU64,
+    /// Policy findings by (rule id, action in force); rare, so a lock is fine.
+    pub findings: std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+impl GateStats {
+    /// Counts one finding of `rule` with `action` in force.
+    pub fn finding(&self, rule: &'static str, action: &'static str) {
+        let mut f = match self.findings.lock() {
+            Ok(f) => f,
+            Err(p) => p.into_inner(),
+        };
+        *f.entry((rule, action)).or_default() += 1;
+    }
+
+    /// The findings counted so far.
+    pub fn findings(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let f = match self.findings.lock() {
+            Ok(f) => f,
+            Err(p) => p.into_inner(),
+        };
+        f.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+}
