@@ -48,6 +48,9 @@ pub struct Rewrite {
     pub tag: String,
     /// Warnings to send with the answer.
     pub notices: Vec<ProxyError>,
+    /// Guarded execution for the steps that take a strong lock (set by the
+    /// gate from the policy in force).
+    pub guard: Option<GuardSettings>,
 }
 
 /// One step of a rewrite.
@@ -230,7 +233,11 @@ enum Stop {
 }
 
 /// The guarded form of `statement` when it takes a strong lock.
-fn guarded(statement: &str, in_transaction: bool, settings: &GuardSettings) -> Option<Guarded> {
+pub(super) fn guarded(
+    statement: &str,
+    in_transaction: bool,
+    settings: &GuardSettings,
+) -> Option<Guarded> {
     let classified = classify(&fingerprint(statement).text);
     let (lock, relations) = lock::strong_lock(&classified)?;
     Some(Guarded {
@@ -487,8 +494,9 @@ impl Gate {
                 }
                 guard(&policy)
             }
-            Judgement::Rewrite(rewrite) => {
+            Judgement::Rewrite(mut rewrite) => {
                 self.stats.rewritten.fetch_add(1, Ordering::Relaxed);
+                rewrite.guard = policy.guard.clone();
                 Stop::Hold(HeldWork::Rewrite(rewrite))
             }
             Judgement::Block(error) => {
@@ -616,6 +624,7 @@ mod tests {
                     }],
                     tag: "CREATE INDEX".into(),
                     notices: Vec::new(),
+                    guard: None,
                 })
             } else if sql.contains("risky") {
                 Judgement::Warn(vec![ProxyError::warning("01000", "careful")])

@@ -6,7 +6,7 @@
 //! did, then ReadyForQuery.
 
 use super::exchange;
-use super::gate::{GateStats, Guarded, Rewrite};
+use super::gate::{self, GateStats, Guarded, Rewrite};
 use super::relay::{Relay, RelayEnd};
 use crate::guard::{self, backoff, blockers};
 use crate::policy::tokens::literal;
@@ -14,6 +14,20 @@ use crate::wire::messages::ProxyError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
+
+/// How the attempts of a guarded statement ended.
+struct Attempts {
+    /// The last attempt's replies.
+    outcome: exchange::Outcome,
+    /// Transaction status after the proxy's own clean-up statements.
+    status: u8,
+    /// The last attempt hit its lock timeout.
+    timed_out: bool,
+    /// Attempts made.
+    attempts: u32,
+    /// The lock timeout of each attempt.
+    timeout_ms: u64,
+}
 
 /// The savepoint guarded execution retries from inside a transaction block.
 const SAVEPOINT: &str = "ddlguard_attempt";
@@ -42,7 +56,24 @@ impl Relay {
                     continue;
                 }
             }
-            let o = self.own_statement(&step.sql, &mut for_client).await?;
+            // A step that takes a strong lock (ADD CONSTRAINT ... NOT VALID,
+            // SET NOT NULL, ...) runs guarded like any such DDL.
+            let guarded = rewrite
+                .guard
+                .as_ref()
+                .and_then(|settings| gate::guarded(&step.sql, false, settings));
+            let o = match guarded {
+                Some(g) => match self.guarded_attempts(&g, false, &mut for_client).await? {
+                    Some(done) => {
+                        copy_async_frames(&done.outcome.frames, &mut for_client);
+                        let mut o = done.outcome;
+                        o.status = done.status;
+                        o
+                    }
+                    None => self.own_statement(&step.sql, &mut for_client).await?,
+                },
+                None => self.own_statement(&step.sql, &mut for_client).await?,
+            };
             status = o.status;
             match o.error {
                 Some(e) => {
@@ -79,7 +110,6 @@ impl Relay {
     /// ReadyForQuery). Notices about waits and retries go out at once.
     pub(super) async fn run_guarded(&mut self, g: &Guarded) -> Result<Vec<u8>, RelayEnd> {
         let mut for_client = Vec::new();
-        let s = &g.settings;
         // Everything before the statement has been answered: the status of
         // the last ReadyForQuery is the session's (the gate could only guess
         // from what was pipelined).
@@ -94,20 +124,64 @@ impl Relay {
                 return Ok(for_client);
             }
         };
-        let shown = self
-            .own_statement("SHOW lock_timeout", &mut for_client)
-            .await?;
+        let Some(done) = self
+            .guarded_attempts(g, in_transaction, &mut for_client)
+            .await?
+        else {
+            // Cannot read the setting back: run the statement as sent.
+            let outcome = self.client_statement(&g.sql).await?;
+            for_client.extend_from_slice(&outcome.frames);
+            for_client.extend_from_slice(&exchange::ready_for_query(outcome.status));
+            return Ok(for_client);
+        };
+        if done.timed_out {
+            let blockers = self.blockers(g, 0, &mut for_client).await?;
+            let detail = if blockers.is_empty() {
+                "the sessions that held the lock had ended when ddlguard looked".to_string()
+            } else {
+                format!("blocked by {}", blockers::list(&blockers))
+            };
+            copy_frames_but_errors(&done.outcome.frames, &mut for_client);
+            ProxyError::error(
+                "55P03",
+                format!(
+                    "ddlguard: {} on {} could not get its {} lock in {} attempts of {}ms each",
+                    g.command,
+                    g.target_names.join(", "),
+                    g.lock.as_sql(),
+                    done.attempts,
+                    done.timeout_ms
+                ),
+            )
+            .with_detail(detail)
+            .with_hint("end or wait for the sessions named (pg_terminate_backend(pid) ends one), then run the statement again; policy.lock_timeout and policy.max_attempts set how long ddlguard tries")
+            .encode(&mut for_client);
+        } else {
+            for_client.extend_from_slice(&done.outcome.frames);
+        }
+        for_client.extend_from_slice(&exchange::ready_for_query(done.status));
+        Ok(for_client)
+    }
+
+    /// The attempt loop of guarded execution: pre-flight, the attempt under
+    /// its lock timeout (from a savepoint inside a transaction block),
+    /// retries with backoff on 55P03, the client's lock_timeout restored.
+    /// `None` when the session's lock_timeout cannot be read (nothing ran).
+    async fn guarded_attempts(
+        &mut self,
+        g: &Guarded,
+        in_transaction: bool,
+        for_client: &mut Vec<u8>,
+    ) -> Result<Option<Attempts>, RelayEnd> {
+        let s = &g.settings;
+        let shown = self.own_statement("SHOW lock_timeout", for_client).await?;
         let saved = shown
             .rows
             .first()
             .and_then(|r| r.first().cloned().flatten())
             .filter(|_| shown.error.is_none());
         let Some(saved) = saved else {
-            // Cannot read the setting back: run the statement as sent.
-            let outcome = self.client_statement(&g.sql).await?;
-            for_client.extend_from_slice(&outcome.frames);
-            for_client.extend_from_slice(&exchange::ready_for_query(outcome.status));
-            return Ok(for_client);
+            return Ok(None);
         };
         let timeout_ms = s.attempt_timeout_ms(guard::parse_setting_ms(&saved));
         let scope = if in_transaction { "LOCAL" } else { "SESSION" };
@@ -117,14 +191,14 @@ impl Relay {
         loop {
             attempt += 1;
             let last = attempt >= s.max_attempts.max(1);
-            self.preflight(g, &mut for_client).await?;
+            self.preflight(g, for_client).await?;
             if in_transaction {
-                self.own_statement(&format!("SAVEPOINT {SAVEPOINT}"), &mut for_client)
+                self.own_statement(&format!("SAVEPOINT {SAVEPOINT}"), for_client)
                     .await?;
             }
             self.own_statement(
                 &format!("SET {scope} lock_timeout = '{timeout_ms}ms'"),
-                &mut for_client,
+                for_client,
             )
             .await?;
             let outcome = self.client_statement(&g.sql).await?;
@@ -135,68 +209,49 @@ impl Relay {
             }
             let retry = timed_out && !last;
             if !in_transaction {
-                status = self.own_statement(&restore, &mut for_client).await?.status;
+                status = self.own_statement(&restore, for_client).await?.status;
             } else if retry {
                 // Undoes the attempt and the SET LOCAL made after the savepoint.
                 for sql in [
                     format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"),
                     format!("RELEASE SAVEPOINT {SAVEPOINT}"),
                 ] {
-                    status = self.own_statement(&sql, &mut for_client).await?.status;
+                    status = self.own_statement(&sql, for_client).await?.status;
                 }
             } else if outcome.error.is_none() {
                 for sql in [format!("RELEASE SAVEPOINT {SAVEPOINT}"), restore.clone()] {
-                    status = self.own_statement(&sql, &mut for_client).await?.status;
+                    status = self.own_statement(&sql, for_client).await?.status;
                 }
             }
             // Else the statement failed in the transaction, which is now
             // aborted as Postgres leaves it; its end undoes the SET LOCAL.
-            if retry {
-                // Notifications and parameter changes of the failed attempt
-                // still belong to the client.
-                copy_async_frames(&outcome.frames, &mut for_client);
-                let blockers = self.blockers(g, 0, &mut for_client).await?;
-                let pause = backoff::pause(attempt, s.retry_backoff_max, backoff::unit());
-                let mut notice = ProxyError::notice(format!(
-                    "ddlguard: {} on {targets} gave up waiting for its {} lock after {timeout_ms}ms (attempt {attempt} of {}), so that other sessions do not queue behind it; retrying in {:.1}s",
-                    g.command,
-                    g.lock.as_sql(),
-                    s.max_attempts,
-                    pause.as_secs_f64()
-                ));
-                if !blockers.is_empty() {
-                    notice =
-                        notice.with_detail(format!("blocked by {}", blockers::list(&blockers)));
-                }
-                notice.encode(&mut for_client);
-                self.send_client(&mut for_client).await?;
-                tokio::time::sleep(pause).await;
-                continue;
+            if !retry {
+                return Ok(Some(Attempts {
+                    outcome,
+                    status,
+                    timed_out,
+                    attempts: attempt,
+                    timeout_ms,
+                }));
             }
-            if timed_out {
-                let blockers = self.blockers(g, 0, &mut for_client).await?;
-                let detail = if blockers.is_empty() {
-                    "the sessions that held the lock had ended when ddlguard looked".to_string()
-                } else {
-                    format!("blocked by {}", blockers::list(&blockers))
-                };
-                copy_frames_but_errors(&outcome.frames, &mut for_client);
-                ProxyError::error(
-                    "55P03",
-                    format!(
-                        "ddlguard: {} on {targets} could not get its {} lock in {attempt} attempts of {timeout_ms}ms each",
-                        g.command,
-                        g.lock.as_sql()
-                    ),
-                )
-                .with_detail(detail)
-                .with_hint("end or wait for the sessions named (pg_terminate_backend(pid) ends one), then run the statement again; policy.lock_timeout and policy.max_attempts set how long ddlguard tries")
-                .encode(&mut for_client);
-            } else {
-                for_client.extend_from_slice(&outcome.frames);
+            // Notifications and parameter changes of the failed attempt
+            // still belong to the client.
+            copy_async_frames(&outcome.frames, for_client);
+            let blockers = self.blockers(g, 0, for_client).await?;
+            let pause = backoff::pause(attempt, s.retry_backoff_max, backoff::unit());
+            let mut notice = ProxyError::notice(format!(
+                "ddlguard: {} on {targets} gave up waiting for its {} lock after {timeout_ms}ms (attempt {attempt} of {}), so that other sessions do not queue behind it; retrying in {:.1}s",
+                g.command,
+                g.lock.as_sql(),
+                s.max_attempts,
+                pause.as_secs_f64()
+            ));
+            if !blockers.is_empty() {
+                notice = notice.with_detail(format!("blocked by {}", blockers::list(&blockers)));
             }
-            for_client.extend_from_slice(&exchange::ready_for_query(status));
-            return Ok(for_client);
+            notice.encode(for_client);
+            self.send_client(for_client).await?;
+            tokio::time::sleep(pause).await;
         }
     }
 

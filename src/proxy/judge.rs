@@ -150,6 +150,7 @@ impl Judge for PolicyJudge {
                     .collect(),
                 tag: plan.tag,
                 notices: warnings,
+                guard: None,
             }),
             Verdict::DeferAfterCommit(plan) => {
                 warn!("policy.in_transaction = \"after-commit\" is not available yet; the statement is refused");

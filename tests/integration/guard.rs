@@ -249,3 +249,63 @@ async fn guarded_ddl_after_a_large_query_or_an_extended_copy_is_answered() {
         101
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_steps_of_a_rewrite_that_take_a_strong_lock_are_guarded_too() {
+    let (cluster, db, direct) = setup("guard_rewrite_steps").await;
+    let proxy = TestProxy::start(cluster).await;
+    let blocker = connect(&format!(
+        "{} application_name=open_report",
+        cluster.direct_conn(&db)
+    ))
+    .await;
+    blocker
+        .batch_execute("BEGIN; SELECT count(*) FROM items;")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // add-check-validating: ADD ... NOT VALID (ACCESS EXCLUSIVE), then VALIDATE.
+    let (migrator, notices) = with_notices(&proxy.conn(&db)).await;
+    let alter = tokio::spawn(async move {
+        migrator
+            .batch_execute("ALTER TABLE items ADD CONSTRAINT id_positive CHECK (id > 0)")
+            .await
+    });
+    let reader = proxy.connect(&db).await;
+    for _ in 0..3 {
+        let read = reader.query_one("SELECT count(*) FROM items", &[]);
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("a reader is not queued behind the rewrite's first step")
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        !alter.is_finished(),
+        "the step waits for the old transaction"
+    );
+    assert!(
+        notices
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n.contains("outside the lock queue") && n.contains("open_report")),
+        "{:?}",
+        notices.lock().unwrap()
+    );
+    blocker.batch_execute("COMMIT").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), alter)
+        .await
+        .expect("the rewrite finishes once the blocker ended")
+        .unwrap()
+        .unwrap();
+    let valid: bool = direct
+        .query_one(
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'id_positive'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(valid, "the check ends validated");
+}
