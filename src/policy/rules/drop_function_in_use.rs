@@ -1,7 +1,6 @@
 //! `drop-function-in-use`: DROP FUNCTION / PROCEDURE while another client called it within usage.window.
 
-use super::support::in_use;
-use crate::policy::statement::Op;
+use super::support::dropped_in_use;
 use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
 
@@ -19,19 +18,7 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(st: &Statement, ctx: &Context, _s: &PolicySettings) -> Option<Hit> {
-    st.ops
-        .iter()
-        .find_map(|op| match op {
-            Op::Drop {
-                kind: ObjectKind::Function,
-                names,
-                ..
-            } => names
-                .iter()
-                .find_map(|n| in_use(ctx, ObjectKind::Function, n, None, "DROP FUNCTION removes")),
-            _ => None,
-        })
-        .map(Hit::new)
+    dropped_in_use(st, ctx, &[ObjectKind::Function], "DROP FUNCTION removes")
 }
 
 #[cfg(test)]
@@ -41,18 +28,11 @@ mod tests {
 
     #[test]
     fn fires_only_when_another_client_used_it() {
-        let found = hit_in(&RULE, "DROP FUNCTION used_f(int)", &used("used_f")).expect("in use");
-        assert!(
-            found.reason.contains("billing@reporter"),
-            "{}",
-            found.reason
+        assert_fires_only_when_used(
+            &RULE,
+            "DROP FUNCTION used_f(int)",
+            "used_f",
+            "DROP FUNCTION other()",
         );
-        assert!(
-            found.reason.contains("explicit") && found.reason.contains("select a from t"),
-            "{}",
-            found.reason
-        );
-        assert!(hit(&RULE, "DROP FUNCTION used_f(int)").is_none());
-        assert!(hit_in(&RULE, "DROP FUNCTION other()", &used("used_f")).is_none());
     }
 }

@@ -1,7 +1,6 @@
 //! `drop-schema-in-use`: DROP SCHEMA while another client used an object in it within usage.window.
 
-use super::support::in_use;
-use crate::policy::statement::Op;
+use super::support::dropped_in_use;
 use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
 
@@ -19,19 +18,7 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(st: &Statement, ctx: &Context, _s: &PolicySettings) -> Option<Hit> {
-    st.ops
-        .iter()
-        .find_map(|op| match op {
-            Op::Drop {
-                kind: ObjectKind::Schema,
-                names,
-                ..
-            } => names
-                .iter()
-                .find_map(|n| in_use(ctx, ObjectKind::Schema, n, None, "DROP SCHEMA removes")),
-            _ => None,
-        })
-        .map(Hit::new)
+    dropped_in_use(st, ctx, &[ObjectKind::Schema], "DROP SCHEMA removes")
 }
 
 #[cfg(test)]
@@ -41,18 +28,11 @@ mod tests {
 
     #[test]
     fn fires_only_when_another_client_used_it() {
-        let found = hit_in(&RULE, "DROP SCHEMA used_s CASCADE", &used("used_s")).expect("in use");
-        assert!(
-            found.reason.contains("billing@reporter"),
-            "{}",
-            found.reason
+        assert_fires_only_when_used(
+            &RULE,
+            "DROP SCHEMA used_s CASCADE",
+            "used_s",
+            "DROP SCHEMA other",
         );
-        assert!(
-            found.reason.contains("explicit") && found.reason.contains("select a from t"),
-            "{}",
-            found.reason
-        );
-        assert!(hit(&RULE, "DROP SCHEMA used_s CASCADE").is_none());
-        assert!(hit_in(&RULE, "DROP SCHEMA other", &used("used_s")).is_none());
     }
 }

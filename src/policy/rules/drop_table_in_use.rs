@@ -1,7 +1,6 @@
 //! `drop-table-in-use`: DROP TABLE while another client used the table within usage.window.
 
-use super::support::in_use;
-use crate::policy::statement::Op;
+use super::support::dropped_in_use;
 use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
 
@@ -19,19 +18,7 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(st: &Statement, ctx: &Context, _s: &PolicySettings) -> Option<Hit> {
-    st.ops
-        .iter()
-        .find_map(|op| match op {
-            Op::Drop {
-                kind: ObjectKind::Table,
-                names,
-                ..
-            } => names
-                .iter()
-                .find_map(|n| in_use(ctx, ObjectKind::Table, n, None, "DROP TABLE removes")),
-            _ => None,
-        })
-        .map(Hit::new)
+    dropped_in_use(st, ctx, &[ObjectKind::Table], "DROP TABLE removes")
 }
 
 #[cfg(test)]
@@ -41,18 +28,6 @@ mod tests {
 
     #[test]
     fn fires_only_when_another_client_used_it() {
-        let found = hit_in(&RULE, "DROP TABLE used_t", &used("used_t")).expect("in use");
-        assert!(
-            found.reason.contains("billing@reporter"),
-            "{}",
-            found.reason
-        );
-        assert!(
-            found.reason.contains("explicit") && found.reason.contains("select a from t"),
-            "{}",
-            found.reason
-        );
-        assert!(hit(&RULE, "DROP TABLE used_t").is_none());
-        assert!(hit_in(&RULE, "DROP TABLE other", &used("used_t")).is_none());
+        assert_fires_only_when_used(&RULE, "DROP TABLE used_t", "used_t", "DROP TABLE other");
     }
 }

@@ -1,7 +1,6 @@
 //! `drop-type-in-use`: DROP TYPE / DOMAIN while another client used it within usage.window.
 
-use super::support::in_use;
-use crate::policy::statement::Op;
+use super::support::dropped_in_use;
 use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
 
@@ -19,19 +18,7 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(st: &Statement, ctx: &Context, _s: &PolicySettings) -> Option<Hit> {
-    st.ops
-        .iter()
-        .find_map(|op| match op {
-            Op::Drop {
-                kind: ObjectKind::Type,
-                names,
-                ..
-            } => names
-                .iter()
-                .find_map(|n| in_use(ctx, ObjectKind::Type, n, None, "DROP TYPE removes")),
-            _ => None,
-        })
-        .map(Hit::new)
+    dropped_in_use(st, ctx, &[ObjectKind::Type], "DROP TYPE removes")
 }
 
 #[cfg(test)]
@@ -41,18 +28,6 @@ mod tests {
 
     #[test]
     fn fires_only_when_another_client_used_it() {
-        let found = hit_in(&RULE, "DROP TYPE used_ty", &used("used_ty")).expect("in use");
-        assert!(
-            found.reason.contains("billing@reporter"),
-            "{}",
-            found.reason
-        );
-        assert!(
-            found.reason.contains("explicit") && found.reason.contains("select a from t"),
-            "{}",
-            found.reason
-        );
-        assert!(hit(&RULE, "DROP TYPE used_ty").is_none());
-        assert!(hit_in(&RULE, "DROP TYPE other", &used("used_ty")).is_none());
+        assert_fires_only_when_used(&RULE, "DROP TYPE used_ty", "used_ty", "DROP TYPE other");
     }
 }

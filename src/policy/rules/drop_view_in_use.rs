@@ -1,7 +1,6 @@
 //! `drop-view-in-use`: DROP VIEW / MATERIALIZED VIEW while another client used it within usage.window.
 
-use super::support::in_use;
-use crate::policy::statement::Op;
+use super::support::dropped_in_use;
 use crate::policy::PolicySettings;
 use crate::policy::{Action, Category, Context, Hit, ObjectKind, Rule, Statement};
 
@@ -19,19 +18,12 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(st: &Statement, ctx: &Context, _s: &PolicySettings) -> Option<Hit> {
-    st.ops
-        .iter()
-        .find_map(|op| match op {
-            Op::Drop {
-                kind: kind @ (ObjectKind::View | ObjectKind::MaterializedView),
-                names,
-                ..
-            } => names
-                .iter()
-                .find_map(|n| in_use(ctx, *kind, n, None, "DROP VIEW removes")),
-            _ => None,
-        })
-        .map(Hit::new)
+    dropped_in_use(
+        st,
+        ctx,
+        &[ObjectKind::View, ObjectKind::MaterializedView],
+        "DROP VIEW removes",
+    )
 }
 
 #[cfg(test)]
@@ -41,18 +33,6 @@ mod tests {
 
     #[test]
     fn fires_only_when_another_client_used_it() {
-        let found = hit_in(&RULE, "DROP VIEW used_v", &used("used_v")).expect("in use");
-        assert!(
-            found.reason.contains("billing@reporter"),
-            "{}",
-            found.reason
-        );
-        assert!(
-            found.reason.contains("explicit") && found.reason.contains("select a from t"),
-            "{}",
-            found.reason
-        );
-        assert!(hit(&RULE, "DROP VIEW used_v").is_none());
-        assert!(hit_in(&RULE, "DROP VIEW other", &used("used_v")).is_none());
+        assert_fires_only_when_used(&RULE, "DROP VIEW used_v", "used_v", "DROP VIEW other");
     }
 }

@@ -5,7 +5,7 @@
 use crate::policy::context::{Context, Dependent};
 use crate::policy::statement::{Name, NewColumn, ObjectKind, Op, Statement};
 use crate::policy::tokens::{ident, literal, qualified};
-use crate::policy::PolicySettings;
+use crate::policy::{Hit, PolicySettings};
 
 /// True when a rule about touching every row of `table` relaxes (new in
 /// this transaction/session, or below `small_table_rows`).
@@ -75,6 +75,25 @@ pub fn in_use(
         deps.len(),
         describe(&deps)
     ))
+}
+
+/// The finding of a `DROP <kind>` of an object another client used:
+/// the first dropped name of one of `kinds` that is in use.
+pub fn dropped_in_use(
+    st: &Statement,
+    ctx: &Context,
+    kinds: &[ObjectKind],
+    what: &str,
+) -> Option<Hit> {
+    st.ops
+        .iter()
+        .find_map(|op| match op {
+            Op::Drop { kind, names, .. } if kinds.contains(kind) => {
+                names.iter().find_map(|n| in_use(ctx, *kind, n, None, what))
+            }
+            _ => None,
+        })
+        .map(Hit::new)
 }
 
 /// Postgres's 63-byte identifier limit, cut on a character boundary.
@@ -202,6 +221,30 @@ pub mod testing {
 
     /// The rule's finding on `sql` with a default context (no catalog, not
     /// in a transaction, PG 15).
+    /// A usage-aware drop rule fires on `used_sql` when another client
+    /// used `name` (naming it, its dependency and fingerprint), and neither
+    /// without usage nor on `other_sql`.
+    pub fn assert_fires_only_when_used(
+        rule: &Rule,
+        used_sql: &str,
+        name: &'static str,
+        other_sql: &str,
+    ) {
+        let found = hit_in(rule, used_sql, &used(name)).expect("in use");
+        assert!(
+            found.reason.contains("billing@reporter"),
+            "{}",
+            found.reason
+        );
+        assert!(
+            found.reason.contains("explicit") && found.reason.contains("select a from t"),
+            "{}",
+            found.reason
+        );
+        assert!(hit(rule, used_sql).is_none());
+        assert!(hit_in(rule, other_sql, &used(name)).is_none());
+    }
+
     pub fn hit(rule: &Rule, sql: &str) -> Option<Hit> {
         hit_in(rule, sql, &Context::default())
     }
