@@ -590,6 +590,31 @@ TARGETS=(direct ddlguard)
 [ -n "${BASELINE_BIN:-}" ] && TARGETS+=(ddlguard-base)
 [ -n "$PGBOUNCER_BIN" ] && TARGETS+=(pgbouncer)
 
+# A table of ddlguard against another target of the rotation (medians):
+# compare_table TARGET TITLE THIS-LABEL OTHER-LABEL
+compare_table() {
+  local other="$1" title="$2" this_l="$3" other_l="$4" mode c on_tps off_tps on_cpu off_cpu cost dcpu
+  echo
+  echo "$title"
+  echo
+  echo "| mode | clients | $this_l TPS | $other_l TPS | TPS cost | $this_l CPU µs/txn | $other_l CPU µs/txn | CPU cost µs/txn |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  for mode in "${MODE_LIST[@]}"; do
+    for c in "${CLIENT_LIST[@]}"; do
+      # shellcheck disable=SC2086 # word splitting of the per-round lists is intended
+      {
+        on_tps="$(median ${R_TPS["$mode|$c|ddlguard"]})"
+        off_tps="$(median ${R_TPS["$mode|$c|$other"]})"
+        on_cpu="$(median ${R_CPU["$mode|$c|ddlguard"]})"
+        off_cpu="$(median ${R_CPU["$mode|$c|$other"]})"
+      }
+      cost="$(awk -v a="$on_tps" -v b="$off_tps" 'BEGIN { if (b + 0 > 0) printf "%+.1f%%", (b - a) / b * 100; else print "n/a" }')"
+      dcpu="$(awk -v a="$on_cpu" -v b="$off_cpu" 'BEGIN { if (b + 0 > 0) printf "%+.1f", a - b; else print "n/a" }')"
+      echo "| $mode | $c | $(fmt '%.0f' "$on_tps") | $(fmt '%.0f' "$off_tps") | $cost | $(fmt '%.1f' "$on_cpu") | $(fmt '%.1f' "$off_cpu") | $dcpu |"
+    done
+  done
+}
+
 target_port() {
   case "$1" in
     direct) echo "$PG_PORT" ;;
@@ -802,46 +827,10 @@ AGG="median of $ROUNDS rounds"
     done
   done
   if [ "${TRACKING:-on}" = compare ]; then
-    echo
-    echo "Usage tracking on vs off (the same binary, one more target in the same rotation):"
-    echo
-    echo "| mode | clients | tracking on TPS | tracking off TPS | TPS cost | on CPU µs/txn | off CPU µs/txn | CPU cost µs/txn |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-    for mode in "${MODE_LIST[@]}"; do
-      for c in "${CLIENT_LIST[@]}"; do
-        # shellcheck disable=SC2086 # word splitting of the per-round lists is intended
-        {
-          on_tps="$(median ${R_TPS["$mode|$c|ddlguard"]})"
-          off_tps="$(median ${R_TPS["$mode|$c|ddlguard-notrack"]})"
-          on_cpu="$(median ${R_CPU["$mode|$c|ddlguard"]})"
-          off_cpu="$(median ${R_CPU["$mode|$c|ddlguard-notrack"]})"
-        }
-        cost="$(awk -v a="$on_tps" -v b="$off_tps" 'BEGIN { if (b + 0 > 0) printf "%+.1f%%", (b - a) / b * 100; else print "n/a" }')"
-        dcpu="$(awk -v a="$on_cpu" -v b="$off_cpu" 'BEGIN { if (b + 0 > 0) printf "%+.1f", a - b; else print "n/a" }')"
-        echo "| $mode | $c | $(fmt '%.0f' "$on_tps") | $(fmt '%.0f' "$off_tps") | $cost | $(fmt '%.1f' "$on_cpu") | $(fmt '%.1f' "$off_cpu") | $dcpu |"
-      done
-    done
+    compare_table ddlguard-notrack "Usage tracking on vs off (the same binary, one more target in the same rotation):" "tracking on" "tracking off"
   fi
   if [ -n "${BASELINE_BIN:-}" ]; then
-    echo
-    echo "This build vs BASELINE_BIN ($BASELINE_BIN), same config, one more target in the same rotation:"
-    echo
-    echo "| mode | clients | this TPS | base TPS | TPS cost | this CPU µs/txn | base CPU µs/txn | CPU cost µs/txn |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-    for mode in "${MODE_LIST[@]}"; do
-      for c in "${CLIENT_LIST[@]}"; do
-        # shellcheck disable=SC2086 # word splitting of the per-round lists is intended
-        {
-          on_tps="$(median ${R_TPS["$mode|$c|ddlguard"]})"
-          off_tps="$(median ${R_TPS["$mode|$c|ddlguard-base"]})"
-          on_cpu="$(median ${R_CPU["$mode|$c|ddlguard"]})"
-          off_cpu="$(median ${R_CPU["$mode|$c|ddlguard-base"]})"
-        }
-        cost="$(awk -v a="$on_tps" -v b="$off_tps" 'BEGIN { if (b + 0 > 0) printf "%+.1f%%", (b - a) / b * 100; else print "n/a" }')"
-        dcpu="$(awk -v a="$on_cpu" -v b="$off_cpu" 'BEGIN { if (b + 0 > 0) printf "%+.1f", a - b; else print "n/a" }')"
-        echo "| $mode | $c | $(fmt '%.0f' "$on_tps") | $(fmt '%.0f' "$off_tps") | $cost | $(fmt '%.1f' "$on_cpu") | $(fmt '%.1f' "$off_cpu") | $dcpu |"
-      done
-    done
+    compare_table ddlguard-base "This build vs BASELINE_BIN ($BASELINE_BIN), same config, one more target in the same rotation:" "this" "base"
   fi
   echo
   echo "Memory, $IDLE_SESSIONS idle sessions (pgbench -n -c $IDLE_SESSIONS -j 2 -T 12 -f idle.sql, $IDLE_DESC; fresh proxy process, RSS sampled once all are connected):"

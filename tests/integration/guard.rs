@@ -22,21 +22,26 @@ async fn setup(name: &str) -> (&'static Cluster, String, Client) {
     (cluster, db, direct)
 }
 
+/// A direct session of `app` that read `items` in a transaction it keeps
+/// open (a report, a forgotten psql): it holds ACCESS SHARE until it ends.
+async fn open_reader(cluster: &Cluster, db: &str, app: &str) -> Client {
+    let reader = connect(&format!(
+        "{} application_name={app}",
+        cluster.direct_conn(db)
+    ))
+    .await;
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM items;")
+        .await
+        .unwrap();
+    reader
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ddl_waits_outside_the_lock_queue_for_an_old_transaction_and_names_it() {
     let (cluster, db, _direct) = setup("guard_preflight").await;
     let proxy = TestProxy::start(cluster).await;
-    // An old transaction that read the table and went idle (a report, a
-    // forgotten psql): it holds ACCESS SHARE until it ends.
-    let blocker = connect(&format!(
-        "{} application_name=nightly_report",
-        cluster.direct_conn(&db)
-    ))
-    .await;
-    blocker
-        .batch_execute("BEGIN; SELECT count(*) FROM items;")
-        .await
-        .unwrap();
+    let blocker = open_reader(cluster, &db, "nightly_report").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let (migrator, notices) =
@@ -148,15 +153,7 @@ async fn attempts_that_run_out_give_55p03_naming_the_blocker_and_a_transaction_s
         c.policy.preflight_wait = ddlguard::config::HumanDuration(Duration::ZERO);
     })
     .await;
-    let blocker = connect(&format!(
-        "{} application_name=long_reader",
-        cluster.direct_conn(&db)
-    ))
-    .await;
-    blocker
-        .batch_execute("BEGIN; SELECT count(*) FROM items;")
-        .await
-        .unwrap();
+    let blocker = open_reader(cluster, &db, "long_reader").await;
 
     let (migrator, notices) = with_notices(&proxy.conn(&db)).await;
     let err = migrator
@@ -254,15 +251,7 @@ async fn guarded_ddl_after_a_large_query_or_an_extended_copy_is_answered() {
 async fn the_steps_of_a_rewrite_that_take_a_strong_lock_are_guarded_too() {
     let (cluster, db, direct) = setup("guard_rewrite_steps").await;
     let proxy = TestProxy::start(cluster).await;
-    let blocker = connect(&format!(
-        "{} application_name=open_report",
-        cluster.direct_conn(&db)
-    ))
-    .await;
-    blocker
-        .batch_execute("BEGIN; SELECT count(*) FROM items;")
-        .await
-        .unwrap();
+    let blocker = open_reader(cluster, &db, "open_report").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // add-check-validating: ADD ... NOT VALID (ACCESS EXCLUSIVE), then VALIDATE.
     let (migrator, notices) = with_notices(&proxy.conn(&db)).await;
