@@ -175,7 +175,16 @@ async fn attempts_that_run_out_give_55p03_naming_the_blocker_and_a_transaction_s
     );
 
     // Inside a transaction block, a retry starts from a savepoint: the
-    // transaction is still usable when the blocker goes away mid-way.
+    // transaction is still usable when the blocker goes away mid-way. A
+    // proxy with many attempts, so the outcome does not depend on timing.
+    let patient = TestProxy::start_with(cluster, |c| {
+        c.policy.lock_timeout = ddlguard::config::HumanDuration(Duration::from_millis(100));
+        c.policy.max_attempts = 200;
+        c.policy.retry_backoff_max = ddlguard::config::HumanDuration(Duration::from_millis(100));
+        c.policy.preflight_wait = ddlguard::config::HumanDuration(Duration::ZERO);
+    })
+    .await;
+    let migrator = patient.connect(&db).await;
     migrator
         .batch_execute("BEGIN; INSERT INTO items VALUES (1000, 'mine')")
         .await
