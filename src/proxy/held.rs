@@ -27,6 +27,31 @@ struct Attempts {
     attempts: u32,
     /// The lock timeout of each attempt.
     timeout_ms: u64,
+    /// A CancelRequest ended a wait; the statement did not run then.
+    cancelled: bool,
+}
+
+impl Attempts {
+    /// The attempts ended by a cancel while waiting (nothing of the
+    /// statement is left running or half done).
+    fn cancelled(status: u8, attempts: u32, timeout_ms: u64) -> Attempts {
+        Attempts {
+            outcome: exchange::Outcome::default(),
+            status,
+            timed_out: false,
+            attempts,
+            timeout_ms,
+            cancelled: true,
+        }
+    }
+}
+
+/// The error a client gets when it cancelled a statement ddlguard was
+/// waiting to run, as Postgres words a cancel.
+fn cancelled_error() -> ProxyError {
+    ProxyError::error("57014", "canceling statement due to user request").with_detail(
+        "ddlguard was waiting to run it (pre-flight or a pause between lock attempts); it did not run",
+    )
 }
 
 /// The savepoint guarded execution retries from inside a transaction block.
@@ -64,6 +89,11 @@ impl Relay {
                 .and_then(|settings| gate::guarded(&step.sql, false, settings));
             let o = match guarded {
                 Some(g) => match self.guarded_attempts(&g, false, &mut for_client).await? {
+                    Some(done) if done.cancelled => {
+                        cancelled_error().encode(&mut for_client);
+                        for_client.extend_from_slice(&exchange::ready_for_query(done.status));
+                        return Ok(for_client);
+                    }
                     Some(done) => {
                         copy_async_frames(&done.outcome.frames, &mut for_client);
                         let mut o = done.outcome;
@@ -134,6 +164,20 @@ impl Relay {
             for_client.extend_from_slice(&exchange::ready_for_query(outcome.status));
             return Ok(for_client);
         };
+        if done.cancelled {
+            let mut status = done.status;
+            if in_transaction {
+                // A cancelled statement leaves its transaction failed, as in
+                // Postgres: fail one there.
+                status = self
+                    .own_statement("SELECT 1/0", &mut for_client)
+                    .await?
+                    .status;
+            }
+            cancelled_error().encode(&mut for_client);
+            for_client.extend_from_slice(&exchange::ready_for_query(status));
+            return Ok(for_client);
+        }
         if done.timed_out {
             let blockers = self.blockers(g, 0, &mut for_client).await?;
             let detail = if blockers.is_empty() {
@@ -191,7 +235,13 @@ impl Relay {
         loop {
             attempt += 1;
             let last = attempt >= s.max_attempts.max(1);
-            self.preflight(g, for_client).await?;
+            if !self.preflight(g, for_client).await? {
+                return Ok(Some(Attempts::cancelled(
+                    self.state.tx_status,
+                    attempt,
+                    timeout_ms,
+                )));
+            }
             if in_transaction {
                 self.own_statement(&format!("SAVEPOINT {SAVEPOINT}"), for_client)
                     .await?;
@@ -232,6 +282,7 @@ impl Relay {
                     timed_out,
                     attempts: attempt,
                     timeout_ms,
+                    cancelled: false,
                 }));
             }
             // Notifications and parameter changes of the failed attempt
@@ -251,7 +302,9 @@ impl Relay {
             }
             notice.encode(for_client);
             self.send_client(for_client).await?;
-            tokio::time::sleep(pause).await;
+            if !self.pause(pause).await {
+                return Ok(Some(Attempts::cancelled(status, attempt, timeout_ms)));
+            }
         }
     }
 
@@ -259,10 +312,11 @@ impl Relay {
     /// pre-flight age hold or wait for a conflicting lock on the targets;
     /// tells the client whom it waits for. Gives up after `preflight_wait`
     /// and lets the attempt's lock timeout decide.
-    async fn preflight(&mut self, g: &Guarded, for_client: &mut Vec<u8>) -> Result<(), RelayEnd> {
+    /// `Ok(false)`: a cancel for the session came while it waited.
+    async fn preflight(&mut self, g: &Guarded, for_client: &mut Vec<u8>) -> Result<bool, RelayEnd> {
         let s = &g.settings;
         if s.preflight_wait.is_zero() || g.targets.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let min_age = s.preflight_min_age.as_millis() as u64;
         let started = Instant::now();
@@ -279,7 +333,7 @@ impl Relay {
                     ))
                     .encode(for_client);
                 }
-                return Ok(());
+                return Ok(true);
             }
             if started.elapsed() >= s.preflight_wait {
                 ProxyError::notice(format!(
@@ -289,7 +343,7 @@ impl Relay {
                 ))
                 .with_detail(format!("blocked by {}", blockers::list(&found)))
                 .encode(for_client);
-                return Ok(());
+                return Ok(true);
             }
             if !announced {
                 self.count(|s| &s.preflight_waits);
@@ -304,7 +358,9 @@ impl Relay {
                 self.send_client(for_client).await?;
                 announced = true;
             }
-            tokio::time::sleep(pause).await;
+            if !self.pause(pause).await {
+                return Ok(false);
+            }
             pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
@@ -325,6 +381,15 @@ impl Relay {
             return Ok(Vec::new());
         }
         Ok(blockers::from_rows(&o.rows, g.lock))
+    }
+
+    /// Waits `d`; `false` when a CancelRequest for the session came first.
+    async fn pause(&self, d: Duration) -> bool {
+        let cancel = self.held_cancel.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = cancel.notified() => false,
+        }
     }
 
     /// Adds one to a gate counter.

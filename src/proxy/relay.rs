@@ -151,6 +151,9 @@ pub struct Relay {
     /// The statement gate (DDL policy).
     pub gate: Option<Gate>,
     held: Option<Held>,
+    /// Woken when a CancelRequest for this session arrives, so that a wait
+    /// the proxy does for a held statement ends too.
+    pub held_cancel: Arc<tokio::sync::Notify>,
     /// Bytes relayed, shared by all sessions (for metrics).
     pub traffic: Arc<Traffic>,
 }
@@ -188,6 +191,7 @@ impl Relay {
             tracker: None,
             gate: None,
             held: None,
+            held_cancel: Arc::default(),
             traffic: Arc::default(),
         }
     }

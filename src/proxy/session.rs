@@ -208,8 +208,11 @@ async fn start(
         server_cfg.max_message_size.0,
     )
     .await?;
+    let held_cancel = Arc::new(tokio::sync::Notify::new());
     if let Some(key) = &auth.backend_key {
-        shared.cancels.insert(key.clone(), upstream.clone());
+        shared
+            .cancels
+            .insert(key.clone(), upstream.clone(), held_cancel.clone());
     }
     info!(
         client_tls = client.is_tls(),
@@ -224,6 +227,7 @@ async fn start(
         server_cfg.max_message_size.0,
     );
     relay.backend_key = auth.backend_key;
+    relay.held_cancel = held_cancel;
     relay.traffic = shared.traffic.clone();
     let identity = ClientIdentity {
         application_name: params.application_name.clone(),
@@ -376,11 +380,14 @@ async fn relay_session(mut relay: Relay, upstream: Arc<Upstream>, shared: &Share
 /// are ignored, as Postgres ignores them.
 async fn forward_cancel(shared: &Shared, key: &[u8]) {
     match shared.cancels.lookup(key) {
-        Some(upstream) => {
+        Some((upstream, held)) => {
             info!("forwarding cancel request");
             if let Err(e) = upstream.cancel(key).await {
                 warn!("cancel request failed: {e}");
             }
+            // A wait ddlguard does for the client (pre-flight, a pause
+            // between attempts) is cancelled too; the backend is idle then.
+            held.notify_waiters();
         }
         None => debug!("cancel request for an unknown backend key ignored"),
     }

@@ -295,14 +295,19 @@ impl Drop for SessionGuard {
 /// upstream that issued them, so a CancelRequest reaches the right server.
 #[derive(Default)]
 pub struct CancelRegistry {
-    keys: Mutex<HashMap<Vec<u8>, Arc<Upstream>>>,
+    keys: Mutex<HashMap<Vec<u8>, CancelTarget>>,
 }
 
+/// Where a cancel for one backend key goes: the upstream that owns the
+/// backend, and the session's wake-up for waits the proxy does itself.
+type CancelTarget = (Arc<Upstream>, Arc<Notify>);
+
 impl CancelRegistry {
-    /// Records a live session's key.
-    pub fn insert(&self, key: Vec<u8>, upstream: Arc<Upstream>) {
+    /// Records a live session's key; `held` wakes the session's held work
+    /// (a wait the proxy does on the client's behalf) when a cancel comes.
+    pub fn insert(&self, key: Vec<u8>, upstream: Arc<Upstream>, held: Arc<Notify>) {
         if let Ok(mut keys) = self.keys.lock() {
-            keys.insert(key, upstream);
+            keys.insert(key, (upstream, held));
         }
     }
 
@@ -313,8 +318,9 @@ impl CancelRegistry {
         }
     }
 
-    /// The upstream that owns `key`, if a live session has it.
-    pub fn lookup(&self, key: &[u8]) -> Option<Arc<Upstream>> {
+    /// The upstream that owns `key`, and the session's held-work wake-up,
+    /// if a live session has it.
+    pub fn lookup(&self, key: &[u8]) -> Option<CancelTarget> {
         self.keys.lock().ok()?.get(key).cloned()
     }
 }

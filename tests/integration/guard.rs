@@ -307,3 +307,59 @@ async fn the_steps_of_a_rewrite_that_take_a_strong_lock_are_guarded_too() {
         .get(0);
     assert!(valid, "the check ends validated");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_while_the_ddl_waits_in_pre_flight_ends_it() {
+    let (cluster, db, direct) = setup("guard_cancel").await;
+    let proxy = TestProxy::start(cluster).await;
+    let blocker = open_reader(cluster, &db, "slow_report").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (migrator, notices) = with_notices(&proxy.conn(&db)).await;
+    let token = migrator.cancel_token();
+    let alter = tokio::spawn(async move {
+        let r = migrator
+            .batch_execute("ALTER TABLE items ADD COLUMN never int")
+            .await;
+        (r, migrator)
+    });
+    // Once it waits (the notice came), the user gives up.
+    for _ in 0..100 {
+        if notices
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n.contains("outside the lock queue"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let (result, migrator) = tokio::time::timeout(Duration::from_secs(20), alter)
+        .await
+        .expect("the cancel ends the wait, long before the blocker does")
+        .unwrap();
+    let err = result.expect_err("cancelled");
+    assert_eq!(err.code().unwrap().code(), "57014", "{err}");
+    // The statement never ran, even after the blocker is gone, and the
+    // session goes on.
+    blocker.batch_execute("COMMIT").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let columns: i64 = direct
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'never'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(columns, 0);
+    assert_eq!(
+        migrator
+            .query_one("SELECT 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
+}
