@@ -221,7 +221,7 @@ pub mod testing {
 
     /// The rule's finding on `sql` with a default context (no catalog, not
     /// in a transaction, PG 15).
-    /// A usage-aware drop rule fires on `used_sql` when another client
+    /// A usage-aware rule fires on `used_sql` when another client
     /// used `name` (naming it, its dependency and fingerprint), and neither
     /// without usage nor on `other_sql`.
     pub fn assert_fires_only_when_used(
