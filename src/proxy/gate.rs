@@ -428,8 +428,10 @@ impl Gate {
         until_ready: u64,
         may_rewrite: bool,
     ) -> Stop {
-        let policy = (self.judges)();
-        match interest(statement, self.strings) {
+        // Most statements stop at their first keyword, before the policy in
+        // force is even looked up.
+        let interest = interest(statement, self.strings);
+        match interest {
             Interest::None => return Stop::Go,
             Interest::Write => {
                 self.wrote_rows = true;
@@ -437,7 +439,7 @@ impl Gate {
             }
             Interest::FilteredWrite => {
                 self.wrote_rows = true;
-                if !policy.judge.judges_filtered_writes() {
+                if !(self.judges)().judge.judges_filtered_writes() {
                     return Stop::Go;
                 }
             }
@@ -455,6 +457,7 @@ impl Gate {
         // keywords and names rules read); the cut offsets stay byte offsets.
         let statement = String::from_utf8_lossy(statement);
         let statement = statement.as_ref();
+        let policy = (self.judges)();
         let judge = &policy.judge;
         let facts = SessionFacts {
             identity: &self.identity,
@@ -464,10 +467,7 @@ impl Gate {
         };
         self.stats.judged.fetch_add(1, Ordering::Relaxed);
         let judgement = judge.judge(statement, &facts, &mut self.memory);
-        if matches!(
-            interest(statement.as_bytes(), self.strings),
-            Interest::Judge { writes: true }
-        ) {
+        if interest == (Interest::Judge { writes: true }) {
             self.wrote_rows = true;
         }
         let judgement = match judgement {
