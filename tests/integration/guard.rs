@@ -3,23 +3,14 @@
 //! table (so other sessions are not stuck behind it), names the blocker,
 //! and leaves the client's own settings as they were.
 
+use crate::support::items::items_db;
 use crate::support::notices::with_notices;
 use crate::support::{connect, Cluster, TestProxy};
 use std::time::Duration;
 use tokio_postgres::Client;
 
 async fn setup(name: &str) -> (&'static Cluster, String, Client) {
-    let cluster = Cluster::shared();
-    let db = cluster.create_db(name);
-    let direct = connect(&cluster.direct_conn(&db)).await;
-    direct
-        .batch_execute(
-            "CREATE TABLE items (id int PRIMARY KEY, v text);
-             INSERT INTO items SELECT i, 'v' || i FROM generate_series(1, 100) i;",
-        )
-        .await
-        .unwrap();
-    (cluster, db, direct)
+    items_db(name, 100).await
 }
 
 /// A direct session of `app` that read `items` in a transaction it keeps

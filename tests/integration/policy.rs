@@ -3,6 +3,7 @@
 //! client's statement ran, warnings, override comments, both protocols, and
 //! pipelined statements after a held one kept in order.
 
+use crate::support::items::items_db;
 use crate::support::notices::with_notices;
 use crate::support::raw::{query, RawClient};
 use crate::support::{connect, Cluster, TestProxy};
@@ -11,17 +12,7 @@ use ddlguard::wire::messages::error_fields;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 async fn setup(name: &str) -> (&'static Cluster, String, Client) {
-    let cluster = Cluster::shared();
-    let db = cluster.create_db(name);
-    let direct = connect(&cluster.direct_conn(&db)).await;
-    direct
-        .batch_execute(
-            "CREATE TABLE items (id int PRIMARY KEY, v text);
-             INSERT INTO items SELECT i, 'v' || i FROM generate_series(1, 50) i;",
-        )
-        .await
-        .unwrap();
-    (cluster, db, direct)
+    items_db(name, 50).await
 }
 
 async fn count(direct: &Client, sql: &str) -> i64 {

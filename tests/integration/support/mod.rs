@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod cluster;
 pub mod http;
+pub mod items;
 pub mod notices;
 pub mod pg_bin;
 pub mod proxy;
