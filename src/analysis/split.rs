@@ -73,27 +73,60 @@ pub fn script(sql: &str) -> Vec<Piece> {
 /// Calls `word` for each word (identifier or keyword, unquoted) of `b`
 /// outside strings, quoted identifiers and comments, until it returns false.
 fn walk(b: &[u8], strings: Strings, mut word: impl FnMut(&[u8], Range<usize>) -> bool) {
+    lex(b, strings, false, |kind, range| {
+        kind != Lexeme::Word || word(b, range)
+    });
+}
+
+/// What [`lex`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lexeme {
+    /// White space or a comment.
+    Skip,
+    /// A `;` ending a statement.
+    Semicolon,
+    /// A psql meta-command, to the end of its line (when asked for).
+    Meta,
+    /// An unquoted word.
+    Word,
+    /// Anything else that belongs to a statement: a string, a quoted
+    /// identifier, a dollar-quoted body, punctuation.
+    Other,
+}
+
+/// Reads `b` one lexeme at a time as Postgres' lexer does (and psql, for
+/// meta-commands when `meta`), calling `each` until it returns false.
+fn lex(b: &[u8], strings: Strings, meta: bool, mut each: impl FnMut(Lexeme, Range<usize>) -> bool) {
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
-        i = match c {
-            b'-' if b.get(i + 1) == Some(&b'-') => line_end(b, i),
-            b'/' if b.get(i + 1) == Some(&b'*') => skip_block_comment(b, i),
-            b'\'' => skip_string(b, i + 1, escapes(b, i, strings)),
-            b'"' => skip_quoted_ident(b, i + 1),
-            b'$' if starts_dollar_quote(b, i) => skip_dollar_string(b, i).unwrap_or(i + 1),
+        let (kind, end) = match c {
+            b'-' if b.get(i + 1) == Some(&b'-') => (Lexeme::Skip, line_end(b, i)),
+            b'/' if b.get(i + 1) == Some(&b'*') => (Lexeme::Skip, skip_block_comment(b, i)),
+            b';' => (Lexeme::Semicolon, i + 1),
+            b'\\' if meta => (
+                Lexeme::Meta,
+                memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |p| i + p),
+            ),
+            c if is_space(c) => (Lexeme::Skip, i + 1),
+            b'\'' => (Lexeme::Other, skip_string(b, i + 1, escapes(b, i, strings))),
+            b'"' => (Lexeme::Other, skip_quoted_ident(b, i + 1)),
+            b'$' if starts_dollar_quote(b, i) => {
+                (Lexeme::Other, skip_dollar_string(b, i).unwrap_or(i + 1))
+            }
             c if is_word_byte(c) => {
                 let mut j = i + 1;
                 while j < b.len() && is_word_byte(b[j]) {
                     j += 1;
                 }
-                if !word(b, i..j) {
-                    return;
-                }
-                j
+                (Lexeme::Word, j)
             }
-            _ => i + 1,
+            _ => (Lexeme::Other, i + 1),
         };
+        if !each(kind, i..end) {
+            return;
+        }
+        i = end;
     }
 }
 
@@ -124,68 +157,41 @@ fn scan(b: &[u8], meta: bool, strings: Strings) -> Vec<Piece> {
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
     let mut lead = 0;
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        let next = match c {
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                i = line_end(b, i);
-                continue;
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i = skip_block_comment(b, i);
-                continue;
-            }
-            b';' => {
+    lex(b, strings, meta, |kind, r| {
+        match kind {
+            Lexeme::Skip => {}
+            Lexeme::Semicolon => {
                 if let Some(s) = start.take() {
                     out.push(Piece {
-                        range: s..trim_end(b, s, i),
+                        range: s..trim_end(b, s, r.start),
                         lead,
                         meta: false,
                     });
                 }
-                i += 1;
-                lead = i;
-                continue;
+                lead = r.end;
             }
-            b'\\' if meta => {
+            Lexeme::Meta => {
                 if let Some(s) = start.take() {
                     out.push(Piece {
-                        range: s..trim_end(b, s, i),
+                        range: s..trim_end(b, s, r.start),
                         lead,
                         meta: false,
                     });
-                    lead = i;
+                    lead = r.start;
                 }
-                let end = memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |p| i + p);
                 out.push(Piece {
-                    range: i..trim_end(b, i, end),
+                    range: r.start..trim_end(b, r.start, r.end),
                     lead,
                     meta: true,
                 });
-                i = end;
-                lead = i;
-                continue;
+                lead = r.end;
             }
-            c if is_space(c) => {
-                i += 1;
-                continue;
+            Lexeme::Word | Lexeme::Other => {
+                start.get_or_insert(r.start);
             }
-            b'\'' => skip_string(b, i + 1, escapes(b, i, strings)),
-            b'"' => skip_quoted_ident(b, i + 1),
-            b'$' if starts_dollar_quote(b, i) => skip_dollar_string(b, i).unwrap_or(i + 1),
-            c if is_word_byte(c) => {
-                let mut j = i + 1;
-                while j < b.len() && is_word_byte(b[j]) {
-                    j += 1;
-                }
-                j
-            }
-            _ => i + 1,
-        };
-        start.get_or_insert(i);
-        i = next;
-    }
+        }
+        true
+    });
     if let Some(s) = start {
         out.push(Piece {
             range: s..trim_end(b, s, b.len()),
