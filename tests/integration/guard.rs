@@ -9,6 +9,17 @@ use crate::support::{connect, Cluster, TestProxy};
 use std::time::Duration;
 use tokio_postgres::Client;
 
+/// Statements the proxy ran under guarded execution, from `/metrics`.
+fn guarded(proxy: &TestProxy) -> u64 {
+    let metrics = ddlguard::admin::metrics::render(&proxy.handle).unwrap();
+    let line = r#"ddlguard_gate_statements_total{outcome="guarded"} "#;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 async fn setup(name: &str) -> (&'static Cluster, String, Client) {
     items_db(name, 100).await
 }
@@ -131,6 +142,9 @@ async fn the_clients_lock_timeout_is_as_it_was_after_guarded_ddl() {
     let aborted = client.batch_execute("SELECT 1").await.unwrap_err();
     assert_eq!(aborted.code().unwrap().code(), "25P02");
     client.batch_execute("ROLLBACK").await.unwrap();
+    // The settings came back because the DDL ran guarded, not because it
+    // ran unguarded: three ALTERs held and run by the proxy.
+    assert_eq!(guarded(&proxy), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,6 +259,9 @@ async fn guarded_ddl_after_a_large_query_or_an_extended_copy_is_answered() {
             .get::<_, i64>(0),
         101
     );
+    // Both ALTERs went through guarded execution (a relay that stopped
+    // holding them would pass the checks above).
+    assert_eq!(guarded(&proxy), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
