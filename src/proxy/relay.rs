@@ -7,6 +7,7 @@
 //! writes are batched: everything readable is read and framed before the
 //! ready bytes are written in one go.
 
+use super::buffers;
 use super::exchange;
 use super::gate::{Gate, HeldWork, Passage};
 use super::tracker::Tracker;
@@ -25,7 +26,7 @@ use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWrite};
 
 /// Minimum free space before a read; reads are at least this large.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = buffers::CHUNK;
 /// Stop reading a side while this many bytes wait to be written to the other.
 const HIGH_WATER: usize = 256 * 1024;
 
@@ -307,6 +308,13 @@ impl Relay {
                 return Poll::Ready(RelayEnd::ClientClosed);
             }
             if !progress {
+                // Waiting: empty buffers go back to the pool, so an idle
+                // session holds none.
+                for lane in [&mut self.from_client, &mut self.from_server] {
+                    if lane.buf.is_empty() && lane.buf.capacity() > 0 {
+                        buffers::give(std::mem::take(&mut lane.buf));
+                    }
+                }
                 return Poll::Pending;
             }
         }
@@ -762,7 +770,9 @@ fn poll_fill(
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+    if buf.capacity() == 0 {
+        *buf = buffers::take();
+    } else if buf.capacity() - buf.len() < READ_CHUNK / 4 {
         buf.reserve(READ_CHUNK);
     }
     let read = pin!(stream.read_buf(buf));

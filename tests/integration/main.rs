@@ -28,3 +28,4 @@ mod reports;
 mod tls;
 mod usage;
 mod windows;
+mod workers;
