@@ -10,7 +10,7 @@ use crate::analysis::search_path::{self, SearchPathChange};
 use crate::analysis::{Analysis, Analyzer};
 use crate::catalog::Catalogs;
 use crate::net::upstream::Upstream;
-use crate::usage::{now_ms, ClientId, ClientIdentity, DdlLog, UsageRegistry};
+use crate::usage::{now_ms, ClientId, ClientIdentity, DdlLog, DdlNotes, UsageRegistry};
 use std::collections::VecDeque;
 
 /// Statement and portal names are hashed on every Bind and Execute: a fast
@@ -85,6 +85,9 @@ pub struct Tracker {
     pending: VecDeque<Pending>,
     /// Next sequence number for a message answered by ReadyForQuery.
     seq: u64,
+    /// What the gate and the guard did with the DDL in flight
+    /// ([`Tracker::annotate_ddl`]).
+    ddl_notes: Option<DdlNotes>,
 }
 
 /// Splits off a NUL-terminated string.
@@ -124,7 +127,15 @@ impl Tracker {
             portal_paths: HashMap::default(),
             pending: VecDeque::new(),
             seq: 0,
+            ddl_notes: None,
         }
+    }
+
+    /// What the gate and the guard did with the statement in flight: kept
+    /// for the DDL event(s) recorded when it finishes, then cleared (and
+    /// cleared at ReadyForQuery). A DDL without notes was forwarded.
+    pub fn annotate_ddl(&mut self, notes: DdlNotes) {
+        self.ddl_notes = Some(notes);
     }
 
     /// The session's current `search_path` (canonical; empty: the default).
@@ -403,6 +414,7 @@ impl Tracker {
                     Some(Pending::Sync { seq }) => Some(seq),
                     Some(Pending::Execute { .. }) | Some(Pending::Parse { .. }) | None => None,
                 };
+                self.ddl_notes = None;
                 // Idle again: a `SET LOCAL search_path` made by this message
                 // or an earlier one has ended with its transaction.
                 if let (Some(seq), Some(b'I')) = (seq, body.first()) {
@@ -416,7 +428,7 @@ impl Tracker {
     }
 
     fn finish(
-        &self,
+        &mut self,
         analysis: Option<Arc<Analysis>>,
         client: ClientId,
         start: Instant,
@@ -427,7 +439,10 @@ impl Tracker {
             let us = now.saturating_duration_since(start).as_micros() as u64;
             self.ctx.usage.record(&client, &a, us, error);
             if !a.ddl.is_empty() {
-                self.ctx.ddl.record(&self.identity, &a, now_ms(), us, error);
+                let notes = self.ddl_notes.take();
+                self.ctx
+                    .ddl
+                    .record(&self.identity, &a, now_ms(), us, error, notes.as_ref());
             }
             if error.is_none() && a.changes_catalog() {
                 // The schema changed (not for VACUUM, GRANT, CREATE INDEX,
