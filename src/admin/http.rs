@@ -100,7 +100,7 @@ pub async fn serve(listener: TcpListener, state: HttpState) {
         .route("/api/v1/dependents", get(api_dependents))
         .route("/api/v1/queries", paged_route(report::queries))
         .route("/api/v1/errors", get(api_errors))
-        .route("/api/v1/ddl", paged_route(report::ddl))
+        .route("/api/v1/ddl", get(api_ddl))
         .route("/api/v1/rules", get(api_rules))
         .route("/api/v1/config", get(api_config))
         .with_state(Arc::new(state));
@@ -351,6 +351,24 @@ async fn api_errors(
     paged(st, headers, uri, q, |st, q, page| {
         let since = since_ms(q.since.as_deref(), st.handle.config().usage.window.0)?;
         Ok(report::errors(&*st.handle, since, page))
+    })
+    .await
+}
+
+/// The DDL log, newest first; `since` (an interval) keeps the events that
+/// finished within it (default: all held).
+async fn api_ddl(
+    State(st): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    paged(st, headers, uri, q, |st, q, page| {
+        let since = match q.since.as_deref() {
+            Some(s) => since_ms(Some(s), Default::default())?,
+            None => 0,
+        };
+        Ok(report::ddl(&*st.handle, since, page))
     })
     .await
 }

@@ -300,6 +300,11 @@ impl DdlLog {
         self.bytes.load(Ordering::Relaxed)
     }
 
+    /// Events held at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Events held.
     pub fn len(&self) -> usize {
         self.held().events.len()
