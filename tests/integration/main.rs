@@ -10,6 +10,7 @@ mod catalog_refresh;
 mod cli;
 mod clients;
 mod console;
+mod ddl_log;
 mod examples;
 mod faults;
 mod guard;

@@ -2,7 +2,7 @@
 //! newest first, with what the gate and the guard did and what each did to
 //! the traffic on its table.
 
-use super::page::{client_key, KeyPart, Page, Pager};
+use super::page::{KeyPart, Page, Pager};
 use super::{client_cells, columns, Cell, Report};
 use crate::admin::view::ReportView;
 use crate::usage::ddl_log::{DdlEvent, RuleHit};
@@ -26,18 +26,20 @@ pub fn ddl(handle: &dyn ReportView, since_ms: u64, page: &Page) -> Report {
         if e.at_ms < since_ms || !on_table || !page.wants_client(&e.client) {
             continue;
         }
-        // The id keeps identical events of the same millisecond apart.
         let mut key = vec![KeyPart::newest_first(e.at_ms)];
-        key.extend(client_key(&e.client));
-        key.extend([
-            KeyPart::Text(e.command.clone()),
-            KeyPart::opt_text(e.target.as_deref()),
-            KeyPart::Text(e.fingerprint.clone()),
-            KeyPart::Text(e.id.clone()),
-        ]);
+        key.extend(id_key(&e.id));
         pager.offer(key, || row(&e));
     }
     Report::paged(columns::DDL.to_vec(), pager.finish())
+}
+
+/// The id as a sort key: unique, and one proxy's events of the same
+/// millisecond newest first (`instance-sequence`).
+fn id_key(id: &str) -> [KeyPart; 2] {
+    match id.rsplit_once('-').map(|(i, n)| (i, n.parse::<i64>())) {
+        Some((instance, Ok(n))) => [KeyPart::Text(instance.to_string()), KeyPart::Int(-n)],
+        _ => [KeyPart::Text(id.to_string()), KeyPart::Null],
+    }
 }
 
 /// `rule=action`, with the reason of an allow comment.
