@@ -470,3 +470,73 @@ fn sqlstate(body: &[u8]) -> Option<[u8; 5]> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{UpstreamConfig, UpstreamTls};
+    use crate::usage::DdlNotes;
+
+    fn tracker(ddl: Arc<DdlLog>) -> Tracker {
+        let ctx = TrackingContext {
+            analyzer: Arc::new(Analyzer::new(16)),
+            usage: Arc::new(UsageRegistry::new(100)),
+            catalogs: Arc::new(Catalogs::new(None, std::time::Duration::from_secs(60))),
+            ddl,
+        };
+        let upstream = Upstream::new(UpstreamConfig {
+            tls: UpstreamTls::Disable,
+            ..UpstreamConfig::default()
+        })
+        .unwrap();
+        let who = ClientIdentity {
+            application_name: "migrate".into(),
+            user: "u".into(),
+            database: "d".into(),
+            client_addr: "127.0.0.1".into(),
+        };
+        Tracker::new(ctx, who, None, Arc::new(upstream))
+    }
+
+    fn query(t: &mut Tracker, sql: &str) {
+        let now = Instant::now();
+        t.on_client(b'Q', format!("{sql}\0").as_bytes(), now);
+        t.on_server(b'C', b"OK\0", now);
+        t.on_server(b'Z', b"I", now);
+    }
+
+    #[test]
+    fn notes_go_to_the_ddl_in_flight_and_are_cleared_at_ready_for_query() {
+        let ddl = Arc::new(DdlLog::new(16));
+        let mut t = tracker(ddl.clone());
+        let notes = DdlNotes {
+            action: "guard".into(),
+            attempts: 3,
+            lock_wait_ms: 200,
+            ..DdlNotes::default()
+        };
+        t.on_client(b'Q', b"ALTER TABLE a ADD COLUMN x int\0", Instant::now());
+        t.annotate_ddl(notes.clone());
+        t.on_server(b'Z', b"I", Instant::now());
+        // Not annotated: forwarded.
+        query(&mut t, "ALTER TABLE b ADD COLUMN x int");
+        // Notes of a statement that logged nothing end at its ReadyForQuery.
+        t.on_client(b'Q', b"SELECT 1\0", Instant::now());
+        t.annotate_ddl(notes.clone());
+        t.on_server(b'Z', b"I", Instant::now());
+        query(&mut t, "ALTER TABLE c ADD COLUMN x int");
+        let got: Vec<(Option<String>, DdlNotes)> = ddl
+            .events()
+            .into_iter()
+            .map(|e| (e.target, e.notes))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some("a".into()), notes),
+                (Some("b".into()), DdlNotes::forwarded()),
+                (Some("c".into()), DdlNotes::forwarded()),
+            ]
+        );
+    }
+}
