@@ -335,7 +335,7 @@ impl DdlLog {
     /// Measures again the impact of this proxy's events whose impact is
     /// not complete (`measure` runs without the log's lock held); changed
     /// ones are written with the next flush.
-    pub fn refresh_impacts(&self, measure: impl Fn(&DdlEvent) -> Impact) {
+    pub fn refresh_impacts(&self, mut measure: impl FnMut(&DdlEvent) -> Impact) {
         let open: Vec<DdlEvent> = self
             .held()
             .events

@@ -10,9 +10,10 @@
 
 use super::registry::now_ms;
 use super::store::{Store, StoreSpec};
-use super::{DdlLog, UsageRecord, UsageRegistry};
+use super::{ClientIdentity, DdlLog, UsageRecord, UsageRegistry};
 use crate::analysis::Analyzer;
 use crate::catalog::Catalogs;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,11 +158,17 @@ impl Flusher {
     /// DDL (until their "after" window has ended).
     fn measure_ddl_impacts(&self) {
         let now = now_ms();
-        self.ddl.refresh_impacts(|e| match e.relation() {
-            Some(relation) => self
-                .usage
-                .impact(relation, &e.client, e.started_ms(), e.at_ms, now),
-            None => Default::default(),
+        // A migration's DDL on one table share their shapes: found once.
+        let mut shapes: HashMap<(String, ClientIdentity), Vec<u64>> = HashMap::new();
+        self.ddl.refresh_impacts(|e| {
+            let Some(relation) = e.relation() else {
+                return Default::default();
+            };
+            let fps = shapes
+                .entry((relation.to_string(), e.client.clone()))
+                .or_insert_with(|| self.usage.shapes_of_others(relation, &e.client));
+            self.usage
+                .impact_of_shapes(fps, e.started_ms(), e.at_ms, now)
         });
     }
 

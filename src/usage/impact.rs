@@ -171,10 +171,7 @@ fn counts(analysis: &Analysis, schema: Option<&str>, name: &str) -> bool {
 
 impl UsageRegistry {
     /// The impact of a DDL by `who` on `relation` (as written) that ran from
-    /// `start_ms` to `end_ms`, as known at `now_ms`: the statement shapes
-    /// that read or write the relation and that a client other than `who`
-    /// ran in the same database. The minute buckets are per shape, not per
-    /// client: a shape counts whole as soon as another client ran it.
+    /// `start_ms` to `end_ms`, as known at `now_ms`.
     pub fn impact(
         &self,
         relation: &str,
@@ -183,6 +180,17 @@ impl UsageRegistry {
         end_ms: u64,
         now_ms: u64,
     ) -> Impact {
+        let shapes = self.shapes_of_others(relation, who);
+        self.impact_of_shapes(&shapes, start_ms, end_ms, now_ms)
+    }
+
+    /// The statement shapes that count for a DDL by `who` on `relation`:
+    /// those that read or write the relation and that a client other than
+    /// `who` ran in the same database. The minute buckets are per shape,
+    /// not per client: a shape counts whole as soon as another client ran
+    /// it. (One walk over the entries: callers reuse the answer for the
+    /// DDL of one migration on one table.)
+    pub fn shapes_of_others(&self, relation: &str, who: &ClientIdentity) -> Vec<u64> {
         let (schema, name) = split_name(relation);
         let on_table: HashSet<u64> = self
             .shapes
@@ -191,24 +199,36 @@ impl UsageRegistry {
             .map(|s| *s.key())
             .collect();
         let mut others: HashSet<u64> = HashSet::new();
-        if !on_table.is_empty() {
-            let mut identities: std::collections::HashMap<u64, bool> = Default::default();
-            for item in self.entries.iter() {
-                let (client, fp) = *item.key();
-                if !on_table.contains(&fp) || others.contains(&fp) {
-                    continue;
-                }
-                let other = *identities.entry(client).or_insert_with(|| {
-                    self.clients
-                        .key_of(client)
-                        .is_some_and(|(c, _)| c.database == who.database && c != *who)
-                });
-                if other {
-                    others.insert(fp);
-                }
+        if on_table.is_empty() {
+            return Vec::new();
+        }
+        let mut identities: std::collections::HashMap<u64, bool> = Default::default();
+        for item in self.entries.iter() {
+            let (client, fp) = *item.key();
+            if !on_table.contains(&fp) || others.contains(&fp) {
+                continue;
+            }
+            let other = *identities.entry(client).or_insert_with(|| {
+                self.clients
+                    .key_of(client)
+                    .is_some_and(|(c, _)| c.database == who.database && c != *who)
+            });
+            if other {
+                others.insert(fp);
             }
         }
-        let slots: Vec<MinuteSlot> = others
+        others.into_iter().collect()
+    }
+
+    /// The impact measured from the minute buckets of `shapes`.
+    pub fn impact_of_shapes(
+        &self,
+        shapes: &[u64],
+        start_ms: u64,
+        end_ms: u64,
+        now_ms: u64,
+    ) -> Impact {
+        let slots: Vec<MinuteSlot> = shapes
             .iter()
             .filter_map(|fp| self.shapes.get(fp))
             .flat_map(|s| {
