@@ -126,6 +126,7 @@ impl Server {
                 analyzer: shared.tracking.analyzer.clone(),
                 catalogs: shared.tracking.catalogs.clone(),
                 interval: usage_cfg.flush_interval.0,
+                ddl: shared.tracking.ddl.clone(),
             }
             .run(stop_rx),
         );

@@ -75,7 +75,7 @@ fn pg_text(e: &tokio_postgres::Error) -> String {
 /// A connection to the store database (plain TCP; see README for TLS).
 pub struct PostgresStore {
     url: String,
-    client: tokio::sync::Mutex<Client>,
+    pub(super) client: tokio::sync::Mutex<Client>,
 }
 
 impl PostgresStore {
@@ -89,13 +89,17 @@ impl PostgresStore {
         let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(err)?;
         tokio::spawn(connection);
         client.batch_execute(SCHEMA).await.map_err(err)?;
+        client
+            .batch_execute(&super::ddl::postgres_schema())
+            .await
+            .map_err(err)?;
         Ok(PostgresStore {
             url: masked.clone(),
             client: tokio::sync::Mutex::new(client),
         })
     }
 
-    fn err(&self, error: tokio_postgres::Error) -> StoreError {
+    pub(super) fn err(&self, error: tokio_postgres::Error) -> StoreError {
         StoreError::Postgres {
             url: self.url.clone(),
             error: pg_text(&error),
