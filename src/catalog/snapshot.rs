@@ -66,6 +66,11 @@ impl ServiceConn {
     pub fn is_open(&self) -> bool {
         !self.client.is_closed()
     }
+
+    /// The driver's client, for the verifier lookup of `auth.mode = "proxy"`.
+    pub fn client(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
 }
 
 /// Opens a service connection to `database` through the service login.
@@ -85,18 +90,42 @@ pub async fn connect(
             std::env::var(var).map_err(|_| CatalogError::MissingPassword(var.clone()))?;
         config.password(password);
     }
-    // TLS, if any, is already negotiated by the upstream connector.
-    let stream = upstream.connect().await?;
-    let (client, connection) = config
-        .connect_raw(stream, NoTls)
-        .await
-        .map_err(|error| query_error(login, database, error))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("catalog service connection ended: {e}");
+    // tokio-postgres negotiates TLS as `upstream.tls` says, so SCRAM can
+    // bind to the channel (SCRAM-SHA-256-PLUS) as libpq would.
+    let tcp = upstream.connect_tcp().await?;
+    let limit = upstream.config.connect_timeout.0;
+    let timed_out = || {
+        CatalogError::Connect(UpstreamError::Timeout {
+            addr: upstream.config.address(),
+            secs: limit.as_secs_f64(),
+        })
+    };
+    let client = match upstream.pg_tls()? {
+        Some((tls, mode)) => {
+            config.ssl_mode(mode);
+            let (client, connection) = tokio::time::timeout(limit, config.connect_raw(tcp, tls))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|error| query_error(login, database, error))?;
+            tokio::spawn(drive(connection));
+            client
         }
-    });
+        None => {
+            let (client, connection) = tokio::time::timeout(limit, config.connect_raw(tcp, NoTls))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|error| query_error(login, database, error))?;
+            tokio::spawn(drive(connection));
+            client
+        }
+    };
     Ok(ServiceConn { client })
+}
+
+async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
+    if let Err(e) = connection.await {
+        tracing::debug!("service connection ended: {e}");
+    }
 }
 
 fn query_error(login: &ServiceLogin, database: &str, error: tokio_postgres::Error) -> CatalogError {
