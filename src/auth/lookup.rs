@@ -249,4 +249,14 @@ mod tests {
         assert!(lookup_sql("Svc").contains("TO \"Svc\";"));
         assert!(sql.contains("SECURITY DEFINER"));
     }
+
+    #[test]
+    fn the_readme_shows_the_lookup_sql_as_the_proxy_logs_it() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&lookup_sql("ddlguard")),
+            "README's Authentication SQL differs from lookup_sql()"
+        );
+        assert!(readme.contains(super::super::settings::DEFAULT_QUERY));
+    }
 }

@@ -85,6 +85,7 @@ pub async fn login(
                             &offered,
                             end_point.clone(),
                         )?;
+                        tracing::debug!(mechanism, "upstream login with the client's SCRAM key");
                         scram = Some(client);
                         sasl_initial(mechanism, first.as_bytes())
                     }
