@@ -76,4 +76,5 @@ async fn scram_works_with_upstream_tls_disabled_too() {
 
 mod direct_tls;
 mod fallback;
+mod own_connections;
 mod proxy;
