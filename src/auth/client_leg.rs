@@ -42,13 +42,6 @@ pub enum ClientLegError {
     Refused(ProxyError),
 }
 
-impl ClientLegError {
-    /// True for a wrong password or an unknown user (counted and logged as a failed login).
-    pub fn is_failed_password(&self) -> bool {
-        matches!(self, ClientLegError::Refused(e) if e.code == "28P01")
-    }
-}
-
 /// Postgres' words for a failed password check, for known and unknown users alike.
 pub fn password_failed(user: &str) -> ProxyError {
     ProxyError::fatal(

@@ -61,6 +61,18 @@ pub enum Lookup {
     Unavailable(String),
 }
 
+/// Where verifiers are read: the `[auth]` settings, the upstream and the
+/// service login of the session's configuration.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    /// `[auth]`.
+    pub config: &'a AuthConfig,
+    /// The upstream the service login connects to.
+    pub upstream: &'a Upstream,
+    /// `[upstream] user` / `password_env`, if set.
+    pub login: Option<&'a ServiceLogin>,
+}
+
 /// The verifier cache and the service connection it reads through.
 pub struct Verifiers {
     cache: Mutex<HashMap<String, (Instant, Lookup)>>,
@@ -94,15 +106,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Verifiers {
     /// The verifier of `user`: from the cache while younger than
     /// `auth.cache_ttl`, else read through the service login.
-    pub async fn get(
-        &self,
-        user: &str,
-        config: &AuthConfig,
-        upstream: &Upstream,
-        login: Option<&ServiceLogin>,
-    ) -> Lookup {
+    pub async fn get(&self, user: &str, source: &Source<'_>) -> Lookup {
         if let Some((at, found)) = lock(&self.cache).get(user) {
-            if at.elapsed() < config.cache_ttl.0 {
+            if at.elapsed() < source.config.cache_ttl.0 {
                 return found.clone();
             }
         }
@@ -113,7 +119,7 @@ impl Verifiers {
                 }
             }
         }
-        let found = self.read(user, config, upstream, login).await;
+        let found = self.read(user, source).await;
         match &found {
             Lookup::Found(_) | Lookup::NoPassword => {
                 lock(&self.cache).insert(user.to_string(), (Instant::now(), found.clone()));
@@ -153,13 +159,12 @@ impl Verifiers {
         }
     }
 
-    async fn read(
-        &self,
-        user: &str,
-        config: &AuthConfig,
-        upstream: &Upstream,
-        login: Option<&ServiceLogin>,
-    ) -> Lookup {
+    async fn read(&self, user: &str, source: &Source<'_>) -> Lookup {
+        let Source {
+            config,
+            upstream,
+            login,
+        } = *source;
         let Some(login) = login else {
             return Lookup::Unavailable(format!(
                 "auth.mode = \"proxy\" needs the service login to read verifiers: set [upstream] user (and password_env), then run once as a superuser in database {:?}:\n{}\nUntil then sessions are relayed as in auth.mode = \"passthrough\"",

@@ -293,34 +293,24 @@ mod tests {
         assert_eq!(server.finish(fin.as_bytes()).err(), Some(ScramError::Proof));
     }
 
+    /// A -PLUS exchange where the client binds to `bound` and the proxy's certificate hashes to `cert`.
+    fn plus(s: &ScramSecret, cert: &[u8], bound: &[u8]) -> Result<Proven, ScramError> {
+        let first_msg = b"p=tls-server-end-point,,n=,r=x";
+        let (server, first) = ScramServer::start(s.clone(), Some(cert), SCRAM_PLUS, first_msg)?;
+        let mut c = PLUS_HEADER.as_bytes().to_vec();
+        c.extend_from_slice(bound);
+        let fin = client_final("pw", "n=,r=x", &first, &c);
+        server.finish(fin.as_bytes())
+    }
+
     #[test]
     fn channel_binding_is_checked_and_a_downgrade_refused() {
         let (s, key) = secret("pw");
         let cert = [7u8; 32];
-        let (server, first) = ScramServer::start(
-            s.clone(),
-            Some(&cert),
-            SCRAM_PLUS,
-            b"p=tls-server-end-point,,n=,r=x",
-        )
-        .unwrap();
-        let mut c = PLUS_HEADER.as_bytes().to_vec();
-        c.extend_from_slice(&cert);
-        let fin = client_final("pw", "n=,r=x", &first, &c);
-        assert_eq!(server.finish(fin.as_bytes()).unwrap().client_key, key);
+        assert_eq!(plus(&s, &cert, &cert).unwrap().client_key, key);
         // Another certificate's hash (a man in the middle) fails.
-        let (server, first) = ScramServer::start(
-            s.clone(),
-            Some(&cert),
-            SCRAM_PLUS,
-            b"p=tls-server-end-point,,n=,r=x",
-        )
-        .unwrap();
-        let mut c = PLUS_HEADER.as_bytes().to_vec();
-        c.extend_from_slice(&[8u8; 32]);
-        let fin = client_final("pw", "n=,r=x", &first, &c);
         assert_eq!(
-            server.finish(fin.as_bytes()).err(),
+            plus(&s, &cert, &[8u8; 32]).err(),
             Some(ScramError::BindingCheck)
         );
         let e = ScramServer::start(s.clone(), Some(&cert), SCRAM, b"y,,n=,r=x").err();

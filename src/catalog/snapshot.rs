@@ -100,32 +100,43 @@ pub async fn connect(
             secs: limit.as_secs_f64(),
         })
     };
-    let client = match upstream.pg_tls()? {
+    let opened = match upstream.pg_tls()? {
         Some((tls, mode)) => {
             config.ssl_mode(mode);
-            let (client, connection) = tokio::time::timeout(limit, config.connect_raw(tcp, tls))
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(|error| query_error(login, database, error))?;
-            tokio::spawn(drive(connection));
-            client
+            open(&config, tcp, tls, limit).await
         }
-        None => {
-            let (client, connection) = tokio::time::timeout(limit, config.connect_raw(tcp, NoTls))
-                .await
-                .map_err(|_| timed_out())?
-                .map_err(|error| query_error(login, database, error))?;
-            tokio::spawn(drive(connection));
-            client
-        }
+        None => open(&config, tcp, NoTls, limit).await,
     };
+    let client = opened
+        .ok_or_else(timed_out)?
+        .map_err(|error| query_error(login, database, error))?;
     Ok(ServiceConn { client })
 }
 
-async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
-    if let Err(e) = connection.await {
-        tracing::debug!("service connection ended: {e}");
-    }
+/// Logs in on `tcp` (TLS through `tls` as `config` says) within `limit`
+/// (`None` when it took longer) and drives the connection in a task.
+async fn open<T>(
+    config: &tokio_postgres::Config,
+    tcp: tokio::net::TcpStream,
+    tls: T,
+    limit: std::time::Duration,
+) -> Option<Result<tokio_postgres::Client, tokio_postgres::Error>>
+where
+    T: tokio_postgres::tls::TlsConnect<tokio::net::TcpStream>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = match tokio::time::timeout(limit, config.connect_raw(tcp, tls)).await
+    {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(e)) => return Some(Err(e)),
+        Err(_) => return None,
+    };
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("service connection ended: {e}");
+        }
+    });
+    Some(Ok(client))
 }
 
 fn query_error(login: &ServiceLogin, database: &str, error: tokio_postgres::Error) -> CatalogError {

@@ -8,6 +8,7 @@
 use super::handshake::{self, Authenticated, Buffers, StartupError};
 use super::session::send_frame;
 use crate::auth::client_leg::{self, ClientLegError, Proof};
+use crate::auth::lookup::Source;
 use crate::auth::upstream_leg::{self, UpstreamLoginError};
 use crate::auth::{AuthConfig, AuthMode, Lookup, Verifiers};
 use crate::catalog::ServiceLogin;
@@ -47,9 +48,12 @@ pub async fn login(
     let lookup = match ctx.config.mode {
         AuthMode::Passthrough => Lookup::NoPassword,
         AuthMode::Proxy => {
-            ctx.verifiers
-                .get(user, ctx.config, upstream, ctx.service.as_ref())
-                .await
+            let source = Source {
+                config: ctx.config,
+                upstream,
+                login: ctx.service.as_ref(),
+            };
+            ctx.verifiers.get(user, &source).await
         }
     };
     let secret = match lookup {

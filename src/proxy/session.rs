@@ -67,8 +67,8 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, guard: S
             Ok(Err(e)) => {
                 match &e {
                     StartupError::Rejected { message, .. } if message.contains("channel binding") => warn!(
-                        "{e}: the client speaks TLS to ddlguard and so offers SCRAM channel binding, which cannot pass a TLS-terminating proxy; \
-                         set channel_binding=disable in the client or upstream.tls = \"disable\""
+                        "{e}: the client speaks TLS to ddlguard and so offers SCRAM channel binding, which a relayed exchange cannot carry; \
+                         use auth.mode = \"proxy\" (the default; see README, Authentication), or set channel_binding=disable in the client"
                     ),
                     StartupError::Rejected { .. } => info!("{e}"),
                     StartupError::Io(_) => debug!("{e}"),

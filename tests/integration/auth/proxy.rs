@@ -171,6 +171,11 @@ async fn wrong_passwords_and_unknown_users_fail_alike_and_are_counted() {
         .auth_failures
         .load(Ordering::Relaxed);
     assert_eq!(after - before, 4);
+    let metrics = ddlguard::admin::metrics::render(&proxy.handle).unwrap();
+    assert!(
+        metrics.contains(&format!("ddlguard_auth_failures_total {after}")),
+        "{metrics}"
+    );
     // And the proxy goes on serving.
     assert!(tp_login(&proxy, &certs, SCRAM_USER.0, SCRAM_USER.1, "")
         .await
