@@ -1,5 +1,8 @@
-//! The startup phase: TLS and GSS negotiation with the client, then the
-//! relayed authentication exchange up to the first ReadyForQuery.
+//! The startup phase: TLS (SSLRequest or PostgreSQL 17's direct TLS) and
+//! GSS negotiation with the client, then the relay of the startup up to the
+//! first ReadyForQuery (the whole authentication exchange in passthrough,
+//! what follows AuthenticationOk when the proxy authenticated the client:
+//! see `login`).
 
 use crate::net::stream::Stream;
 use crate::wire::messages::{self, AUTH_SASL};

@@ -69,6 +69,8 @@ async fn psql_gets_in_over_tls_both_legs_with_channel_binding_as_it_likes() {
         certs.ca.display()
     );
     for extra in [
+        // A plain client leg: SCRAM without binding there, -PLUS upstream.
+        "sslmode=disable",
         "sslmode=require",
         "sslmode=require channel_binding=require",
         verify.as_str(),
