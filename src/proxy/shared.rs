@@ -28,6 +28,8 @@ pub struct Settings {
     pub upstream: Arc<Upstream>,
     /// The client-facing TLS acceptor, when `tls_cert`/`tls_key` are set.
     pub acceptor: Option<TlsAcceptor>,
+    /// The `tls-server-end-point` hash of `tls_cert` (SCRAM-SHA-256-PLUS).
+    pub end_point: Option<Vec<u8>>,
     /// What the statement gate applies (the DDL policy and guarded
     /// execution of this configuration).
     pub gate: Arc<GatePolicy>,
@@ -36,15 +38,19 @@ pub struct Settings {
 impl Settings {
     /// Builds the TLS objects a configuration needs.
     pub fn new(config: Config) -> Result<Settings, TlsError> {
-        let acceptor = match (&config.server.tls_cert, &config.server.tls_key) {
-            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
-            _ => None,
+        let (acceptor, end_point) = match (&config.server.tls_cert, &config.server.tls_key) {
+            (Some(cert), Some(key)) => (
+                Some(tls::acceptor(cert, key)?),
+                Some(tls::end_point_of_file(cert)?),
+            ),
+            _ => (None, None),
         };
         let upstream = Arc::new(Upstream::new(config.upstream.clone())?);
         Ok(Settings {
             config,
             upstream,
             acceptor,
+            end_point,
             // Replaced by the configured policy when the settings are
             // installed (`Shared::new`, `replace_settings`).
             gate: Arc::new(GatePolicy {
@@ -100,6 +106,8 @@ pub struct Shared {
     pub gate_stats: Arc<GateStats>,
     /// The function name prefix refused statements are replaced with.
     pub marker_prefix: Arc<str>,
+    /// Verifiers read for `auth.mode = "proxy"`, cached per user.
+    pub verifiers: crate::auth::Verifiers,
     phase: watch::Sender<Phase>,
     active: AtomicUsize,
     clients: AtomicUsize,
@@ -107,19 +115,19 @@ pub struct Shared {
     next_id: AtomicU64,
 }
 
+/// The service login of `[upstream]` (`user`, `password_env`), if configured.
+pub fn service_login(config: &Config) -> Option<ServiceLogin> {
+    config.upstream.user.clone().map(|user| ServiceLogin {
+        user,
+        password_env: config.upstream.password_env.clone(),
+    })
+}
+
 impl Shared {
     /// Creates the shared state for the first configuration.
     pub fn new(settings: Settings) -> Arc<Shared> {
         let usage = &settings.config.usage;
-        let login = settings
-            .config
-            .upstream
-            .user
-            .clone()
-            .map(|user| ServiceLogin {
-                user,
-                password_env: settings.config.upstream.password_env.clone(),
-            });
+        let login = service_login(&settings.config);
         let tracking = TrackingContext {
             analyzer: Arc::new(Analyzer::new(usage.analysis_cache)),
             usage: Arc::new(UsageRegistry::with_max_memory(
@@ -142,6 +150,7 @@ impl Shared {
             reload_source: RwLock::new(None),
             gate_stats,
             marker_prefix: gate::marker_prefix(),
+            verifiers: crate::auth::Verifiers::default(),
             console_sessions: AtomicUsize::new(0),
             phase: watch::channel(Phase::Running).0,
             active: AtomicUsize::new(0),
