@@ -21,7 +21,7 @@ use crate::analysis::{fingerprint, split, RelationName};
 pub use crate::counters::GateStats;
 use crate::guard::lock::{self, LockMode};
 use crate::guard::{blockers, GuardSettings};
-use crate::usage::ClientIdentity;
+use crate::usage::{ClientIdentity, DdlNotes, RuleHit};
 use crate::wire::messages::{self, ProxyError};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -57,6 +57,9 @@ pub struct Rewrite {
     /// Guarded execution for the steps that take a strong lock (set by the
     /// gate from the policy in force).
     pub guard: Option<GuardSettings>,
+    /// The client's statement it replaces (for the DDL log of a sequence
+    /// run after COMMIT).
+    pub original: String,
 }
 
 /// One step of a rewrite.
@@ -94,6 +97,9 @@ pub struct Memory {
     pub created: Vec<RelationName>,
     /// Relations the open transaction locked ACCESS EXCLUSIVE.
     pub locked_in_transaction: Vec<RelationName>,
+    /// The rules that fired on the statement judged last (for the DDL
+    /// log), set by the judge each time.
+    pub hits: Vec<RuleHit>,
 }
 
 /// Decides about statements; built from the configuration, replaced on
@@ -251,10 +257,13 @@ pub struct Gate {
     /// Counted outcomes, shared by all sessions (for metrics).
     stats: Arc<GateStats>,
     /// Extended protocol: prepared statements whose execution the session
-    /// does itself (a rewrite, guarded DDL, ...), by statement name.
-    prepared: HashMap<Vec<u8>, HeldWork>,
+    /// does itself (a rewrite, guarded DDL, ...), by statement name, with
+    /// the DDL log's notes of their judgement.
+    prepared: HashMap<Vec<u8>, (HeldWork, DdlNotes)>,
     /// Portals bound to those statements, by portal name.
-    portals: HashMap<Vec<u8>, HeldWork>,
+    portals: HashMap<Vec<u8>, (HeldWork, DdlNotes)>,
+    /// The DDL log's notes of the statement judged last, for the tracker.
+    notes: Option<DdlNotes>,
     /// Safe sequences deferred until the open transaction commits.
     deferred: Vec<Rewrite>,
 }
@@ -354,6 +363,7 @@ impl Gate {
             stats,
             prepared: HashMap::new(),
             portals: HashMap::new(),
+            notes: None,
             deferred: Vec::new(),
         }
     }
@@ -412,7 +422,8 @@ impl Gate {
                     Stop::Go => Passage::Forward,
                     // Parsing it runs nothing: its Execute is held.
                     Stop::Hold(work) => {
-                        self.prepared.insert(name.to_vec(), work);
+                        let notes = self.notes.clone().unwrap_or_else(DdlNotes::forwarded);
+                        self.prepared.insert(name.to_vec(), (work, notes));
                         Passage::Forward
                     }
                 }
@@ -432,7 +443,10 @@ impl Gate {
             b'E' => {
                 let portal = messages::execute_portal(body);
                 match self.portals.remove(portal) {
-                    Some(work) => Passage::HoldExecute(work),
+                    Some((work, notes)) => {
+                        self.notes = Some(notes);
+                        Passage::HoldExecute(work)
+                    }
                     None => Passage::Forward,
                 }
             }
@@ -557,6 +571,7 @@ impl Gate {
         };
         self.stats.judged.fetch_add(1, Ordering::Relaxed);
         let judgement = judge.judge(statement, &facts, &mut self.memory);
+        let rules = std::mem::take(&mut self.memory.hits);
         if interest == (Interest::Judge { writes: true }) {
             self.wrote_rows = true;
         }
@@ -587,9 +602,11 @@ impl Gate {
             },
             _ => Stop::Go,
         };
-        match judgement {
+        let mut warned = false;
+        let stop = match judgement {
             Judgement::Forward => guard(&policy),
             Judgement::Warn(warnings) => {
+                warned = true;
                 self.stats.warned.fetch_add(1, Ordering::Relaxed);
                 for w in warnings {
                     w.encode(&mut self.notices);
@@ -610,7 +627,30 @@ impl Gate {
                 cut: offset,
                 marker: self.arm(error, until_ready),
             },
-        }
+        };
+        let action = match &stop {
+            Stop::Refuse { .. } => "block",
+            Stop::Hold(HeldWork::Rewrite(_)) => "rewrite",
+            Stop::Hold(HeldWork::Guard(_)) => "guard",
+            Stop::Hold(HeldWork::Defer(_)) => "deferred",
+            Stop::Hold(HeldWork::Build { .. } | HeldWork::Commit { .. }) | Stop::Go if warned => {
+                "warn"
+            }
+            Stop::Hold(_) | Stop::Go => "forward",
+        };
+        self.notes = Some(DdlNotes {
+            rules,
+            action: action.to_string(),
+            attempts: 1,
+            ..DdlNotes::default()
+        });
+        stop
+    }
+
+    /// The DDL log's notes of the statement judged last (the tracker keeps
+    /// them for the statement in flight).
+    pub fn take_ddl_notes(&mut self) -> Option<DdlNotes> {
+        self.notes.take()
     }
 
     /// True while a refusal waits for its error.
@@ -785,6 +825,7 @@ mod tests {
                     tag: "CREATE INDEX".into(),
                     notices: Vec::new(),
                     guard: None,
+                    original: sql.into(),
                 })
             } else if sql.contains("risky") {
                 Judgement::Warn(vec![ProxyError::warning("01000", "careful")])

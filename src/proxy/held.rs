@@ -12,6 +12,7 @@ use crate::analysis::classify::classify;
 use crate::analysis::fingerprint;
 use crate::guard::{self, backoff, blockers, lock};
 use crate::policy::tokens::literal;
+use crate::usage::DdlNotes;
 use crate::wire::messages::{self, ErrorFields, ProxyError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -200,7 +201,28 @@ impl Relay {
         rewrite: &Rewrite,
         for_client: &mut Vec<u8>,
     ) -> Result<u8, RelayEnd> {
+        self.held_record = Default::default();
+        let started = Instant::now();
         let steps = self.run_steps(rewrite, for_client).await?;
+        let record = std::mem::take(&mut self.held_record);
+        if let Some(tracker) = &self.tracker {
+            let error = match &steps.end {
+                StepsEnd::Done => None,
+                StepsEnd::Cancelled => Some(*b"57014"),
+                StepsEnd::Failed { error, .. } => error.code.as_bytes().try_into().ok(),
+            };
+            let notes = DdlNotes {
+                rules: Vec::new(),
+                action: "after-commit".into(),
+                attempts: record.attempts.max(1),
+                preflight_wait_ms: record.preflight_wait_ms,
+                lock_wait_ms: record.lock_wait_ms,
+                blockers: record.blockers,
+                terminated: record.terminated,
+            };
+            let us = started.elapsed().as_micros() as u64;
+            tracker.record_ddl(&rewrite.original, us, error, &notes);
+        }
         let total = rewrite.steps.len();
         let report = match steps.end {
             StepsEnd::Done => ProxyError::notice(format!(

@@ -16,7 +16,7 @@ use crate::guard::GuardSettings;
 use crate::policy::statement::Op;
 use crate::policy::{self, Context, Dependent, Mode, ObjectKind, Verdict};
 use crate::usage::dependents::{self, rfc3339, Target};
-use crate::usage::now_ms;
+use crate::usage::{now_ms, RuleHit};
 use crate::wire::messages::ProxyError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,6 +128,16 @@ impl Judge for PolicyJudge {
         for o in &decision.overrides {
             info!(rule = %o.rule, reason = %o.reason, "policy: override comment honoured");
         }
+        memory.hits = decision
+            .findings
+            .iter()
+            .filter(|f| f.action != policy::Action::Allow || f.allowed_by_comment.is_some())
+            .map(|f| RuleHit {
+                rule: f.rule.to_string(),
+                action: f.action.as_str().to_string(),
+                allowed_by_comment: f.allowed_by_comment.clone(),
+            })
+            .collect();
         let warnings: Vec<ProxyError> = decision
             .notices
             .iter()
@@ -141,14 +151,14 @@ impl Judge for PolicyJudge {
                     .with_detail(r.detail)
                     .with_hint(r.hint),
             ),
-            Verdict::Rewrite(plan) => Judgement::Rewrite(rewrite_of(plan, warnings)),
-            Verdict::DeferAfterCommit(plan) => Judgement::Defer(rewrite_of(plan, warnings)),
+            Verdict::Rewrite(plan) => Judgement::Rewrite(rewrite_of(plan, warnings, sql)),
+            Verdict::DeferAfterCommit(plan) => Judgement::Defer(rewrite_of(plan, warnings, sql)),
         }
     }
 }
 
 /// The gate's form of a policy's safe sequence.
-fn rewrite_of(plan: policy::Plan, notices: Vec<ProxyError>) -> Rewrite {
+fn rewrite_of(plan: policy::Plan, notices: Vec<ProxyError>, original: &str) -> Rewrite {
     Rewrite {
         steps: plan
             .steps
@@ -162,6 +172,7 @@ fn rewrite_of(plan: policy::Plan, notices: Vec<ProxyError>) -> Rewrite {
         tag: plan.tag,
         notices,
         guard: None,
+        original: original.to_string(),
     }
 }
 

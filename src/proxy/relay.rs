@@ -402,7 +402,14 @@ impl Relay {
                 let passage = match self.gate.as_mut() {
                     Some(gate) if gate_reads => {
                         let path = self.tracker.as_ref().map_or("", |t| t.search_path());
-                        gate.on_client(head.tag, body, st.tx_status, path, st.unsynced)
+                        let passage =
+                            gate.on_client(head.tag, body, st.tx_status, path, st.unsynced);
+                        if let Some(notes) = gate.take_ddl_notes() {
+                            if let Some(tracker) = self.tracker.as_mut() {
+                                tracker.annotate_ddl(notes);
+                            }
+                        }
+                        passage
                     }
                     _ => Passage::Forward,
                 };
@@ -533,6 +540,16 @@ impl Relay {
             }
         };
         for_client.extend_from_slice(&answer);
+        let record = std::mem::take(&mut self.held_record);
+        if let Some(tracker) = self.tracker.as_mut() {
+            if let Some(notes) = tracker.ddl_notes_mut() {
+                notes.attempts = notes.attempts.max(record.attempts);
+                notes.preflight_wait_ms += record.preflight_wait_ms;
+                notes.lock_wait_ms += record.lock_wait_ms;
+                notes.blockers.extend(record.blockers);
+                notes.terminated.extend(record.terminated);
+            }
+        }
         self.answer_held(&for_client);
         Ok(())
     }

@@ -29,6 +29,8 @@ enum Pending {
         error: Option<[u8; 5]>,
         /// Sequence number among the messages answered by ReadyForQuery.
         seq: u64,
+        /// What the gate and the guard did with it (DDL log).
+        notes: Option<Box<DdlNotes>>,
     },
     /// An Execute: done at CommandComplete, EmptyQueryResponse,
     /// PortalSuspended or ErrorResponse.
@@ -36,6 +38,8 @@ enum Pending {
         analysis: Option<Arc<Analysis>>,
         client: ClientId,
         start: Instant,
+        /// What the gate and the guard did with it (DDL log).
+        notes: Option<Box<DdlNotes>>,
     },
     /// A Parse: done at ParseComplete (not an execution) or ErrorResponse
     /// (recorded: a statement that no longer parses after a migration is
@@ -85,9 +89,6 @@ pub struct Tracker {
     pending: VecDeque<Pending>,
     /// Next sequence number for a message answered by ReadyForQuery.
     seq: u64,
-    /// What the gate and the guard did with the DDL in flight
-    /// ([`Tracker::annotate_ddl`]).
-    ddl_notes: Option<DdlNotes>,
 }
 
 /// Splits off a NUL-terminated string.
@@ -127,7 +128,6 @@ impl Tracker {
             portal_paths: HashMap::default(),
             pending: VecDeque::new(),
             seq: 0,
-            ddl_notes: None,
         }
     }
 
@@ -135,7 +135,46 @@ impl Tracker {
     /// for the DDL event(s) recorded when it finishes, then cleared (and
     /// cleared at ReadyForQuery). A DDL without notes was forwarded.
     pub fn annotate_ddl(&mut self, notes: DdlNotes) {
-        self.ddl_notes = Some(notes);
+        if let Some(slot) = self.last_execution_notes() {
+            *slot = Some(Box::new(notes));
+        }
+    }
+
+    /// The notes of the statement in flight (the last Query or Execute
+    /// sent), to complete with what guarded execution did; a forwarded
+    /// statement's when none were given.
+    pub fn ddl_notes_mut(&mut self) -> Option<&mut DdlNotes> {
+        let slot = self.last_execution_notes()?;
+        Some(slot.get_or_insert_with(|| Box::new(DdlNotes::forwarded())))
+    }
+
+    /// The notes slot of the last Query or Execute queued.
+    fn last_execution_notes(&mut self) -> Option<&mut Option<Box<DdlNotes>>> {
+        self.pending.iter_mut().rev().find_map(|p| match p {
+            Pending::Simple { notes, .. } | Pending::Execute { notes, .. } => Some(notes),
+            Pending::Parse { .. } | Pending::Sync { .. } => None,
+        })
+    }
+
+    /// Logs a DDL statement the session ran after the client's COMMIT (a
+    /// sequence deferred by `policy.in_transaction = "after-commit"`): it
+    /// passed through no client message of its own.
+    pub fn record_ddl(
+        &self,
+        sql: &str,
+        duration_us: u64,
+        error: Option<[u8; 5]>,
+        notes: &DdlNotes,
+    ) {
+        let analysis = self.ctx.analyzer.analyze(sql);
+        self.ctx.ddl.record(
+            &self.identity,
+            &analysis,
+            now_ms(),
+            duration_us,
+            error,
+            Some(notes),
+        );
     }
 
     /// The session's current `search_path` (canonical; empty: the default).
@@ -190,6 +229,7 @@ impl Tracker {
                     start: now,
                     error: None,
                     seq,
+                    notes: None,
                 });
                 for change in &changes {
                     self.change_search_path(change, seq);
@@ -203,6 +243,7 @@ impl Tracker {
                     start: now,
                     error: None,
                     seq,
+                    notes: None,
                 })
             }
             b'P' => {
@@ -266,6 +307,7 @@ impl Tracker {
                     analysis,
                     client: self.client.clone(),
                     start: now,
+                    notes: None,
                 });
                 if !self.portal_paths.is_empty() {
                     if let Some(change) = self.portal_paths.get(portal).cloned() {
@@ -362,9 +404,10 @@ impl Tracker {
                         analysis,
                         client,
                         start,
+                        notes,
                     }) = self.pending.pop_front()
                     {
-                        self.finish(analysis, client, start, now, None);
+                        self.finish(analysis, client, start, now, None, notes);
                     }
                 }
             }
@@ -373,20 +416,20 @@ impl Tracker {
                 match self.pending.front_mut() {
                     Some(Pending::Simple { error, .. }) => *error = code,
                     Some(Pending::Execute { .. }) | Some(Pending::Parse { .. }) => {
-                        if let Some(
-                            Pending::Execute {
+                        let failed = code.or(Some(*b"XX000"));
+                        match self.pending.pop_front() {
+                            Some(Pending::Execute {
                                 analysis,
                                 client,
                                 start,
-                            }
-                            | Pending::Parse {
+                                notes,
+                            }) => self.finish(analysis, client, start, now, failed, notes),
+                            Some(Pending::Parse {
                                 analysis,
                                 client,
                                 start,
-                            },
-                        ) = self.pending.pop_front()
-                        {
-                            self.finish(analysis, client, start, now, code.or(Some(*b"XX000")));
+                            }) => self.finish(analysis, client, start, now, failed, None),
+                            _ => {}
                         }
                     }
                     _ => {}
@@ -407,14 +450,14 @@ impl Tracker {
                         start,
                         error,
                         seq,
+                        notes,
                     }) => {
-                        self.finish(analysis, client, start, now, error);
+                        self.finish(analysis, client, start, now, error, notes);
                         Some(seq)
                     }
                     Some(Pending::Sync { seq }) => Some(seq),
                     Some(Pending::Execute { .. }) | Some(Pending::Parse { .. }) | None => None,
                 };
-                self.ddl_notes = None;
                 // Idle again: a `SET LOCAL search_path` made by this message
                 // or an earlier one has ended with its transaction.
                 if let (Some(seq), Some(b'I')) = (seq, body.first()) {
@@ -434,15 +477,15 @@ impl Tracker {
         start: Instant,
         now: Instant,
         error: Option<[u8; 5]>,
+        notes: Option<Box<DdlNotes>>,
     ) {
         if let Some(a) = analysis {
             let us = now.saturating_duration_since(start).as_micros() as u64;
             self.ctx.usage.record(&client, &a, us, error);
             if !a.ddl.is_empty() {
-                let notes = self.ddl_notes.take();
                 self.ctx
                     .ddl
-                    .record(&self.identity, &a, now_ms(), us, error, notes.as_ref());
+                    .record(&self.identity, &a, now_ms(), us, error, notes.as_deref());
             }
             if error.is_none() && a.changes_catalog() {
                 // The schema changed (not for VACUUM, GRANT, CREATE INDEX,

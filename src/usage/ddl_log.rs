@@ -30,7 +30,9 @@ pub struct RuleHit {
 pub struct DdlNotes {
     /// The rules that fired.
     pub rules: Vec<RuleHit>,
-    /// "forward" | "warn" | "block" | "rewrite" | "guard" | "after-commit"
+    /// "forward" | "warn" | "block" | "rewrite" | "guard" | "deferred" (answered
+    /// now, its safe sequence waits for COMMIT) | "after-commit" (that
+    /// sequence, run after the COMMIT)
     pub action: String,
     /// Attempts made (guarded execution retries on 55P03).
     pub attempts: u32,

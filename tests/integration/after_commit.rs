@@ -101,6 +101,36 @@ async fn the_safe_sequence_runs_after_commit_and_is_dropped_on_rollback() {
         metrics.contains(r#"ddlguard_gate_statements_total{outcome="deferred"} 3"#),
         "{metrics}"
     );
+    // The DDL log has each deferral (with the rule that asked for it) and
+    // each sequence run after a COMMIT, with its outcome.
+    let events = proxy.handle.ddl_log().events();
+    let of = |action: &str| {
+        events
+            .iter()
+            .filter(|e| e.notes.action == action)
+            .map(|e| (e.target.clone().unwrap_or_default(), e.error.clone()))
+            .collect::<Vec<_>>()
+    };
+    let deferred = of("deferred");
+    assert_eq!(deferred.len(), 3, "{events:?}");
+    assert!(events
+        .iter()
+        .filter(|e| e.notes.action == "deferred")
+        .all(|e| e
+            .notes
+            .rules
+            .iter()
+            .any(|r| r.rule == "create-index-nonconcurrent")));
+    let mut ran = of("after-commit");
+    ran.sort();
+    assert_eq!(
+        ran,
+        [
+            ("items_id_v".to_string(), None),
+            ("items_v".to_string(), None)
+        ],
+        "the rolled-back one never ran"
+    );
 }
 
 /// Runs `file` with psql `--single-transaction` through `port`, as a

@@ -135,4 +135,35 @@ async fn an_idle_in_transaction_blocker_is_ended_when_configured_and_a_schedule_
         metrics.contains("ddlguard_guard_terminated_blockers_total 1"),
         "{metrics}"
     );
+    // The DDL log keeps what guarded execution went through.
+    let failed = strict.handle.ddl_log().events();
+    let e = failed.last().expect("the refused ALTER is logged");
+    assert_eq!(
+        (
+            e.notes.action.as_str(),
+            e.notes.attempts,
+            e.error.as_deref()
+        ),
+        ("guard", 3, Some("55P03"))
+    );
+    assert!(e.notes.lock_wait_ms >= 50, "{:?}", e.notes);
+    assert!(
+        e.notes
+            .blockers
+            .iter()
+            .any(|b| b.contains("forgotten_psql")),
+        "{:?}",
+        e.notes
+    );
+    let done = ending.handle.ddl_log().events();
+    let e = done.last().expect("the ALTER is logged");
+    assert_eq!(
+        (e.notes.action.as_str(), e.error.as_deref()),
+        ("guard", None)
+    );
+    assert!(
+        e.notes.attempts >= 2 && e.notes.terminated.len() == 1,
+        "{:?}",
+        e.notes
+    );
 }

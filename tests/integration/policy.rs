@@ -234,6 +234,30 @@ async fn dropping_a_column_another_client_reads_is_refused_naming_that_client() 
         .batch_execute("ALTER TABLE items DROP COLUMN w")
         .await
         .expect("nobody else used items.w");
+    // The DDL log has the refusal with its rule, and the DROP that went
+    // through (guarded: it takes ACCESS EXCLUSIVE).
+    let logged: Vec<(String, Vec<String>, Option<String>)> = proxy
+        .handle
+        .ddl_log()
+        .events()
+        .into_iter()
+        .filter(|e| e.fingerprint.contains("drop column"))
+        .map(|e| {
+            let rules = e.notes.rules.iter().map(|r| r.rule.clone()).collect();
+            (e.notes.action, rules, e.error)
+        })
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            (
+                "block".to_string(),
+                vec!["drop-column-in-use".to_string()],
+                Some("55000".to_string())
+            ),
+            ("guard".to_string(), vec![], None)
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
