@@ -7,13 +7,14 @@
 //! Layers, lowest first (a module imports only from layers below it; a unit
 //! test keeps it so): `wire`, `units`, `counters`; `net` (stream, TLS,
 //! upstream connector, `[upstream]` settings); `catalog`; `analysis`;
-//! `usage`, `policy`, `guard`; `config` (parses plain values and embeds the
+//! `usage`, `policy`, `guard`, `backfill`; `config` (parses plain values and embeds the
 //! sections the modules own); `admin` (reports over a read-only view) and
 //! `lint`; `proxy` (implements the view, loads and checks the
 //! configuration); `cli`.
 
 pub mod admin;
 pub mod analysis;
+pub mod backfill;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -41,6 +41,9 @@ pub struct Config {
     /// The DDL policy.
     #[serde(default)]
     pub policy: PolicySettings,
+    /// Throttled backfills.
+    #[serde(default)]
+    pub backfill: crate::backfill::BackfillSettings,
 }
 
 /// `[admin]`: where reports are served.
@@ -276,6 +279,10 @@ impl Config {
             .policy
             .validate()
             .map_err(|(table, key, message)| locate(KeyError::new(&table, &key, message)))?;
+        config
+            .backfill
+            .validate()
+            .map_err(|(key, message)| locate(KeyError::new("backfill", key, message)))?;
         for check in checks {
             check(&config).map_err(locate)?;
         }

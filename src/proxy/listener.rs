@@ -128,6 +128,7 @@ impl Server {
             }
             .run(stop_rx),
         );
+        tokio::spawn(shared.backfills.clone().start());
         info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "ddlguard accepting connections");
         loop {
             tokio::select! {
@@ -165,6 +166,7 @@ impl Server {
                 );
             }
         }
+        shared.backfills.stop();
         if let Some(http) = http.flatten() {
             http.stop();
         }
@@ -224,6 +226,11 @@ impl ServerHandle {
     /// Who each authenticated relayed session is, now.
     pub fn live_sessions(&self) -> Vec<crate::usage::ClientIdentity> {
         self.shared.live.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// Throttled backfill jobs.
+    pub fn backfills(&self) -> Arc<crate::backfill::Backfills> {
+        self.shared.backfills.clone()
     }
 
     /// The DDL statements that passed through.

@@ -100,6 +100,8 @@ pub struct Shared {
     pub gate_stats: Arc<GateStats>,
     /// The function name prefix refused statements are replaced with.
     pub marker_prefix: Arc<str>,
+    /// Throttled backfill jobs (issue 19).
+    pub backfills: Arc<crate::backfill::Backfills>,
     phase: watch::Sender<Phase>,
     active: AtomicUsize,
     clients: AtomicUsize,
@@ -129,6 +131,12 @@ impl Shared {
             catalogs: Arc::new(Catalogs::new(login, usage.catalog_refresh.0)),
             ddl: Arc::new(DdlLog::new(DDL_LOG_CAPACITY)),
         };
+        let backfills = crate::backfill::Backfills::new(
+            backfill_context(&settings),
+            tracking.usage.clone(),
+            usage.store.clone(),
+            settings.config.server.listen.to_string(),
+        );
         let mut settings = settings;
         let gate_stats: Arc<GateStats> = Arc::default();
         settings.gate = Arc::new(judge::gate_policy(&settings.config, &tracking, &gate_stats));
@@ -142,6 +150,7 @@ impl Shared {
             reload_source: RwLock::new(None),
             gate_stats,
             marker_prefix: gate::marker_prefix(),
+            backfills,
             console_sessions: AtomicUsize::new(0),
             phase: watch::channel(Phase::Running).0,
             active: AtomicUsize::new(0),
@@ -161,6 +170,7 @@ impl Shared {
 
     /// Replaces the settings for sessions that start from now on.
     pub fn replace_settings(&self, mut settings: Settings) {
+        self.backfills.configure(backfill_context(&settings));
         settings.gate = Arc::new(judge::gate_policy(
             &settings.config,
             &self.tracking,
@@ -235,6 +245,19 @@ impl Shared {
     /// A receiver that sees phase changes.
     pub fn phase(&self) -> watch::Receiver<Phase> {
         self.phase.subscribe()
+    }
+}
+
+/// What backfill jobs started under `settings` connect with.
+fn backfill_context(settings: &Settings) -> crate::backfill::Context {
+    let config = &settings.config;
+    crate::backfill::Context {
+        upstream: settings.upstream.clone(),
+        login: config.upstream.user.clone().map(|user| ServiceLogin {
+            user,
+            password_env: config.upstream.password_env.clone(),
+        }),
+        settings: config.backfill.clone(),
     }
 }
 
