@@ -46,7 +46,10 @@ fn engine(st: &HttpState, headers: &HeaderMap) -> Result<Arc<Backfills>, Box<Res
 /// `GET /api/v1/backfills`: every job, oldest first.
 pub async fn list(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     match engine(&st, &headers) {
-        Ok(b) => Json(b.list()).into_response(),
+        Ok(b) => {
+            b.ready().await;
+            Json(b.list()).into_response()
+        }
         Err(r) => *r,
     }
 }
@@ -58,10 +61,13 @@ pub async fn one(
     Path(id): Path<u64>,
 ) -> Response {
     match engine(&st, &headers) {
-        Ok(b) => match b.get(id) {
-            Ok(job) => Json(job).into_response(),
-            Err(e) => refuse(&e),
-        },
+        Ok(b) => {
+            b.ready().await;
+            match b.get(id) {
+                Ok(job) => Json(job).into_response(),
+                Err(e) => refuse(&e),
+            }
+        }
         Err(r) => *r,
     }
 }

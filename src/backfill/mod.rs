@@ -96,6 +96,8 @@ pub struct Backfills {
     jobs: Mutex<BTreeMap<u64, Arc<Cell>>>,
     /// This proxy's listen address: the owner of the jobs it starts.
     owner: String,
+    /// True once the stored jobs are loaded (or loading failed).
+    loaded: watch::Sender<bool>,
 }
 
 impl Backfills {
@@ -115,6 +117,7 @@ impl Backfills {
             store: OnceCell::new(),
             jobs: Mutex::new(BTreeMap::new()),
             owner,
+            loaded: watch::channel(false).0,
         })
     }
 
@@ -157,6 +160,22 @@ impl Backfills {
     /// Loads the stored jobs and resumes this proxy's running ones from
     /// their last committed key.
     pub async fn start(self: Arc<Self>) {
+        self.load().await;
+        self.loaded.send_replace(true);
+    }
+
+    /// Waits (at most 5 s) until the stored jobs are loaded, so a request
+    /// right after a restart sees them.
+    pub async fn ready(&self) {
+        let mut rx = self.loaded.subscribe();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            rx.wait_for(|loaded| *loaded),
+        )
+        .await;
+    }
+
+    async fn load(self: &Arc<Self>) {
         let store = self.store().await;
         let jobs = match store.load().await {
             Ok(jobs) => jobs,
@@ -228,6 +247,7 @@ impl Backfills {
     }
 
     async fn create_here(self: Arc<Self>, req: BackfillRequest) -> Result<Job, BackfillError> {
+        self.ready().await;
         let ctx = self.context();
         let login = ctx.login.clone().ok_or_else(|| {
             BackfillError::Upstream("no service login configured for backfills".into())
@@ -383,6 +403,7 @@ impl Backfills {
 
     /// Pauses, resumes or cancels a job; answers the job as it is after.
     pub async fn act(self: &Arc<Self>, id: u64, action: Action) -> Result<Job, BackfillError> {
+        self.ready().await;
         let cell = self
             .jobs()
             .get(&id)

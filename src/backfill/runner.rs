@@ -163,7 +163,7 @@ impl Runner {
                 baseline_p95_us: baseline_us,
                 traffic_p95_us: latency.window_p95_us(),
                 lock_waits,
-                replica_lag: replica_lag(&monitor).await,
+                replica_lag: None,
                 batch_time,
                 timed_out: None,
             };
@@ -189,16 +189,28 @@ impl Runner {
                     // Keys per second over the pause before and this batch.
                     let since_last = last_end.elapsed().max(Duration::from_millis(1));
                     last_end = Instant::now();
-                    let mut job = self.cell.lock();
-                    job.rows_done += b.updated;
-                    job.rows_scanned += b.scanned;
-                    job.current_key = b.last_key.or(job.current_key.take());
-                    let instant = b.scanned as f64 / since_last.as_secs_f64();
-                    job.rate = if job.rate > 0.0 {
-                        0.7 * job.rate + 0.3 * instant
-                    } else {
-                        instant
-                    };
+                    {
+                        let mut job = self.cell.lock();
+                        tracing::debug!(
+                            job = job.id,
+                            limit = throttle.batch,
+                            scanned = b.scanned,
+                            updated = b.updated,
+                            "backfill batch committed"
+                        );
+                        job.rows_done += b.updated;
+                        job.rows_scanned += b.scanned;
+                        job.current_key = b.last_key.or(job.current_key.take());
+                        let instant = b.scanned as f64 / since_last.as_secs_f64();
+                        job.rate = if job.rate > 0.0 {
+                            0.7 * job.rate + 0.3 * instant
+                        } else {
+                            instant
+                        };
+                    }
+                    // Recorded right after the commit: a crash between the
+                    // two redoes at most this batch.
+                    self.save().await;
                 }
                 Err(e) => {
                     let code = e.sqlstate().to_string();
@@ -226,6 +238,7 @@ impl Runner {
                     }
                 }
             }
+            signals.replica_lag = replica_lag(&monitor).await;
             throttle.observe(&signals);
             let mut wait = throttle.pause;
             let mut reason = throttle.reason.clone();

@@ -117,9 +117,12 @@ impl TableLatency {
     }
 }
 
-/// Sessions waiting for a lock the backend `pid` holds, now.
-pub const LOCK_WAITS_SQL: &str =
-    "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE $1::int4 = ANY(pg_catalog.pg_blocking_pids(pid))";
+/// Sessions that have been waiting more than 100 ms for a lock the backend
+/// `pid` holds, now (a shorter wait on a row a batch holds is ordinary
+/// contention; a longer one means the batches hold their locks too long).
+pub const LOCK_WAITS_SQL: &str = "SELECT count(*) FROM pg_catalog.pg_stat_activity \
+WHERE $1::int4 = ANY(pg_catalog.pg_blocking_pids(pid)) \
+AND pg_catalog.clock_timestamp() - coalesce(query_start, pg_catalog.clock_timestamp()) > interval '100 milliseconds'";
 
 /// The largest replay lag of the replicas, seconds (NULL without replicas
 /// or without the right to see it).

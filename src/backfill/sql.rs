@@ -214,7 +214,8 @@ SELECT {key} AS ddlguard_key FROM {table}{after} ORDER BY {key} LIMIT {limit}), 
 ddlguard_done AS (\
 UPDATE {table} SET {set} FROM ddlguard_batch \
 WHERE {table}.{key} = ddlguard_batch.ddlguard_key AND ({filter}) RETURNING 1) \
-SELECT (SELECT ddlguard_key::text FROM ddlguard_batch ORDER BY ddlguard_key DESC LIMIT 1), \
+SELECT (SELECT ddlguard_batch.ddlguard_key::text AS ddlguard_last FROM ddlguard_batch \
+ORDER BY ddlguard_batch.ddlguard_key DESC LIMIT 1), \
 (SELECT count(*) FROM ddlguard_batch), (SELECT count(*) FROM ddlguard_done)",
         set = s.set_sql,
         filter = s.where_sql,
@@ -295,5 +296,11 @@ mod tests {
         let next = batch_sql(&shape, false, 10);
         assert!(next.contains("WHERE \"id\" > $1::text::bigint"), "{next}");
         assert!(!next.to_uppercase().contains("OFFSET"), "{next}");
+        // The last key is the largest by the key's order, not by its text
+        // ("999" sorts after "1250").
+        assert!(
+            next.contains("ORDER BY ddlguard_batch.ddlguard_key DESC"),
+            "{next}"
+        );
     }
 }

@@ -71,6 +71,10 @@ impl JobStore {
                 let conn = blocking(path, move || {
                     let conn = Connection::open(&p)?;
                     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                    // WAL (the usage store's mode) and a sync at checkpoints
+                    // only: a progress row per batch stays cheap.
+                    conn.pragma_update(None, "journal_mode", "WAL")?;
+                    conn.pragma_update(None, "synchronous", "NORMAL")?;
                     conn.execute_batch(SQLITE_SCHEMA)?;
                     Ok(conn)
                 })

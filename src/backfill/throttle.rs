@@ -1,5 +1,6 @@
 //! The pace of a job: additive increase, multiplicative decrease (AIMD) of
-//! the batch size, and the opposite for the pause between batches. Each
+//! the batch size; the pause between batches doubles under pressure and
+//! halves when calm. Each
 //! batch's signals (the other clients' p95 on the table against the level
 //! before the job, lock waits the job caused, replica lag, the batch's own
 //! time, a lock or statement timeout) either allow a step up or force a
@@ -11,8 +12,8 @@ use std::time::Duration;
 pub const MAX_PAUSE: Duration = Duration::from_secs(5);
 /// The pause after the first slow-down.
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
-/// How much the pause shrinks per calm batch.
-const PAUSE_STEP: Duration = Duration::from_millis(50);
+/// Below this a shrinking pause ends.
+const MIN_PAUSE: Duration = Duration::from_millis(10);
 /// A latency rise smaller than this is noise (the histograms have about
 /// 19% resolution, and sub-millisecond statements jitter by more).
 pub const LATENCY_SLACK_US: u64 = 500;
@@ -157,7 +158,7 @@ impl Throttle {
 
     /// Takes one batch's signals: halves the batch and doubles the pause
     /// under pressure, else grows the batch by a tenth of the largest and
-    /// shortens the pause.
+    /// halves the pause (so a calm table gets the full pace back quickly).
     pub fn observe(&mut self, s: &Signals) {
         match self.pressure(s) {
             Some(reason) => {
@@ -168,7 +169,10 @@ impl Throttle {
             None => {
                 let max = self.limits.max_batch.max(1);
                 self.batch = (self.batch + (max / 10).max(1)).min(max);
-                self.pause = self.pause.saturating_sub(PAUSE_STEP);
+                self.pause /= 2;
+                if self.pause < MIN_PAUSE {
+                    self.pause = Duration::ZERO;
+                }
                 self.reason = Reason::Calm;
             }
         }
@@ -228,7 +232,7 @@ mod tests {
         assert_eq!((t.batch, t.pause), (1, MAX_PAUSE));
         t.observe(&calm());
         assert_eq!(t.batch, 101);
-        assert_eq!(t.pause, MAX_PAUSE - PAUSE_STEP);
+        assert_eq!(t.pause, MAX_PAUSE / 2);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod backfill;
 mod cancel;
 mod catalog_refresh;
 mod cli;

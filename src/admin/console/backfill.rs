@@ -168,6 +168,7 @@ fn options(text: &str, req: &mut BackfillRequest) -> Result<(), CommandError> {
 pub fn run(h: &dyn AdminView, cmd: &BackfillCommand) -> Result<Report, BackfillError> {
     let engine = h.backfills().ok_or(BackfillError::Stopped)?;
     let runtime = tokio::runtime::Handle::current();
+    runtime.block_on(engine.ready());
     let jobs = match cmd {
         BackfillCommand::Show => engine.list(),
         BackfillCommand::Create(req) => vec![runtime.block_on(engine.create((**req).clone()))?],
