@@ -749,3 +749,106 @@ async fn the_cli_follows_a_job_to_its_end() {
         "{out:?}"
     );
 }
+
+/// The `sh` block after `<!-- walkthrough -->` in the README.
+fn readme_walkthrough() -> String {
+    let text =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let after = text
+        .split("<!-- walkthrough -->")
+        .nth(1)
+        .expect("the README has a walkthrough");
+    let block = after
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("a sh block after the walkthrough marker");
+    block.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walkthrough_runs_end_to_end() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_db("backfill_walkthrough");
+    let direct = connect(&cluster.direct_conn(&db)).await;
+    direct
+        .batch_execute(
+            "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);
+             INSERT INTO users (email) SELECT 'User' || g || '@Example.COM' FROM generate_series(1, 20000) g;
+             ANALYZE users",
+        )
+        .await
+        .unwrap();
+    let proxy = start_proxy(cluster).await;
+    // The application uses the table through the proxy (not the old column).
+    let app = proxy.connect(&db).await;
+    app.query("SELECT id FROM users WHERE id = $1", &[&1i64])
+        .await
+        .unwrap();
+    let script = readme_walkthrough();
+    let bin = std::path::Path::new(BinProxy::exe())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let psql = cluster.tool("psql").parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}:{}",
+        bin.display(),
+        psql.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (port, http) = (proxy.addr.port(), proxy.http.unwrap().to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .arg("-c")
+            // The commands as written; `--http` points them at this test's proxy.
+            .arg(format!(
+                "set -euo pipefail\nexec 2>&1\nddlguard() {{ local sub=$1; shift; command ddlguard \"$sub\" --http \"$DDLGUARD_TEST_HTTP\" \"$@\"; }}\n{script}"
+            ))
+            .env("PATH", path)
+            .env("DDLGUARD_TEST_HTTP", http)
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", port.to_string())
+            .env("PGUSER", "postgres")
+            .env("PGDATABASE", &db)
+            .env("PGSSLMODE", "disable")
+            .env("PSQLRC", "/dev/null")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let output = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{output}");
+    for expected in [
+        "backfill 1 started on public.users",
+        "done: 20000 rows updated",
+        "step 4/4 done: drop the helper check",
+        "no client depended on public.users.email",
+    ] {
+        assert!(output.contains(expected), "{expected:?} not in:\n{output}");
+    }
+    let columns: Vec<(String, bool)> = direct
+        .query(
+            "SELECT attname::text, attnotnull FROM pg_attribute WHERE attrelid = 'users'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        columns,
+        [("id".to_string(), true), ("email_lower".to_string(), true)]
+    );
+    assert_eq!(
+        scalar(
+            &direct,
+            "SELECT count(*) FROM users WHERE email_lower LIKE 'user%@example.com'"
+        )
+        .await,
+        20000
+    );
+}
