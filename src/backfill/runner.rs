@@ -257,7 +257,17 @@ impl Runner {
                 }
                 job.batch_size = throttle.batch;
                 job.pause_ms = wait.as_millis() as u64;
-                job.throttle_reason = reason.describe();
+                let described = reason.describe();
+                let word = |r: &str| r.split(':').next().unwrap_or("").to_string();
+                if word(&described) != word(&job.throttle_reason) {
+                    info!(
+                        job = job.id,
+                        batch = job.batch_size,
+                        pause_ms = job.pause_ms,
+                        "backfill pace: {described}"
+                    );
+                }
+                job.throttle_reason = described;
                 job.traffic_p95_ms = signals.traffic_p95_us.map(|us| us as f64 / 1000.0);
                 job.updated_ms = now_ms();
                 job.update_eta();

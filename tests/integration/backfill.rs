@@ -112,7 +112,7 @@ async fn wait_for(
             return j;
         }
         assert!(Instant::now() < deadline, "job never got there: {j:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -851,4 +851,51 @@ async fn the_readme_walkthrough_runs_end_to_end() {
         .await,
         20000
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_slows_down_when_others_wait_for_its_row_locks() {
+    let cluster = Cluster::shared();
+    let (db, _direct) = items_db(cluster, "backfill_locks", 5000).await;
+    let proxy = start_proxy(cluster).await;
+    // Writers on the rows the job is about to walk.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for i in 0..4i64 {
+        let client = proxy.connect(&db).await;
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut id = 1 + i * 101;
+            while !stop.load(Ordering::Relaxed) {
+                id = id * 48271 % 3000 + 1;
+                let _ = client
+                    .execute("UPDATE items SET hits = hits + 1 WHERE id = $1", &[&id])
+                    .await;
+            }
+        }));
+    }
+    // Each row takes 2 ms: a batch holds its row locks for a while.
+    let created = create(
+        &proxy,
+        json!({"table": "items", "set": "n = length(pg_sleep(0.002)::text) + 1", "where": "n = 0",
+               "batch": 400, "database": db}),
+    )
+    .await;
+    let id = num(&created, "id");
+    let seen = wait_for(&proxy, id, Duration::from_secs(60), |j| {
+        j["throttle_reason"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("lock-waits")
+            || state(j) != "running"
+    })
+    .await;
+    assert_eq!(state(&seen), "running", "{seen:#}");
+    assert!(num(&seen, "batch_size") < 400, "{seen:#}");
+    let (status, _) = http("POST", format!("{}/{id}/cancel", api(&proxy)), None).await;
+    assert_eq!(status, 200);
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
 }
