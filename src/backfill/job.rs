@@ -193,6 +193,39 @@ impl Job {
     }
 }
 
+/// A job as tests need one.
+#[cfg(test)]
+pub(crate) fn sample() -> Job {
+    Job {
+        id: 0,
+        database: "app".into(),
+        schema: "public".into(),
+        table: "users".into(),
+        key: "id".into(),
+        key_type: "bigint".into(),
+        set: "x = 1".into(),
+        where_clause: "x IS DISTINCT FROM (1)".into(),
+        max_batch: 1000,
+        max_rate: 0.0,
+        state: JobState::Running,
+        rows_done: 0,
+        rows_scanned: 0,
+        rows_estimated: 10,
+        current_key: None,
+        rate: 0.0,
+        eta_seconds: None,
+        batch_size: 250,
+        pause_ms: 0,
+        throttle_reason: "none".into(),
+        baseline_p95_ms: None,
+        traffic_p95_ms: None,
+        error: None,
+        created_ms: 1,
+        updated_ms: 1,
+        owner: "127.0.0.1:6432".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

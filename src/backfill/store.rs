@@ -239,38 +239,7 @@ async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backfill::job::JobState;
-
-    pub(crate) fn job() -> Job {
-        Job {
-            id: 0,
-            database: "app".into(),
-            schema: "public".into(),
-            table: "users".into(),
-            key: "id".into(),
-            key_type: "bigint".into(),
-            set: "x = 1".into(),
-            where_clause: "x IS DISTINCT FROM (1)".into(),
-            max_batch: 1000,
-            max_rate: 0.0,
-            state: JobState::Running,
-            rows_done: 0,
-            rows_scanned: 0,
-            rows_estimated: 10,
-            current_key: None,
-            rate: 0.0,
-            eta_seconds: None,
-            batch_size: 250,
-            pause_ms: 0,
-            throttle_reason: "none".into(),
-            baseline_p95_ms: None,
-            traffic_p95_ms: None,
-            error: None,
-            created_ms: 1,
-            updated_ms: 1,
-            owner: "127.0.0.1:6432".into(),
-        }
-    }
+    use crate::backfill::job::{sample, JobState};
 
     #[tokio::test]
     async fn jobs_survive_reopening_a_sqlite_store() {
@@ -281,9 +250,9 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let spec = StoreSpec::Sqlite(path.clone());
         let store = JobStore::open(&spec).await.unwrap();
-        let mut j = job();
+        let mut j = sample();
         j.id = store.insert(&j).await.unwrap();
-        let second = store.insert(&job()).await.unwrap();
+        let second = store.insert(&sample()).await.unwrap();
         assert_eq!(second, j.id + 1);
         j.current_key = Some("42".into());
         j.rows_done = 42;

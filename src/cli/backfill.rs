@@ -229,4 +229,23 @@ mod tests {
         );
         assert_eq!(refusal_text(502, "bad gateway"), "HTTP 502: bad gateway");
     }
+
+    #[test]
+    fn the_progress_line_has_a_bar_the_rate_and_the_eta() {
+        let mut job = crate::backfill::job::sample();
+        job.rows_estimated = 1000;
+        job.rows_scanned = 250;
+        job.rate = 50.0;
+        job.throttle_reason = "latency: p95".into();
+        job.update_eta();
+        let line = progress_line(&job);
+        assert!(line.starts_with("[######..................]  25%  250/1000 rows  50 rows/s  ETA 0:15  throttle: latency: p95"), "{line}");
+        job.state = JobState::Done;
+        job.update_eta();
+        assert!(
+            progress_line(&job).contains("100%"),
+            "{}",
+            progress_line(&job)
+        );
+    }
 }
