@@ -308,9 +308,12 @@ impl Backfills {
             set_sql: &parsed.set_sql,
             where_sql: &parsed.where_sql,
         };
-        let explain = format!("EXPLAIN {}", sql::batch_sql(&shape, false, 1));
-        client.query(explain.as_str(), &[&"0"]).await.map_err(|e| {
-            match BackfillError::server(&e) {
+        // (The first batch's form: it has no key parameter to fold.)
+        let explain = format!("EXPLAIN {}", sql::batch_sql(&shape, true, 1));
+        client
+            .query(explain.as_str(), &[])
+            .await
+            .map_err(|e| match BackfillError::server(&e) {
                 BackfillError::Server { code, message } => BackfillError::Server {
                     code,
                     message: format!(
@@ -319,8 +322,7 @@ impl Backfills {
                     ),
                 },
                 other => other,
-            }
-        })?;
+            })?;
         let settings = &ctx.settings;
         let mut latency = signals::TableLatency::new(self.usage.clone(), &info.schema, &info.table);
         let now = now_ms();

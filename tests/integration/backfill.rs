@@ -899,3 +899,77 @@ async fn the_job_slows_down_when_others_wait_for_its_row_locks() {
         w.await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_survive_in_a_postgres_store() {
+    use ddlguard::backfill::store::JobStore;
+    use ddlguard::usage::store::StoreSpec;
+    let cluster = Cluster::shared();
+    let db = cluster.create_db("backfill_pgstore");
+    let spec = StoreSpec::Postgres(format!(
+        "postgres://postgres@127.0.0.1:{}/{db}?sslmode=disable",
+        cluster.port
+    ));
+    let store = JobStore::open(&spec).await.unwrap();
+    let sample = |id: u64| -> ddlguard::backfill::Job {
+        serde_json::from_value(json!({
+            "id": id, "database": "app", "schema": "public", "table": "users", "key": "id",
+            "key_type": "bigint", "set": "x = 1", "where": "true", "max_batch": 100, "max_rate": 0.0,
+            "state": "running", "rows_done": 0, "rows_scanned": 0, "rows_estimated": 10,
+            "current_key": null, "rate": 0.0, "eta_seconds": null, "batch_size": 25, "pause_ms": 0,
+            "throttle_reason": "none", "baseline_p95_ms": null, "traffic_p95_ms": null, "error": null,
+            "created_ms": 1, "updated_ms": 1, "owner": "127.0.0.1:6432"
+        }))
+        .unwrap()
+    };
+    let mut job = sample(0);
+    job.id = store.insert(&job).await.unwrap();
+    job.current_key = Some("77".into());
+    job.rows_done = 77;
+    job.state = ddlguard::backfill::JobState::Paused;
+    store.update(&job).await.unwrap();
+    drop(store);
+    let again = JobStore::open(&spec).await.unwrap();
+    assert_eq!(again.load().await.unwrap(), vec![job]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uuid_and_text_keys_are_walked_in_their_own_order() {
+    let cluster = Cluster::shared();
+    let db = cluster.create_db("backfill_keys");
+    let direct = connect(&cluster.direct_conn(&db)).await;
+    direct
+        .batch_execute(
+            "CREATE TABLE tokens (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), v int, w int);
+             INSERT INTO tokens (v) SELECT g FROM generate_series(1, 3000) g;
+             CREATE TABLE names (code text NOT NULL UNIQUE, v int, w int);
+             INSERT INTO names SELECT 'n' || g, g FROM generate_series(1, 3000) g;",
+        )
+        .await
+        .unwrap();
+    let proxy = start_proxy(cluster).await;
+    for (table, key) in [("tokens", None), ("names", Some("code"))] {
+        let mut body = json!({"table": table, "set": "w = v * 2", "batch": 100, "database": db});
+        if let Some(k) = key {
+            body["key"] = json!(k);
+        }
+        let created = create(&proxy, body).await;
+        let done = wait_for(&proxy, num(&created, "id"), Duration::from_secs(120), |j| {
+            state(j) != "running"
+        })
+        .await;
+        assert_eq!(
+            (state(&done), num(&done, "rows_done")),
+            ("done", 3000),
+            "{done:#}"
+        );
+        assert_eq!(
+            scalar(
+                &direct,
+                &format!("SELECT count(*) FROM {table} WHERE w = v * 2")
+            )
+            .await,
+            3000
+        );
+    }
+}
