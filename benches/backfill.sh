@@ -112,10 +112,12 @@ traffic() { # 5 s pgbench chunks through ddlguard until $TMP/stop exists
   done
 }
 traffic &
-PIDS+=("$!")
+TRAFFIC_PID=$!
+PIDS+=("$TRAFFIC_PID")
 now() { date +%s.%N; }
-window() { # from to -> "transactions p95_ms p99_ms" of the traffic finished in [from, to]
-  cat "$TMP"/tx.* 2>/dev/null | awk -v a="$1" -v b="$2" '{ t = $5 + $6 / 1e6; if (t >= a && t <= b) print $3 / 1000 }' |
+window() { # from to -> "transactions p95_ms p99_ms" of the traffic that started in [from, to]
+  # (a statement blocked by the UPDATE counts with its whole wait)
+  cat "$TMP"/tx.* 2>/dev/null | awk -v a="$1" -v b="$2" '{ t = $5 + $6 / 1e6 - $3 / 1e6; if (t >= a && t <= b) print $3 / 1000 }' |
     sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "0 n/a n/a"; exit }
       i95 = int(NR * 0.95 + 0.999); i99 = int(NR * 0.99 + 0.999); printf "%d %.2f %.2f\n", NR, v[i95], v[i99] }'
 }
@@ -123,14 +125,12 @@ window() { # from to -> "transactions p95_ms p99_ms" of the traffic finished in 
 sleep 2 # the traffic's first statements give the usage buckets a level
 say "traffic alone for ${PHASE_SECS}s"
 t0="$(now)"; sleep "$PHASE_SECS"; t1="$(now)"
-read -r n_alone p95_alone p99_alone < <(window "$t0" "$t1")
 
 say "ddlguard backfill (--batch $BATCH)"
 b0="$(now)"
 "$BIN" backfill --http "127.0.0.1:$HTTP_PORT" items --set "v_upper = upper(v)" --batch "$BATCH" \
   --database bench --follow 2>"$TMP/follow.log" >"$TMP/backfill.out"
 b1="$(now)"
-read -r n_job p95_job p99_job < <(window "$b0" "$b1")
 reasons="$(tr '\r' '\n' <"$TMP/follow.log" | sed -n 's/.*throttle: \([a-z-]*\).*/\1/p' | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep = ", " }')"
 [ "$(direct -c "SELECT count(*) FROM items WHERE v_upper IS DISTINCT FROM upper(v)")" = 0 ] ||
   { say "the backfill left rows unfilled"; exit 1; }
@@ -141,16 +141,20 @@ sleep 5
 u0="$(now)"
 direct -c "UPDATE items SET v_upper = upper(v)"
 u1="$(now)"
-sleep 1
-read -r n_upd p95_upd p99_upd < <(window "$u0" "$u1")
+sleep 2
+# The last 5 s chunk ends and writes its log; then every window is complete.
 touch "$TMP/stop"
+wait "$TRAFFIC_PID" || true
+read -r n_alone p95_alone p99_alone < <(window "$t0" "$t1")
+read -r n_job p95_job p99_job < <(window "$b0" "$b1")
+read -r n_upd p95_upd p99_upd < <(window "$u0" "$u1")
 
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 mkdir -p "$(dirname "$OUT")"
 {
   echo "## Backfill of $ROWS rows under pgbench (-c $CLIENTS, 80% reads / 20% updates) through ddlguard"
   echo
-  echo "| | duration s | traffic tx | traffic p95 ms | traffic p99 ms |"
+  echo "| | duration s | traffic tx started | traffic p95 ms | traffic p99 ms |"
   echo "|---|---|---|---|---|"
   echo "| traffic alone | $(secs "$t0" "$t1") | $n_alone | $p95_alone | $p99_alone |"
   echo "| ddlguard backfill --batch $BATCH | $(secs "$b0" "$b1") | $n_job | $p95_job | $p99_job |"
