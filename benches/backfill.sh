@@ -14,7 +14,8 @@
 # DDLGUARD_PG_BIN (PostgreSQL bin dir), OUT (report file, default
 # target/backfill-report.md), KEEP_TMP=1.
 #
-# Traffic: pgbench -M prepared, 80% point reads and 20% point updates of
+# Traffic columns count the statements that started in each window
+# (throughput, p95, p99, max). Traffic: pgbench -M prepared, 80% point reads and 20% point updates of
 # another column of the same table, run in 5 s chunks (each writes its
 # per-transaction log) so every window's latencies are complete. As root,
 # Postgres runs as the `postgres` OS user.
@@ -115,11 +116,11 @@ traffic &
 TRAFFIC_PID=$!
 PIDS+=("$TRAFFIC_PID")
 now() { date +%s.%N; }
-window() { # from to -> "transactions p95_ms p99_ms" of the traffic that started in [from, to]
+window() { # from to -> "transactions p95_ms p99_ms max_ms" of the traffic that started in [from, to]
   # (a statement blocked by the UPDATE counts with its whole wait)
   cat "$TMP"/tx.* 2>/dev/null | awk -v a="$1" -v b="$2" '{ t = $5 + $6 / 1e6 - $3 / 1e6; if (t >= a && t <= b) print $3 / 1000 }' |
-    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "0 n/a n/a"; exit }
-      i95 = int(NR * 0.95 + 0.999); i99 = int(NR * 0.99 + 0.999); printf "%d %.2f %.2f\n", NR, v[i95], v[i99] }'
+    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "0 n/a n/a n/a"; exit }
+      i95 = int(NR * 0.95 + 0.999); i99 = int(NR * 0.99 + 0.999); printf "%d %.2f %.2f %.2f\n", NR, v[i95], v[i99], v[NR] }'
 }
 
 sleep 2 # the traffic's first statements give the usage buckets a level
@@ -145,20 +146,21 @@ sleep 2
 # The last 5 s chunk ends and writes its log; then every window is complete.
 touch "$TMP/stop"
 wait "$TRAFFIC_PID" || true
-read -r n_alone p95_alone p99_alone < <(window "$t0" "$t1")
-read -r n_job p95_job p99_job < <(window "$b0" "$b1")
-read -r n_upd p95_upd p99_upd < <(window "$u0" "$u1")
+read -r n_alone p95_alone p99_alone max_alone < <(window "$t0" "$t1")
+read -r n_job p95_job p99_job max_job < <(window "$b0" "$b1")
+read -r n_upd p95_upd p99_upd max_upd < <(window "$u0" "$u1")
 
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+tps() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
 mkdir -p "$(dirname "$OUT")"
 {
   echo "## Backfill of $ROWS rows under pgbench (-c $CLIENTS, 80% reads / 20% updates) through ddlguard"
   echo
-  echo "| | duration s | traffic tx started | traffic p95 ms | traffic p99 ms |"
-  echo "|---|---|---|---|---|"
-  echo "| traffic alone | $(secs "$t0" "$t1") | $n_alone | $p95_alone | $p99_alone |"
-  echo "| ddlguard backfill --batch $BATCH | $(secs "$b0" "$b1") | $n_job | $p95_job | $p99_job |"
-  echo "| single UPDATE of the table | $(secs "$u0" "$u1") | $n_upd | $p95_upd | $p99_upd |"
+  echo "| | duration s | traffic tx/s | traffic p95 ms | traffic p99 ms | traffic max ms |"
+  echo "|---|---|---|---|---|---|"
+  echo "| traffic alone | $(secs "$t0" "$t1") | $(tps "$n_alone" "$t0" "$t1") | $p95_alone | $p99_alone | $max_alone |"
+  echo "| ddlguard backfill --batch $BATCH | $(secs "$b0" "$b1") | $(tps "$n_job" "$b0" "$b1") | $p95_job | $p99_job | $max_job |"
+  echo "| single UPDATE of the table | $(secs "$u0" "$u1") | $(tps "$n_upd" "$u0" "$u1") | $p95_upd | $p99_upd | $max_upd |"
   echo
   echo "Throttle reasons seen by --follow (polls): ${reasons:-none}. ddlguard: $BIN; PostgreSQL: $("$PGB/postgres" --version)."
 } | tee "$OUT"
