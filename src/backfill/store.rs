@@ -4,7 +4,7 @@
 //! of its own; `memory` keeps jobs for the process' life only.
 
 use super::job::Job;
-use crate::usage::store::{StoreError, StoreSpec};
+use crate::usage::store::{blocking, StoreError, StoreSpec};
 use rusqlite::{params, Connection};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -108,14 +108,9 @@ impl JobStore {
         match self {
             JobStore::Memory(next) => Ok(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
             JobStore::Sqlite { path, conn } => {
-                let (conn, owner, state, at) = (
-                    conn.clone(),
-                    job.owner.clone(),
-                    job.state.as_str(),
-                    job.updated_ms as i64,
-                );
-                blocking(path, move || {
-                    let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+                let (owner, state, at) =
+                    (job.owner.clone(), job.state.as_str(), job.updated_ms as i64);
+                on_sqlite(path, conn, move |c| {
                     c.execute(
                         "INSERT INTO ddlguard_backfills (owner, state, updated_ms, job) VALUES (?1, ?2, ?3, ?4)",
                         params![owner, state, at, text],
@@ -146,14 +141,8 @@ impl JobStore {
         match self {
             JobStore::Memory(_) => Ok(()),
             JobStore::Sqlite { path, conn } => {
-                let (conn, id, state, at) = (
-                    conn.clone(),
-                    job.id as i64,
-                    job.state.as_str(),
-                    job.updated_ms as i64,
-                );
-                blocking(path, move || {
-                    let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+                let (id, state, at) = (job.id as i64, job.state.as_str(), job.updated_ms as i64);
+                on_sqlite(path, conn, move |c| {
                     c.execute(
                         "UPDATE ddlguard_backfills SET state = ?2, updated_ms = ?3, job = ?4 WHERE id = ?1",
                         params![id, state, at, text],
@@ -182,9 +171,7 @@ impl JobStore {
         let rows: Vec<(i64, String)> = match self {
             JobStore::Memory(_) => Vec::new(),
             JobStore::Sqlite { path, conn } => {
-                let conn = conn.clone();
-                blocking(path, move || {
-                    let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+                on_sqlite(path, conn, move |c| {
                     let mut stmt =
                         c.prepare("SELECT id, job FROM ddlguard_backfills ORDER BY id")?;
                     let rows = stmt
@@ -224,16 +211,17 @@ impl JobStore {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs `f` on the SQLite connection, on the blocking pool.
+async fn on_sqlite<T: Send + 'static>(
     path: &std::path::Path,
-    f: impl FnOnce() -> rusqlite::Result<T> + Send + 'static,
+    conn: &Arc<Mutex<Connection>>,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
 ) -> Result<T, StoreError> {
-    let path = path.display().to_string();
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(error)) => Err(StoreError::Sqlite { path, error }),
-        Err(e) => Err(StoreError::Task(e.to_string())),
-    }
+    let conn = conn.clone();
+    blocking(path, move || {
+        f(&conn.lock().unwrap_or_else(|p| p.into_inner()))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -120,6 +120,22 @@ fn state(j: &Value) -> &str {
     j["state"].as_str().unwrap_or("")
 }
 
+fn reason(j: &Value) -> &str {
+    j["throttle_reason"].as_str().unwrap_or("")
+}
+
+/// Waits until the running job says `word` slowed it, and checks that its
+/// batch shrank below `max_batch`.
+async fn slowed_by(proxy: &TestProxy, id: u64, word: &str, max_batch: u64) -> Value {
+    let j = wait_for(proxy, id, Duration::from_secs(60), |j| {
+        reason(j).starts_with(word) || state(j) != "running"
+    })
+    .await;
+    assert_eq!(state(&j), "running", "{j:#}");
+    assert!(num(&j, "batch_size") < max_batch, "{j:#}");
+    j
+}
+
 fn num(j: &Value, k: &str) -> u64 {
     j[k].as_u64().unwrap_or(0)
 }
@@ -307,25 +323,12 @@ async fn the_job_slows_down_when_the_tables_latency_rises() {
     let id = num(&created, "id");
     // Calm first: the job makes progress without a latency complaint.
     wait_for(&proxy, id, Duration::from_secs(60), |j| {
-        num(j, "rows_scanned") >= 2000
-            && !j["throttle_reason"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("latency")
+        num(j, "rows_scanned") >= 2000 && !reason(j).starts_with("latency")
     })
     .await;
     // Now the other clients' statements on the table get slow.
     traffic.slow.store(true, Ordering::Relaxed);
-    let slowed = wait_for(&proxy, id, Duration::from_secs(60), |j| {
-        j["throttle_reason"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("latency")
-            || state(j) != "running"
-    })
-    .await;
-    assert_eq!(state(&slowed), "running", "{slowed:#}");
-    assert!(num(&slowed, "batch_size") < 400, "{slowed:#}");
+    let slowed = slowed_by(&proxy, id, "latency", 400).await;
     assert!(num(&slowed, "pause_ms") > 0, "{slowed:#}");
     let (status, cancelled) = http("POST", format!("{}/{id}/cancel", api(&proxy)), None).await;
     assert_eq!(
@@ -448,51 +451,30 @@ async fn unsafe_backfills_are_refused_and_say_what_to_do() {
         .await
         .unwrap();
     let proxy = start_proxy(cluster).await;
+    let req = |table: &str, set: &str| json!({"table": table, "set": set, "database": db});
+    let mut with_key = req("logs", "msg = upper(msg)");
+    with_key["key"] = json!("code");
+    let subquery = "email_lower = (SELECT v FROM other WHERE other.id = items.id)";
     let cases = [
         (
-            json!({"table": "logs", "set": "msg = upper(msg)", "database": db}),
+            req("logs", "msg = upper(msg)"),
             409,
             "55000",
             "CREATE UNIQUE INDEX",
         ),
+        (with_key, 409, "55000", "SET NOT NULL"),
+        (req("items", subquery), 409, "55000", "--allow-subquery"),
+        (req("items", "id = id + 1"), 409, "55000", "--key"),
         (
-            json!({"table": "logs", "set": "msg = upper(msg)", "key": "code", "database": db}),
-            409,
-            "55000",
-            "SET NOT NULL",
-        ),
-        (
-            json!({"table": "items", "set": "email_lower = (SELECT v FROM other WHERE other.id = items.id)", "database": db}),
-            409,
-            "55000",
-            "--allow-subquery",
-        ),
-        (
-            json!({"table": "items", "set": "id = id + 1", "database": db}),
-            409,
-            "55000",
-            "--key",
-        ),
-        (
-            json!({"table": "items", "set": "email_lower = 1; DROP TABLE items", "database": db}),
+            req("items", "email_lower = 1; DROP TABLE items"),
             400,
             "42601",
             "--set",
         ),
+        (req("nope", "x = 1"), 404, "42P01", "names"),
+        (req("items", "nope = 1"), 404, "42703", "names"),
         (
-            json!({"table": "nope", "set": "x = 1", "database": db}),
-            404,
-            "42P01",
-            "names",
-        ),
-        (
-            json!({"table": "items", "set": "nope = 1", "database": db}),
-            404,
-            "42703",
-            "names",
-        ),
-        (
-            json!({"table": "items", "set": "email_lower = no_such_function(email)", "database": db}),
+            req("items", "email_lower = no_such_function(email)"),
             502,
             "42883",
             "",
@@ -688,28 +670,39 @@ fn after_a_crash_the_job_resumes_from_its_last_key() {
     );
 }
 
+/// Runs `ddlguard ARGS` on a blocking thread.
+async fn cli(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BinProxy::exe())
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_follows_a_job_to_its_end() {
     let cluster = Cluster::shared();
     let (db, direct) = items_db(cluster, "backfill_cli", 20_000).await;
     let proxy = start_proxy(cluster).await;
     let http = proxy.http.unwrap().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BinProxy::exe())
-            .args([
-                "backfill",
-                "--http",
-                &http,
-                "public.items",
-                "--set",
-                "email_lower = lower(email)",
-            ])
-            .args(["--batch", "2000", "--database", &db, "--follow"])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = cli(&[
+        "backfill",
+        "--http",
+        &http,
+        "public.items",
+        "--set",
+        "email_lower = lower(email)",
+        "--batch",
+        "2000",
+        "--database",
+        &db,
+        "--follow",
+    ])
+    .await;
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -725,24 +718,17 @@ async fn the_cli_follows_a_job_to_its_end() {
         20_000
     );
     // A refusal is exit code 2 with the reason.
-    let http = proxy.http.unwrap().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BinProxy::exe())
-            .args([
-                "backfill",
-                "--http",
-                &http,
-                "items",
-                "--set",
-                "id = 1",
-                "--database",
-                "backfill_cli",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = cli(&[
+        "backfill",
+        "--http",
+        &http,
+        "items",
+        "--set",
+        "id = 1",
+        "--database",
+        "backfill_cli",
+    ])
+    .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("SQLSTATE 55000"),
@@ -882,16 +868,7 @@ async fn the_job_slows_down_when_others_wait_for_its_row_locks() {
     )
     .await;
     let id = num(&created, "id");
-    let seen = wait_for(&proxy, id, Duration::from_secs(60), |j| {
-        j["throttle_reason"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("lock-waits")
-            || state(j) != "running"
-    })
-    .await;
-    assert_eq!(state(&seen), "running", "{seen:#}");
-    assert!(num(&seen, "batch_size") < 400, "{seen:#}");
+    slowed_by(&proxy, id, "lock-waits", 400).await;
     let (status, _) = http("POST", format!("{}/{id}/cancel", api(&proxy)), None).await;
     assert_eq!(status, 200);
     stop.store(true, Ordering::Relaxed);

@@ -7,6 +7,7 @@ mod sqlite;
 
 use super::UsageRecord;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+pub(crate) use sqlite::blocking;
 use std::path::PathBuf;
 use thiserror::Error;
 
