@@ -147,6 +147,9 @@ pub fn query(sql: &str) -> Vec<u8> {
     out
 }
 
+/// A frontend `Sync` message.
+pub const SYNC: [u8; 5] = [b'S', 0, 0, 0, 4];
+
 /// A frontend `Parse` message: statement `name` (NUL excluded), `sql`, no
 /// parameter types.
 pub fn parse(name: &[u8], sql: &str) -> Vec<u8> {
@@ -180,6 +183,36 @@ pub fn query_text(body: &[u8]) -> &[u8] {
 pub fn parse_parts(body: &[u8]) -> (&[u8], &[u8]) {
     let (name, rest) = cstr(body);
     (name, cstr(rest).0)
+}
+
+/// The portal and statement names of a `Bind` body.
+pub fn bind_names(body: &[u8]) -> (&[u8], &[u8]) {
+    let (portal, rest) = cstr(body);
+    (portal, cstr(rest).0)
+}
+
+/// The portal name of an `Execute` body.
+pub fn execute_portal(body: &[u8]) -> &[u8] {
+    cstr(body).0
+}
+
+/// What a `Close` body closes: `b'S'` (statement) or `b'P'` (portal), and
+/// its name; `None` for an empty body.
+pub fn close_target(body: &[u8]) -> Option<(u8, &[u8])> {
+    let (&kind, rest) = body.split_first()?;
+    Some((kind, cstr(rest).0))
+}
+
+/// A frontend `Bind` of the unnamed statement to the unnamed portal, with
+/// no parameters and text results.
+pub fn bind_unnamed() -> Vec<u8> {
+    // portal "", statement "", 0 format codes, 0 parameters, 0 result formats.
+    vec![b'B', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]
+}
+
+/// A frontend `Execute` of the unnamed portal, all rows.
+pub fn execute_unnamed() -> Vec<u8> {
+    vec![b'E', 0, 0, 0, 9, 0, 0, 0, 0, 0]
 }
 
 /// Reads the int32 request code of an `Authentication*` message body.
@@ -267,6 +300,19 @@ pub fn error_fields(body: &[u8]) -> ErrorFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extended_protocol_names_are_read_and_built() {
+        assert_eq!(bind_names(b"p1\0s1\0\0\0"), (&b"p1"[..], &b"s1"[..]));
+        assert_eq!(execute_portal(b"p1\0\0\0\0\0"), b"p1");
+        assert_eq!(close_target(b"Sname\0"), Some((b'S', &b"name"[..])));
+        assert_eq!(close_target(b""), None);
+        for frame in [bind_unnamed(), execute_unnamed()] {
+            let len = u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]) as usize;
+            assert_eq!(len + 1, frame.len(), "{frame:?}");
+        }
+        assert_eq!(bind_names(&bind_unnamed()[5..]), (&b""[..], &b""[..]));
+    }
     use crate::wire::FrameHeader;
 
     #[test]
