@@ -184,10 +184,13 @@ impl Backfills {
                 return;
             }
         };
+        let (mut mine, mut resumed) = (0, 0);
         for job in jobs {
             if job.owner != self.owner {
                 continue;
             }
+            mine += 1;
+            resumed += usize::from(job.state == JobState::Running);
             let (id, running) = (job.id, job.state == JobState::Running);
             let cell = Cell::new(job);
             self.jobs().insert(id, cell.clone());
@@ -196,6 +199,7 @@ impl Backfills {
                 self.spawn_runner(&cell);
             }
         }
+        info!(jobs = mine, resumed, "backfill jobs loaded from the store");
     }
 
     /// Tells every runner to stop after its batch (the proxy shuts down);
