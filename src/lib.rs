@@ -8,7 +8,7 @@
 //! test keeps it so): `wire`, `units`, `counters`; `net` (stream, TLS,
 //! upstream connector, `[upstream]` settings); `catalog`; `auth`
 //! (client authentication at the proxy, `[auth]` settings); `analysis`;
-//! `usage`, `policy`, `guard`; `config` (parses plain values and embeds the
+//! `usage`, `policy`, `guard`, `backfill`; `config` (parses plain values and embeds the
 //! sections the modules own); `admin` (reports over a read-only view) and
 //! `lint`; `proxy` (implements the view, loads and checks the
 //! configuration); `cli`.
@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod analysis;
 pub mod auth;
+pub mod backfill;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -33,6 +33,41 @@ enum Command {
     },
     /// Judge migration files with the proxy's DDL policy (exit 1 on findings, 2 on errors).
     Lint(ddlguard::lint::Args),
+    /// Start a throttled backfill inside a running proxy (exit 0 done, 1 failed, 2 error).
+    Backfill(BackfillArgs),
+}
+
+#[derive(clap::Args)]
+struct BackfillArgs {
+    /// The proxy's HTTP address ([admin] http_listen).
+    #[arg(long, default_value = "127.0.0.1:9187")]
+    http: String,
+    /// `table` or `schema.table`.
+    table: String,
+    /// The assignments, as in UPDATE: "email_lower = lower(email)".
+    #[arg(long)]
+    set: String,
+    /// Rows to update (default: those whose target differs from the expression).
+    #[arg(long = "where")]
+    where_clause: Option<String>,
+    /// Rows per batch at most (default: [backfill] batch_size).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// The unique NOT NULL column to walk (default: the primary key).
+    #[arg(long)]
+    key: Option<String>,
+    /// Rows per second at most.
+    #[arg(long = "max-rate")]
+    max_rate: Option<f64>,
+    /// The database (default: the one clients used the table in).
+    #[arg(long)]
+    database: Option<String>,
+    /// Allow subqueries in --set and --where.
+    #[arg(long = "allow-subquery")]
+    allow_subquery: bool,
+    /// Draw progress on stderr until the job ends.
+    #[arg(long)]
+    follow: bool,
 }
 
 #[derive(Subcommand)]
@@ -94,6 +129,26 @@ fn main() -> ExitCode {
                 }
             },
         },
+        Command::Backfill(a) => {
+            let req = ddlguard::backfill::BackfillRequest {
+                table: a.table,
+                set: a.set,
+                where_clause: a.where_clause,
+                batch: a.batch,
+                key: a.key,
+                max_rate: a.max_rate,
+                database: a.database,
+                allow_subquery: a.allow_subquery,
+            };
+            match cli::backfill::run(&a.http, &req, a.follow) {
+                Ok(cli::backfill::Outcome::Ok) => ExitCode::SUCCESS,
+                Ok(cli::backfill::Outcome::Failed) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Serve(arg) => {
             let path = arg.path();
             let config = match ddlguard::proxy::load_config(&path) {

@@ -33,6 +33,8 @@ pub enum Command {
     Reload,
     /// `SET ...`: accepted and ignored, as drivers send some on connect.
     Set,
+    /// `BACKFILL ...`, `SHOW BACKFILLS`, `PAUSE|RESUME|CANCEL BACKFILL id`.
+    Backfill(super::console::backfill::BackfillCommand),
 }
 
 /// One console command with the page of rows it asks for.
@@ -47,7 +49,8 @@ pub struct Request {
 /// The commands, as the 42601 error lists them.
 pub const VALID: &str = "SHOW CLIENTS, SHOW TABLES, SHOW USAGE [table[.column]], \
 SHOW DEPENDENTS table[.column] [SINCE 'interval'], SHOW QUERIES [table], \
-SHOW ERRORS [SINCE 'interval'], SHOW UNRESOLVED [table[.column]], SHOW DDL [SINCE 'interval'], SHOW RULES, SHOW CONFIG, RELOAD; \
+SHOW ERRORS [SINCE 'interval'], SHOW UNRESOLVED [table[.column]], SHOW DDL [SINCE 'interval'], SHOW RULES, SHOW CONFIG, RELOAD, \
+BACKFILL [(options)] table SET col = expr [WHERE condition], SHOW BACKFILLS, PAUSE|RESUME|CANCEL BACKFILL id; \
 a SHOW takes [LIMIT n] [AFTER 'cursor'] at its end";
 
 /// Why a command was not understood (SQLSTATE 42601).
@@ -234,6 +237,12 @@ pub fn parse(sql: &str) -> Result<Command, CommandError> {
 
 /// Parses one console command and its page clauses.
 pub fn parse_request(sql: &str) -> Result<Request, CommandError> {
+    if let Some(b) = super::console::backfill::parse(sql)? {
+        return Ok(Request {
+            command: Command::Backfill(b),
+            page: Page::default(),
+        });
+    }
     let mut toks = tokens(sql)?;
     let page = if matches!(toks.first(), Some(Token::Word(w)) if w == "show") {
         page_clauses(&mut toks)?

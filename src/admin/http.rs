@@ -4,12 +4,13 @@
 //! for scrapers).
 
 use super::dependents::Target;
+use super::http_backfills as backfills;
 use super::report::{self, Page, PageError, Report};
 use super::view::{AdminView, ReportView};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -103,6 +104,12 @@ pub async fn serve(listener: TcpListener, state: HttpState) {
         .route("/api/v1/ddl", since_route(report::ddl, false))
         .route("/api/v1/rules", get(api_rules))
         .route("/api/v1/config", get(api_config))
+        .route(
+            "/api/v1/backfills",
+            get(backfills::list).post(backfills::create),
+        )
+        .route("/api/v1/backfills/{id}", get(backfills::one))
+        .route("/api/v1/backfills/{id}/{action}", post(backfills::act))
         .with_state(Arc::new(state));
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("HTTP server stopped: {e}");
@@ -115,7 +122,7 @@ struct ApiError {
 }
 
 /// A refused request: status and what to do instead, sent as JSON.
-struct Refusal(StatusCode, String);
+pub(crate) struct Refusal(StatusCode, String);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
@@ -127,7 +134,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Refusal {
     Refusal(status, message.into())
 }
 
-fn authorized(st: &HttpState, headers: &HeaderMap) -> Result<(), Refusal> {
+pub(crate) fn authorized(st: &HttpState, headers: &HeaderMap) -> Result<(), Refusal> {
     let Some(token) = &st.token else {
         return Ok(());
     };

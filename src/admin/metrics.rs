@@ -323,8 +323,64 @@ impl Collector for ProxyCollector {
             let labels = [("command", command.as_str()), ("outcome", outcome.as_str())];
             ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
         }
+        if let Some(b) = h.backfills() {
+            backfill_gauges(&mut e, &b.list())?;
+        }
         Ok(())
     }
+}
+
+/// Per backfill job (labels `job`, `table`, `state`; the throttle's
+/// reason as its first word): progress, pace and why it is held back.
+fn backfill_gauges(e: &mut DescriptorEncoder, jobs: &[crate::backfill::Job]) -> std::fmt::Result {
+    type Value = fn(&crate::backfill::Job) -> f64;
+    let families: [(&str, &str, Value); 6] = [
+        (
+            "ddlguard_backfill_rows_done",
+            "Rows a backfill job updated",
+            |j| j.rows_done as f64,
+        ),
+        (
+            "ddlguard_backfill_rows_scanned",
+            "Keys a backfill job visited",
+            |j| j.rows_scanned as f64,
+        ),
+        (
+            "ddlguard_backfill_rows_estimated",
+            "The table's row estimate when the job started",
+            |j| j.rows_estimated as f64,
+        ),
+        (
+            "ddlguard_backfill_rate",
+            "Keys visited per second, recent batches",
+            |j| j.rate,
+        ),
+        (
+            "ddlguard_backfill_batch_size",
+            "Rows in the job's next batch (AIMD)",
+            |j| j.batch_size as f64,
+        ),
+        (
+            "ddlguard_backfill_pause_seconds",
+            "Pause between the job's batches",
+            |j| j.pause_ms as f64 / 1000.0,
+        ),
+    ];
+    for (name, help, value) in families {
+        let mut m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for j in jobs {
+            let (id, table) = (j.id.to_string(), j.qualified_table());
+            let reason = j.throttle_reason.split(':').next().unwrap_or("none");
+            let labels = [
+                ("job", id.as_str()),
+                ("table", table.as_str()),
+                ("state", j.state.as_str()),
+                ("throttle", reason),
+            ];
+            ConstGauge::new(value(j)).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
 }
 
 /// The exposition text of all metrics.

@@ -7,6 +7,7 @@ pub mod console;
 /// "Who depends on this?" lives with the usage it reads; re-exported for the reports.
 pub use crate::usage::dependents;
 pub mod http;
+mod http_backfills;
 pub mod metrics;
 pub mod report;
 pub mod table;

@@ -53,6 +53,10 @@ pub trait AdminView: ReportView {
     /// Reads the configuration file again and applies it; returns the
     /// changed keys that need a restart.
     fn reload_from_file(&self) -> Result<Vec<&'static str>, ReloadFailure>;
+    /// Throttled backfill jobs (`None`: a view without the engine).
+    fn backfills(&self) -> Option<Arc<crate::backfill::Backfills>> {
+        None
+    }
     /// An owned handle on the same proxy (the metrics collector keeps one).
     fn shared_view(&self) -> Arc<dyn AdminView>;
 }

@@ -2,5 +2,6 @@
 //! only parses arguments and dispatches here (ripgrep's shape), so each
 //! command can be read and tested without the argument parser.
 
+pub mod backfill;
 pub mod report;
 pub mod serve;

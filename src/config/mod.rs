@@ -45,6 +45,9 @@ pub struct Config {
     /// Who authenticates clients: the proxy or the upstream.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Throttled backfills.
+    #[serde(default)]
+    pub backfill: crate::backfill::BackfillSettings,
 }
 
 /// `[admin]`: where reports are served.
@@ -280,6 +283,10 @@ impl Config {
             .policy
             .validate()
             .map_err(|(table, key, message)| locate(KeyError::new(&table, &key, message)))?;
+        config
+            .backfill
+            .validate()
+            .map_err(|(key, message)| locate(KeyError::new("backfill", key, message)))?;
         for check in checks {
             check(&config).map_err(locate)?;
         }

@@ -130,6 +130,7 @@ impl Server {
             }
             .run(stop_rx),
         );
+        tokio::spawn(shared.backfills.clone().start());
         let threads = shared.settings().config.server.worker_threads;
         let workers = match threads {
             1 => None,
@@ -183,6 +184,7 @@ impl Server {
                 );
             }
         }
+        shared.backfills.stop();
         if let Some(workers) = workers {
             workers.stop();
         }
@@ -245,6 +247,11 @@ impl ServerHandle {
     /// Who each authenticated relayed session is, now.
     pub fn live_sessions(&self) -> Vec<crate::usage::ClientIdentity> {
         self.shared.live.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// Throttled backfill jobs.
+    pub fn backfills(&self) -> Arc<crate::backfill::Backfills> {
+        self.shared.backfills.clone()
     }
 
     /// The DDL statements that passed through.

@@ -108,6 +108,8 @@ pub struct Shared {
     pub marker_prefix: Arc<str>,
     /// Verifiers read for `auth.mode = "proxy"`, cached per user.
     pub verifiers: crate::auth::Verifiers,
+    /// Throttled backfill jobs (issue 19).
+    pub backfills: Arc<crate::backfill::Backfills>,
     phase: watch::Sender<Phase>,
     active: AtomicUsize,
     clients: AtomicUsize,
@@ -137,6 +139,12 @@ impl Shared {
             catalogs: Arc::new(Catalogs::new(login, usage.catalog_refresh.0)),
             ddl: Arc::new(DdlLog::new(DDL_LOG_CAPACITY)),
         };
+        let backfills = crate::backfill::Backfills::new(
+            backfill_context(&settings),
+            tracking.usage.clone(),
+            usage.store.clone(),
+            settings.config.server.listen.to_string(),
+        );
         let mut settings = settings;
         let gate_stats: Arc<GateStats> = Arc::default();
         settings.gate = Arc::new(judge::gate_policy(&settings.config, &tracking, &gate_stats));
@@ -151,6 +159,7 @@ impl Shared {
             gate_stats,
             marker_prefix: gate::marker_prefix(),
             verifiers: crate::auth::Verifiers::default(),
+            backfills,
             console_sessions: AtomicUsize::new(0),
             phase: watch::channel(Phase::Running).0,
             active: AtomicUsize::new(0),
@@ -170,6 +179,7 @@ impl Shared {
 
     /// Replaces the settings for sessions that start from now on.
     pub fn replace_settings(&self, mut settings: Settings) {
+        self.backfills.configure(backfill_context(&settings));
         settings.gate = Arc::new(judge::gate_policy(
             &settings.config,
             &self.tracking,
@@ -244,6 +254,16 @@ impl Shared {
     /// A receiver that sees phase changes.
     pub fn phase(&self) -> watch::Receiver<Phase> {
         self.phase.subscribe()
+    }
+}
+
+/// What backfill jobs started under `settings` connect with.
+fn backfill_context(settings: &Settings) -> crate::backfill::Context {
+    let config = &settings.config;
+    crate::backfill::Context {
+        upstream: settings.upstream.clone(),
+        login: service_login(config),
+        settings: config.backfill.clone(),
     }
 }
 

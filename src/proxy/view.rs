@@ -55,6 +55,9 @@ impl AdminView for ServerHandle {
     fn reload_from_file(&self) -> Result<Vec<&'static str>, ReloadFailure> {
         ServerHandle::reload_from_file(self).map_err(Into::into)
     }
+    fn backfills(&self) -> Option<Arc<crate::backfill::Backfills>> {
+        Some(ServerHandle::backfills(self))
+    }
     fn shared_view(&self) -> Arc<dyn AdminView> {
         Arc::new(self.clone())
     }

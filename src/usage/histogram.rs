@@ -56,6 +56,21 @@ impl LatencyHistogram {
         self.total += other.total;
     }
 
+    /// What was recorded after `earlier` was cloned from this histogram
+    /// (a backfill measures the latency of a window this way).
+    pub fn since(&self, earlier: &LatencyHistogram) -> LatencyHistogram {
+        let mut out = LatencyHistogram::default();
+        for (o, (a, b)) in out
+            .counts
+            .iter_mut()
+            .zip(self.counts.iter().zip(earlier.counts.iter()))
+        {
+            *o = a.saturating_sub(*b);
+        }
+        out.total = out.counts.iter().map(|&c| c as u64).sum();
+        out
+    }
+
     /// Observations recorded.
     pub fn count(&self) -> u64 {
         self.total

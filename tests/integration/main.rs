@@ -6,6 +6,7 @@ mod support;
 
 mod after_commit;
 mod auth;
+mod backfill;
 mod cancel;
 mod catalog_refresh;
 mod cli;

@@ -107,7 +107,17 @@ fn run(h: &dyn AdminView, req: &Request) -> PgWireResult<Outcome> {
             }
         },
         Command::Set => Outcome::Done("SET", Vec::new()),
+        Command::Backfill(b) => {
+            Outcome::Rows(super::backfill::run(h, b).map_err(backfill_refused)?)
+        }
     })
+}
+
+/// A refused backfill command: its SQLSTATE, message and hint.
+fn backfill_refused(e: crate::backfill::BackfillError) -> PgWireError {
+    let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate().into(), e.to_string());
+    info.hint = e.hint();
+    PgWireError::UserError(Box::new(info))
 }
 
 /// XX000 for a report that could not be built (its task failed).
@@ -250,6 +260,7 @@ fn command_columns(cmd: &Command) -> Vec<(&'static str, report::ColumnType)> {
         Command::Ddl(_) => report::columns::DDL.to_vec(),
         Command::Rules => report::columns::RULES.to_vec(),
         Command::Config => report::columns::CONFIG.to_vec(),
+        Command::Backfill(_) => super::backfill::COLUMNS.to_vec(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! relayed upstream (DESIGN section 7).
 
 pub mod auth;
+pub mod backfill;
 mod budget;
 mod encode;
 mod handler;

@@ -8,6 +8,7 @@ mod sqlite;
 
 use super::{DdlEvent, UsageRecord};
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+pub(crate) use sqlite::blocking;
 use std::path::PathBuf;
 use thiserror::Error;
 

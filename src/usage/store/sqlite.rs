@@ -199,7 +199,9 @@ impl SqliteStore {
     }
 }
 
-pub(super) async fn blocking<T: Send + 'static>(
+/// Runs `f` on the blocking pool; its error names the file (the backfill
+/// job store shares it).
+pub(crate) async fn blocking<T: Send + 'static>(
     path: &std::path::Path,
     f: impl FnOnce() -> rusqlite::Result<T> + Send + 'static,
 ) -> Result<T, StoreError> {
