@@ -9,6 +9,7 @@ mod judge;
 mod listener;
 mod load;
 mod path_state;
+pub mod prepared;
 mod relay;
 mod session;
 pub(crate) mod shared;

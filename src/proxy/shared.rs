@@ -98,6 +98,8 @@ pub struct Shared {
     pub reload_source: RwLock<Option<ReloadSource>>,
     /// What the statement gates did.
     pub gate_stats: Arc<GateStats>,
+    /// Prepared statements re-prepared after ADD COLUMN, and who runs old shapes.
+    pub prepared: Arc<super::prepared::Registry>,
     /// The function name prefix refused statements are replaced with.
     pub marker_prefix: Arc<str>,
     phase: watch::Sender<Phase>,
@@ -141,6 +143,7 @@ impl Shared {
             traffic: Arc::default(),
             reload_source: RwLock::new(None),
             gate_stats,
+            prepared: Arc::default(),
             marker_prefix: gate::marker_prefix(),
             console_sessions: AtomicUsize::new(0),
             phase: watch::channel(Phase::Running).0,

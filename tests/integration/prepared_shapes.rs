@@ -1,0 +1,356 @@
+//! Prepared statements survive ADD COLUMN (issue 20): a named statement
+//! prepared before the schema change keeps its old result shape through
+//! ddlguard, where Postgres alone refuses it with `0A000 cached plan must
+//! not change result type`; what cannot be proven equivalent passes the
+//! error through unchanged.
+
+use crate::support::raw::{message, query, sync, RawClient};
+use crate::support::{connect, Cluster, TestProxy};
+use ddlguard::wire::messages::error_fields;
+use std::process::{Command, Stdio};
+use tokio_postgres::Client;
+
+const CACHED_PLAN: &str = "cached plan must not change result type";
+
+/// A database with `t (id, v)` and `u (id, name)`; returns it and a direct client.
+async fn shapes_db(name: &str) -> (&'static Cluster, String, Client) {
+    let cluster = Cluster::shared();
+    let db = cluster.create_db(name);
+    let direct = connect(&cluster.direct_conn(&db)).await;
+    direct
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text);
+             INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 100) i;
+             CREATE TABLE u (id int PRIMARY KEY, name text);
+             INSERT INTO u SELECT i, 'name ' || i FROM generate_series(1, 100) i;",
+        )
+        .await
+        .unwrap();
+    (cluster, db, direct)
+}
+
+/// Each row as text, with the column names of the statement.
+async fn run(
+    c: &Client,
+    s: &tokio_postgres::Statement,
+    id: i32,
+) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), tokio_postgres::Error> {
+    let names = s.columns().iter().map(|c| c.name().to_string()).collect();
+    let rows = c.query(s, &[&id]).await?;
+    let values = rows
+        .iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| match r.columns()[i].type_() {
+                    &tokio_postgres::types::Type::INT4 => {
+                        r.get::<_, Option<i32>>(i).map(|v| v.to_string())
+                    }
+                    _ => r.get::<_, Option<String>>(i),
+                })
+                .collect()
+        })
+        .collect();
+    Ok((names, values))
+}
+
+const STATEMENTS: [&str; 3] = [
+    "SELECT * FROM t WHERE id = $1",
+    "SELECT t.*, u.name FROM t JOIN u ON u.id = t.id WHERE t.id = $1",
+    "SELECT id, v FROM t WHERE id = $1",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_prepared_before_add_column_keep_their_shape() {
+    let (cluster, db, direct) = shapes_db("prepared_tokio").await;
+    let proxy = TestProxy::start(cluster).await;
+    let proxied = proxy.connect(&db).await;
+    // The same client straight to Postgres shows what the proxy prevents.
+    let plain = connect(&cluster.direct_conn(&db)).await;
+    let mut before = Vec::new();
+    let mut statements = Vec::new();
+    let mut plain_statements = Vec::new();
+    for sql in STATEMENTS {
+        let s = proxied.prepare(sql).await.unwrap();
+        before.push(run(&proxied, &s, 7).await.unwrap());
+        statements.push(s);
+        plain_statements.push(plain.prepare(sql).await.unwrap());
+    }
+    assert_eq!(before[0].0, ["id", "v"]);
+    assert_eq!(before[1].0, ["id", "v", "name"]);
+
+    direct
+        .batch_execute("ALTER TABLE t ADD COLUMN c int; UPDATE t SET c = id")
+        .await
+        .unwrap();
+
+    let err = run(&plain, &plain_statements[0], 7).await.unwrap_err();
+    let message = err.as_db_error().map(|e| e.message().to_string());
+    assert_eq!(message.as_deref(), Some(CACHED_PLAN), "direct: {err:?}");
+    for round in 0..2 {
+        for (i, s) in statements.iter().enumerate() {
+            let after = run(&proxied, s, 7)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", STATEMENTS[i]));
+            assert_eq!(after, before[i], "{} (round {round})", STATEMENTS[i]);
+        }
+    }
+    // Two star statements were re-prepared, once each; the explicit list
+    // never failed.
+    assert_eq!(proxy.handle.prepared_recoveries(), (2, 0));
+    let old: u64 = proxy.handle.old_shapes().iter().map(|(_, n)| n).sum();
+    assert_eq!(old, 2, "SHOW CLIENTS old_shapes");
+    // New statements see the new column.
+    let fresh = proxied.prepare(STATEMENTS[0]).await.unwrap();
+    assert_eq!(run(&proxied, &fresh, 7).await.unwrap().0, ["id", "v", "c"]);
+    // Closing a statement on an old shape ends its count.
+    drop(statements);
+    proxied.execute("SELECT 1", &[]).await.unwrap();
+    let old: u64 = proxy.handle.old_shapes().iter().map(|(_, n)| n).sum();
+    assert_eq!(old, 0);
+}
+
+/// A raw extended-protocol client: Parse with a parameter type, Describe,
+/// then Bind/Describe/Execute/Sync as libpq sends them.
+struct Raw {
+    c: RawClient,
+}
+
+impl Raw {
+    async fn exchange(&mut self, bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        self.c.send(bytes).await;
+        let mut out = Vec::new();
+        loop {
+            let (tag, body) = self.c.read_message().await.expect("reply");
+            out.push((tag, body));
+            if tag == b'Z' {
+                return out;
+            }
+        }
+    }
+
+    async fn prepare(&mut self, name: &str, sql: &str) -> Vec<(u8, Vec<u8>)> {
+        let name = format!("{name}\0");
+        let sql = format!("{sql}\0");
+        let mut out = message(
+            b'P',
+            &[
+                name.as_bytes(),
+                sql.as_bytes(),
+                &1u16.to_be_bytes(),
+                &23u32.to_be_bytes(),
+            ],
+        );
+        out.extend(message(b'D', &[b"S", name.as_bytes()]));
+        out.extend(sync());
+        self.exchange(&out).await
+    }
+
+    async fn execute(&mut self, name: &str, id: &str) -> Vec<(u8, Vec<u8>)> {
+        let name = format!("{name}\0");
+        let zero = 0u16.to_be_bytes();
+        let one = 1u16.to_be_bytes();
+        let len = (id.len() as u32).to_be_bytes();
+        let mut out = message(
+            b'B',
+            &[
+                b"\0",
+                name.as_bytes(),
+                &zero,
+                &one,
+                &len,
+                id.as_bytes(),
+                &zero,
+            ],
+        );
+        out.extend(message(b'D', &[b"P\0"]));
+        out.extend(message(b'E', &[b"\0", &0u32.to_be_bytes()]));
+        out.extend(sync());
+        self.exchange(&out).await
+    }
+
+    async fn simple(&mut self, sql: &str) -> Vec<(u8, Vec<u8>)> {
+        self.exchange(&query(sql)).await
+    }
+}
+
+fn tags(replies: &[(u8, Vec<u8>)]) -> String {
+    replies.iter().map(|(t, _)| *t as char).collect()
+}
+
+fn error(replies: &[(u8, Vec<u8>)]) -> Option<(String, String)> {
+    replies.iter().find(|(t, _)| *t == b'E').map(|(_, b)| {
+        let f = error_fields(b);
+        (f.code, f.message)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_client_gets_the_replies_it_had_before() {
+    let (cluster, db, direct) = shapes_db("prepared_raw").await;
+    let proxy = TestProxy::start(cluster).await;
+    let mut raw = Raw {
+        c: RawClient::login_db(proxy.addr.port(), &db).await,
+    };
+    let mut joined = Raw {
+        c: RawClient::login_db(proxy.addr.port(), &db).await,
+    };
+    assert_eq!(tags(&raw.prepare("star", STATEMENTS[0]).await), "1tTZ");
+    assert_eq!(tags(&joined.prepare("join", STATEMENTS[1]).await), "1tTZ");
+    let before = raw.execute("star", "5").await;
+    let joined_before = joined.execute("join", "5").await;
+    assert_eq!(tags(&before), "2TDCZ");
+    direct
+        .batch_execute("ALTER TABLE t ADD COLUMN c int")
+        .await
+        .unwrap();
+    // Byte for byte what the client got before: BindComplete,
+    // RowDescription, the row, CommandComplete, ReadyForQuery.
+    assert_eq!(raw.execute("star", "5").await, before);
+    assert_eq!(joined.execute("join", "5").await, joined_before);
+    assert_eq!(raw.execute("star", "5").await, before);
+    assert_eq!(proxy.handle.prepared_recoveries(), (2, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inside_a_transaction_block_the_error_passes_through() {
+    let (cluster, db, direct) = shapes_db("prepared_in_tx").await;
+    let proxy = TestProxy::start(cluster).await;
+    let mut raw = Raw {
+        c: RawClient::login_db(proxy.addr.port(), &db).await,
+    };
+    raw.prepare("star", STATEMENTS[0]).await;
+    assert_eq!(tags(&raw.execute("star", "5").await), "2TDCZ");
+    direct
+        .batch_execute("ALTER TABLE t ADD COLUMN c int")
+        .await
+        .unwrap();
+    assert_eq!(tags(&raw.simple("BEGIN").await), "CZ");
+    let failed = raw.execute("star", "5").await;
+    assert_eq!(
+        error(&failed),
+        Some(("0A000".to_string(), CACHED_PLAN.to_string()))
+    );
+    assert_eq!(failed.last().map(|(_, b)| b.as_slice()), Some(&b"E"[..]));
+    raw.simple("ROLLBACK").await;
+    // Nothing was attempted: the error was not the batch's to recover.
+    assert_eq!(proxy.handle.prepared_recoveries(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_column_of_the_old_shape_passes_the_error_through() {
+    let (cluster, db, direct) = shapes_db("prepared_dropped").await;
+    let proxy = TestProxy::start(cluster).await;
+    let mut raw = Raw {
+        c: RawClient::login_db(proxy.addr.port(), &db).await,
+    };
+    raw.prepare("star", STATEMENTS[0]).await;
+    assert_eq!(tags(&raw.execute("star", "5").await), "2TDCZ");
+    direct
+        .batch_execute("ALTER TABLE t DROP COLUMN v, ADD COLUMN c int")
+        .await
+        .unwrap();
+    let failed = raw.execute("star", "5").await;
+    assert_eq!(tags(&failed), "EZ");
+    assert_eq!(
+        error(&failed),
+        Some(("0A000".to_string(), CACHED_PLAN.to_string()))
+    );
+    assert_eq!(proxy.handle.prepared_recoveries(), (0, 1));
+    // The client's statement is untouched: it fails the same way again.
+    assert_eq!(tags(&raw.execute("star", "5").await), "EZ");
+    // And the session goes on.
+    assert_eq!(tags(&raw.simple("SELECT 1").await), "TDCZ");
+}
+
+/// Runs pgbench `-M prepared` on `port` with an `ADD COLUMN` made straight
+/// to Postgres while it runs; returns the number of clients it aborted and
+/// of transactions it processed.
+fn pgbench_with_add_column(cluster: &Cluster, port: u16, db: &str, column: &str) -> (usize, u64) {
+    let script = cluster.dir.join(format!("prepared_{column}.sql"));
+    std::fs::write(
+        &script,
+        "\\set id random(1, 100)\nselect * from t where id = :id;\n",
+    )
+    .unwrap();
+    let child = Command::new(cluster.tool("pgbench"))
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+        .args([
+            "-n", "-M", "prepared", "-c", "8", "-j", "2", "-T", "4", "-f",
+        ])
+        .arg(&script)
+        .arg(db)
+        .env("PGSSLMODE", "disable")
+        .env("PGAPPNAME", "pgbench")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pgbench");
+    // Once every client has run its prepared statement, change the table.
+    let count = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND application_name = 'pgbench' AND query LIKE 'select * from t%'"
+    );
+    let mut ready = false;
+    for _ in 0..400 {
+        if cluster.psql_admin(&count).trim() == "8" {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(ready, "pgbench clients never all ran their statement");
+    crate::support::cluster::run_psql(
+        &cluster.tool("psql"),
+        "127.0.0.1",
+        cluster.port,
+        "postgres",
+        db,
+        &format!("ALTER TABLE t ADD COLUMN {column} int"),
+    );
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let aborted = text
+        .lines()
+        .filter(|l| l.contains("aborted in command"))
+        .count();
+    let processed = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("number of transactions actually processed:")
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.split('/').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("pgbench output:\n{text}"));
+    (aborted, processed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_prepared_survives_add_column_through_the_proxy_only() {
+    let (cluster, db, _direct) = shapes_db("prepared_pgbench").await;
+    let proxy = TestProxy::start(cluster).await;
+    let port = proxy.addr.port();
+    let db2 = db.clone();
+    let (direct, proxied) = tokio::task::spawn_blocking(move || {
+        let direct = pgbench_with_add_column(cluster, cluster.port, &db2, "c1");
+        let proxied = pgbench_with_add_column(cluster, port, &db2, "c2");
+        (direct, proxied)
+    })
+    .await
+    .unwrap();
+    // Both counts prove the change landed mid-run: clients aborted direct,
+    // and every proxied session re-prepared.
+    assert!(
+        direct.0 > 0,
+        "straight to Postgres, ADD COLUMN aborts clients"
+    );
+    assert_eq!(proxied.0, 0, "through ddlguard no client aborts");
+    assert!(proxied.1 > 0);
+    let (recovered, passed) = proxy.handle.prepared_recoveries();
+    // Each of the 8 sessions re-prepared its statement once.
+    assert_eq!((recovered, passed), (8, 0));
+}
