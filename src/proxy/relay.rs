@@ -474,7 +474,16 @@ impl Relay {
                     _ => Passage::Forward,
                 };
                 match passage {
-                    Passage::Forward => lane.ready += head.total_len,
+                    Passage::Forward => {
+                        lane.ready += head.total_len;
+                        if let Some(own) = self.prepared.as_mut().and_then(Prepared::take_describe)
+                        {
+                            // Right behind the client's Parse: the shape it
+                            // is prepared with.
+                            splice(&mut lane.buf, lane.ready, 0, &own);
+                            lane.ready += own.len();
+                        }
+                    }
                     Passage::Replace(frame) => {
                         splice(&mut lane.buf, lane.ready, head.total_len, &frame);
                         lane.ready += frame.len();

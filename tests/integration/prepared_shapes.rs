@@ -12,6 +12,35 @@ use tokio_postgres::Client;
 
 const CACHED_PLAN: &str = "cached plan must not change result type";
 
+/// Recovered and passed-through counts, from `/metrics`.
+fn recoveries(proxy: &TestProxy) -> (u64, u64) {
+    let metrics = ddlguard::admin::metrics::render(&proxy.handle).unwrap();
+    let count = |outcome: &str| {
+        let line = format!("ddlguard_prepared_recoveries_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{line} in {metrics}"))
+    };
+    (count("recovered"), count("passed_through"))
+}
+
+/// `SHOW CLIENTS` old_shapes of application `app` (`None`: no row).
+fn old_shapes(proxy: &TestProxy, app: &str) -> Option<i64> {
+    use ddlguard::admin::report::{self, Cell, Page};
+    let r = report::clients(&proxy.handle, &Page::default());
+    let col = |name: &str| r.columns.iter().position(|(n, _)| *n == name).unwrap();
+    let (app_col, old_col) = (col("application_name"), col("old_shapes"));
+    r.rows
+        .iter()
+        .find(|row| matches!(&row[app_col], Cell::Text(a) if a == app))
+        .map(|row| match row[old_col] {
+            Cell::Int(n) => n,
+            ref other => panic!("old_shapes {other:?}"),
+        })
+}
+
 /// A database with `t (id, v)` and `u (id, name)`; returns it and a direct client.
 async fn shapes_db(name: &str) -> (&'static Cluster, String, Client) {
     let cluster = Cluster::shared();
@@ -63,7 +92,7 @@ const STATEMENTS: [&str; 3] = [
 async fn statements_prepared_before_add_column_keep_their_shape() {
     let (cluster, db, direct) = shapes_db("prepared_tokio").await;
     let proxy = TestProxy::start(cluster).await;
-    let proxied = proxy.connect(&db).await;
+    let proxied = connect(&format!("{} application_name=old_code", proxy.conn(&db))).await;
     // The same client straight to Postgres shows what the proxy prevents.
     let plain = connect(&cluster.direct_conn(&db)).await;
     let mut before = Vec::new();
@@ -96,17 +125,15 @@ async fn statements_prepared_before_add_column_keep_their_shape() {
     }
     // Two star statements were re-prepared, once each; the explicit list
     // never failed.
-    assert_eq!(proxy.handle.prepared_recoveries(), (2, 0));
-    let old: u64 = proxy.handle.old_shapes().iter().map(|(_, n)| n).sum();
-    assert_eq!(old, 2, "SHOW CLIENTS old_shapes");
+    assert_eq!(recoveries(&proxy), (2, 0));
+    assert_eq!(old_shapes(&proxy, "old_code"), Some(2));
     // New statements see the new column.
     let fresh = proxied.prepare(STATEMENTS[0]).await.unwrap();
     assert_eq!(run(&proxied, &fresh, 7).await.unwrap().0, ["id", "v", "c"]);
     // Closing a statement on an old shape ends its count.
     drop(statements);
     proxied.execute("SELECT 1", &[]).await.unwrap();
-    let old: u64 = proxy.handle.old_shapes().iter().map(|(_, n)| n).sum();
-    assert_eq!(old, 0);
+    assert_eq!(old_shapes(&proxy, "old_code"), Some(0));
 }
 
 /// A raw extended-protocol client: Parse with a parameter type, Describe,
@@ -208,7 +235,7 @@ async fn a_raw_client_gets_the_replies_it_had_before() {
     assert_eq!(raw.execute("star", "5").await, before);
     assert_eq!(joined.execute("join", "5").await, joined_before);
     assert_eq!(raw.execute("star", "5").await, before);
-    assert_eq!(proxy.handle.prepared_recoveries(), (2, 0));
+    assert_eq!(recoveries(&proxy), (2, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,7 +260,7 @@ async fn inside_a_transaction_block_the_error_passes_through() {
     assert_eq!(failed.last().map(|(_, b)| b.as_slice()), Some(&b"E"[..]));
     raw.simple("ROLLBACK").await;
     // Nothing was attempted: the error was not the batch's to recover.
-    assert_eq!(proxy.handle.prepared_recoveries(), (0, 0));
+    assert_eq!(recoveries(&proxy), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,7 +282,7 @@ async fn a_dropped_column_of_the_old_shape_passes_the_error_through() {
         error(&failed),
         Some(("0A000".to_string(), CACHED_PLAN.to_string()))
     );
-    assert_eq!(proxy.handle.prepared_recoveries(), (0, 1));
+    assert_eq!(recoveries(&proxy), (0, 1));
     // The client's statement is untouched: it fails the same way again.
     assert_eq!(tags(&raw.execute("star", "5").await), "EZ");
     // And the session goes on.
@@ -263,9 +290,15 @@ async fn a_dropped_column_of_the_old_shape_passes_the_error_through() {
 }
 
 /// Runs pgbench `-M prepared` on `port` with an `ADD COLUMN` made straight
-/// to Postgres while it runs; returns the number of clients it aborted and
-/// of transactions it processed.
-fn pgbench_with_add_column(cluster: &Cluster, port: u16, db: &str, column: &str) -> (usize, u64) {
+/// to Postgres (`direct`) while it runs; returns the number of clients it
+/// aborted, of transactions it processed, and its output.
+async fn pgbench_with_add_column(
+    cluster: &Cluster,
+    port: u16,
+    db: &str,
+    direct: &Client,
+    column: &str,
+) -> (usize, u64, String) {
     let script = cluster.dir.join(format!("prepared_{column}.sql"));
     std::fs::write(
         &script,
@@ -285,28 +318,28 @@ fn pgbench_with_add_column(cluster: &Cluster, port: u16, db: &str, column: &str)
         .stderr(Stdio::piped())
         .spawn()
         .expect("run pgbench");
-    // Once every client has run its prepared statement, change the table.
+    // Once every client has prepared its statement, change the table.
     let count = format!(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND application_name = 'pgbench' AND query LIKE 'select * from t%'"
     );
     let mut ready = false;
-    for _ in 0..400 {
-        if cluster.psql_admin(&count).trim() == "8" {
+    for _ in 0..800 {
+        let n: i64 = direct.query_one(&count, &[]).await.unwrap().get(0);
+        if n == 8 {
             ready = true;
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(25));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert!(ready, "pgbench clients never all ran their statement");
-    crate::support::cluster::run_psql(
-        &cluster.tool("psql"),
-        "127.0.0.1",
-        cluster.port,
-        "postgres",
-        db,
-        &format!("ALTER TABLE t ADD COLUMN {column} int"),
-    );
-    let out = child.wait_with_output().unwrap();
+    assert!(ready, "pgbench clients never all prepared their statement");
+    direct
+        .batch_execute(&format!("ALTER TABLE t ADD COLUMN {column} int"))
+        .await
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -326,31 +359,28 @@ fn pgbench_with_add_column(cluster: &Cluster, port: u16, db: &str, column: &str)
         .and_then(|n| n.split('/').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("pgbench output:\n{text}"));
-    (aborted, processed)
+    (aborted, processed, text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbench_prepared_survives_add_column_through_the_proxy_only() {
-    let (cluster, db, _direct) = shapes_db("prepared_pgbench").await;
+    let (cluster, db, direct) = shapes_db("prepared_pgbench").await;
     let proxy = TestProxy::start(cluster).await;
-    let port = proxy.addr.port();
-    let db2 = db.clone();
-    let (direct, proxied) = tokio::task::spawn_blocking(move || {
-        let direct = pgbench_with_add_column(cluster, cluster.port, &db2, "c1");
-        let proxied = pgbench_with_add_column(cluster, port, &db2, "c2");
-        (direct, proxied)
-    })
-    .await
-    .unwrap();
+    let straight = pgbench_with_add_column(cluster, cluster.port, &db, &direct, "c1").await;
+    let proxied = pgbench_with_add_column(cluster, proxy.addr.port(), &db, &direct, "c2").await;
     // Both counts prove the change landed mid-run: clients aborted direct,
     // and every proxied session re-prepared.
     assert!(
-        direct.0 > 0,
-        "straight to Postgres, ADD COLUMN aborts clients"
+        straight.0 > 0,
+        "straight to Postgres, ADD COLUMN aborts clients:\n{}",
+        straight.2
     );
-    assert_eq!(proxied.0, 0, "through ddlguard no client aborts");
+    assert_eq!(
+        proxied.0, 0,
+        "through ddlguard no client aborts:\n{}",
+        proxied.2
+    );
     assert!(proxied.1 > 0);
-    let (recovered, passed) = proxy.handle.prepared_recoveries();
     // Each of the 8 sessions re-prepared its statement once.
-    assert_eq!((recovered, passed), (8, 0));
+    assert_eq!(recoveries(&proxy), (8, 0));
 }

@@ -31,13 +31,15 @@ use store::Store;
 const CACHED_PLAN: &[u8] = b"cached plan must not change result type";
 const CACHED_PLAN_ROUTINE: &[u8] = b"RevalidateCachedQuery";
 
-/// A server reply the session waits for, in the order the client asked.
+/// A server reply the session waits for, in the order it was asked.
 #[derive(Debug, PartialEq, Eq)]
 enum Expect {
-    /// A Describe: answered by RowDescription or NoData (after a
-    /// ParameterDescription for a statement). `Some(name)`: a remembered
-    /// statement whose shape is not known yet.
-    Describe(Option<Vec<u8>>),
+    /// The client's Describe: answered by RowDescription or NoData (after
+    /// a ParameterDescription for a statement).
+    Describe,
+    /// The proxy's own Describe of a statement the client just parsed:
+    /// its answers are remembered and taken out of the client's stream.
+    Own(Vec<u8>),
     /// A Sync, Query or FunctionCall: answered by ReadyForQuery.
     Ready,
 }
@@ -105,9 +107,8 @@ impl Recovery {
 pub struct Prepared {
     store: Store,
     expects: VecDeque<Expect>,
-    /// The portal last bound from a remembered statement with no known
-    /// shape (its Describe teaches the shape).
-    portal: Option<(Vec<u8>, Vec<u8>)>,
+    /// A statement just parsed, to describe right behind its Parse.
+    describe: Option<Vec<u8>>,
     capture: Capture,
     /// Frames taken from the server stream to give back to the client.
     returned: Vec<u8>,
@@ -123,7 +124,7 @@ impl Prepared {
         Prepared {
             store: Store::default(),
             expects: VecDeque::new(),
-            portal: None,
+            describe: None,
             capture: Capture::default(),
             returned: Vec::new(),
             old_shapes: 0,
@@ -168,6 +169,7 @@ impl Prepared {
     /// transaction status is `I`.
     pub fn on_client(&mut self, tag: u8, frame: &[u8], quiet: bool) {
         let body = frame.get(5..).unwrap_or_default();
+        self.describe = None;
         if self.capture.active {
             if !self.capture.synced && matches!(tag, b'D' | b'E' | b'S') {
                 self.capture.batch.extend_from_slice(frame);
@@ -179,26 +181,19 @@ impl Prepared {
         match tag {
             b'P' => {
                 if let Some(p) = messages::parse_body(body).filter(|p| !p.name.is_empty()) {
-                    let old = self.store.parsed(p.name, p.sql, p.param_types);
+                    let old = self.store.forget(p.name);
                     self.forgot(old.is_some_and(|s| s.old) as u64);
+                    // Only a star can be pinned: other statements are not
+                    // remembered.
+                    if memchr::memchr(b'*', p.sql).is_some()
+                        && self.store.parsed(p.name, p.sql, p.param_types)
+                    {
+                        self.describe = Some(p.name.to_vec());
+                    }
                 }
             }
             b'B' => self.on_bind(frame, quiet),
-            b'D' if self.tracking() => {
-                let target = match messages::target(body) {
-                    Some((b'S', name)) => self
-                        .store
-                        .get(name)
-                        .filter(|s| s.shape.is_none())
-                        .map(|_| name.to_vec()),
-                    Some((b'P', name)) => match &self.portal {
-                        Some((portal, statement)) if portal == name => Some(statement.clone()),
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                self.expects.push_back(Expect::Describe(target));
-            }
+            b'D' if self.tracking() => self.expects.push_back(Expect::Describe),
             b'S' | b'F' if self.tracking() => self.expects.push_back(Expect::Ready),
             b'Q' if self.tracking() => {
                 self.expects.push_back(Expect::Ready);
@@ -216,19 +211,23 @@ impl Prepared {
         }
     }
 
+    /// The proxy's own Describe of the statement whose Parse was just
+    /// forwarded, to send right behind it: the server then says the
+    /// statement's shape before anything can change it. Call only when the
+    /// Parse went to the server as the client sent it.
+    pub fn take_describe(&mut self) -> Option<Vec<u8>> {
+        let name = self.describe.take()?;
+        let frame = messages::target_message(b'D', b'S', &name);
+        self.expects.push_back(Expect::Own(name));
+        Some(frame)
+    }
+
     /// A Bind: starts keeping the batch when it opens a quiet batch with a
     /// statement whose shape is known.
     fn on_bind(&mut self, frame: &[u8], quiet: bool) {
-        let (portal, statement) = messages::bind_names(frame.get(5..).unwrap_or_default());
-        self.portal = None;
-        let Some(s) = self.store.get(statement) else {
-            return;
-        };
-        if s.shape.is_none() {
-            self.portal = Some((portal.to_vec(), statement.to_vec()));
-            return;
-        }
-        if quiet && !self.capture.active {
+        let (_, statement) = messages::bind_names(frame.get(5..).unwrap_or_default());
+        let known = self.store.get(statement).is_some_and(|s| s.shape.is_some());
+        if known && quiet && !self.capture.active {
             let c = &mut self.capture;
             c.active = true;
             c.statement.clear();
@@ -272,6 +271,9 @@ impl Prepared {
 
     /// How much of a server message of type `tag` the hooks need.
     pub fn server_interest(&self, tag: u8) -> Interest {
+        if self.own_reply(tag) {
+            return Interest::Frame;
+        }
         if self.capture.active {
             if self.capture.swallowed.is_some() || tag == b'E' {
                 return Interest::Frame;
@@ -282,20 +284,39 @@ impl Prepared {
             return Interest::None;
         }
         match tag {
-            b'T' | b'n' | b't' => match self.expects.front() {
-                Some(Expect::Describe(Some(_))) => Interest::Frame,
-                Some(Expect::Describe(None)) => Interest::Tag,
-                _ => Interest::None,
-            },
-            b'Z' => Interest::Tag,
+            b'T' | b'n' | b'Z' => Interest::Tag,
             _ => Interest::None,
         }
+    }
+
+    /// True for the answers to the proxy's own Describe.
+    fn own_reply(&self, tag: u8) -> bool {
+        matches!(tag, b't' | b'T' | b'n') && matches!(self.expects.front(), Some(Expect::Own(_)))
     }
 
     /// A server message (whole or its header, as `server_interest` said).
     /// Returns true when it is held back: the relay removes it from the
     /// client's stream.
     pub fn on_server(&mut self, tag: u8, frame: &[u8]) -> bool {
+        if self.own_reply(tag) {
+            let body = frame.get(5..);
+            match tag {
+                b't' => {
+                    if let Some(Expect::Own(name)) = self.expects.front() {
+                        let name = name.clone();
+                        self.store.described(&name, None, body);
+                    }
+                }
+                _ => {
+                    if let Some(Expect::Own(name)) = self.expects.pop_front() {
+                        if tag == b'T' {
+                            self.store.described(&name, body, None);
+                        }
+                    }
+                }
+            }
+            return true;
+        }
         if self.capture.active {
             if let Some(swallowed) = self.capture.swallowed.as_mut() {
                 swallowed.extend_from_slice(frame);
@@ -315,20 +336,8 @@ impl Prepared {
             }
         }
         match tag {
-            b't' => {
-                if let Some(Expect::Describe(Some(name))) = self.expects.front() {
-                    let name = name.clone();
-                    self.store.described(&name, None, frame.get(5..));
-                }
-            }
-            b'T' | b'n' => {
-                if let Some(Expect::Describe(_)) = self.expects.front() {
-                    if let Some(Expect::Describe(Some(name))) = self.expects.pop_front() {
-                        if tag == b'T' {
-                            self.store.described(&name, frame.get(5..), None);
-                        }
-                    }
-                }
+            b'T' | b'n' if self.expects.front() == Some(&Expect::Describe) => {
+                self.expects.pop_front();
             }
             b'Z' => {
                 // Describes before it that got no answer were skipped

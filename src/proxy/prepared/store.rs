@@ -60,12 +60,11 @@ impl Store {
         self.statements.get(name)
     }
 
-    /// Remembers a Parse of `name`; forgets what the name held before.
-    /// Returns the statement it replaced.
-    pub fn parsed(&mut self, name: &[u8], sql: &[u8], param_types: &[u8]) -> Option<Statement> {
-        let old = self.forget(name);
+    /// Remembers a Parse of `name` (forget what the name held before
+    /// first); false when it is past the bounds or not UTF-8.
+    pub fn parsed(&mut self, name: &[u8], sql: &[u8], param_types: &[u8]) -> bool {
         let Ok(sql) = std::str::from_utf8(sql) else {
-            return old;
+            return false;
         };
         let statement = Statement {
             sql: sql.to_string(),
@@ -75,11 +74,12 @@ impl Store {
             old: false,
         };
         let size = statement.bytes(name);
-        if self.statements.len() < MAX_STATEMENTS && self.bytes + size <= MAX_BYTES {
+        let room = self.statements.len() < MAX_STATEMENTS && self.bytes + size <= MAX_BYTES;
+        if room {
             self.bytes += size;
             self.statements.insert(name.to_vec(), statement);
         }
-        old
+        room
     }
 
     /// Forgets `name` (Close, DEALLOCATE).
