@@ -440,9 +440,14 @@ impl Relay {
             }
             let st = &mut self.state;
             if let Some(p) = self.prepared.as_mut() {
-                let quiet = !st.unsynced && st.awaiting_ready == 0 && st.tx_status == b'I';
+                let idle = !st.unsynced && st.awaiting_ready == 0;
                 let seen = if reads { head.total_len } else { 5 };
-                p.on_client(head.tag, &lane.buf[lane.ready..lane.ready + seen], quiet);
+                p.on_client(
+                    head.tag,
+                    &lane.buf[lane.ready..lane.ready + seen],
+                    idle,
+                    st.tx_status,
+                );
             }
             match head.tag {
                 b'Q' | b'F' => st.awaiting_ready += 1,

@@ -134,10 +134,12 @@ impl Prepared {
         }
     }
 
-    /// Server replies are matched to Describes while a named statement is
-    /// remembered (or replies are still owed from then).
+    /// Server replies are matched to the client's messages only while an
+    /// answer to the proxy's own Describe is owed (it starts at a point
+    /// where nothing else is owed, so the order is known): a session that
+    /// only executes its statements pays nothing for it.
     fn tracking(&self) -> bool {
-        !self.store.is_empty() || !self.expects.is_empty()
+        !self.expects.is_empty()
     }
 
     /// True for client message types whose body the hooks read.
@@ -145,7 +147,7 @@ impl Prepared {
         match tag {
             b'P' | b'B' | b'C' => true,
             b'Q' => !self.store.is_empty(),
-            b'D' => self.tracking(),
+            b'D' => self.tracking() || self.capture.active,
             b'E' => self.capture.active,
             _ => false,
         }
@@ -164,10 +166,10 @@ impl Prepared {
     }
 
     /// A client message, forwarded right after this call: `frame` is whole
-    /// for the types `wants_client_body` names, else its header. `quiet`:
-    /// nothing is owed by the server, nothing unsynced was sent, and the
-    /// transaction status is `I`.
-    pub fn on_client(&mut self, tag: u8, frame: &[u8], quiet: bool) {
+    /// for the types `wants_client_body` names, else its header. `idle`:
+    /// the server owes no answer and nothing unsynced was sent before it;
+    /// `tx_status` is the last ReadyForQuery's.
+    pub fn on_client(&mut self, tag: u8, frame: &[u8], idle: bool, tx_status: u8) {
         let body = frame.get(5..).unwrap_or_default();
         self.describe = None;
         if self.capture.active {
@@ -185,18 +187,22 @@ impl Prepared {
                     self.forgot(old.is_some_and(|s| s.old) as u64);
                     // Only a star can be pinned: other statements are not
                     // remembered.
-                    if memchr::memchr(b'*', p.sql).is_some()
+                    let ordered = idle || self.tracking();
+                    if ordered
+                        && memchr::memchr(b'*', p.sql).is_some()
                         && self.store.parsed(p.name, p.sql, p.param_types)
                     {
                         self.describe = Some(p.name.to_vec());
                     }
                 }
             }
-            b'B' => self.on_bind(frame, quiet),
+            b'B' => self.on_bind(frame, idle && tx_status == b'I'),
             b'D' if self.tracking() => self.expects.push_back(Expect::Describe),
             b'S' | b'F' if self.tracking() => self.expects.push_back(Expect::Ready),
-            b'Q' if self.tracking() => {
-                self.expects.push_back(Expect::Ready);
+            b'Q' => {
+                if self.tracking() {
+                    self.expects.push_back(Expect::Ready);
+                }
                 if !self.store.is_empty() {
                     self.on_query(messages::query_text(body));
                 }

@@ -60,13 +60,14 @@ fn server(p: &mut Prepared, f: &[u8]) -> bool {
     }
 }
 
+/// `quiet`: nothing owed, status `I` (a transaction block is not quiet).
 fn client(p: &mut Prepared, f: &[u8], quiet: bool) {
     let seen = if p.wants_client_body(f[0]) {
         f.len()
     } else {
         5
     };
-    p.on_client(f[0], &f[..seen], quiet);
+    p.on_client(f[0], &f[..seen], quiet, b'I');
 }
 
 /// Parse + Sync of `sql` as `name`, answered; the proxy's own Describe
@@ -127,10 +128,15 @@ fn the_described_shape_is_remembered_and_freed_on_close_and_discard() {
 fn the_cached_plan_error_of_a_quiet_batch_is_held_back_to_its_ready() {
     let (mut p, registry) = session();
     prepared_star(&mut p);
-    let batch = [bind("s1"), frame(b'E', b"\0\0\0\0\0"), SYNC.to_vec()];
-    client(&mut p, &batch[0], true);
-    client(&mut p, &batch[1], false);
-    client(&mut p, &batch[2], false);
+    let batch = [
+        bind("s1"),
+        messages::target_message(b'D', b'P', b""),
+        frame(b'E', b"\0\0\0\0\0"),
+        SYNC.to_vec(),
+    ];
+    for (i, f) in batch.iter().enumerate() {
+        client(&mut p, f, i == 0);
+    }
     assert!(server(&mut p, &cached_plan_error()));
     assert!(p.holds_client());
     assert!(!p.recovery_due());
@@ -205,6 +211,14 @@ fn a_statement_whose_stars_cannot_be_pinned_gets_the_error() {
 fn the_client_s_own_describes_keep_their_answers() {
     let (mut p, _) = session();
     prepared_star(&mut p);
+    // Once the proxy's Describe is answered, executions cost no tracking.
+    assert!(!p.wants_client_body(b'D'));
+    assert_eq!(p.server_interest(b'T'), Interest::None);
+    // A Parse pipelined behind unanswered messages is not described (the
+    // proxy would not know which answer is its own).
+    client(&mut p, &parse("late", "SELECT * FROM t"), false);
+    assert_eq!(p.take_describe(), None);
+    assert!(p.store.get(b"late").is_none());
     // libpq's PQsendQueryPrepared: Bind, Describe portal, Execute, Sync;
     // then a Describe of the statement.
     client(&mut p, &bind("s1"), true);
