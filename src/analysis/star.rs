@@ -210,22 +210,12 @@ fn bare(from: &[TableWithJoins], covered: &[StarColumn<'_>]) -> Result<String, S
     Ok(listed(pairs.into_iter()))
 }
 
-/// True for joins whose star output merges columns (USING, NATURAL).
+/// True for joins whose star output merges columns (USING, NATURAL), or
+/// whose kind is not a plain join.
 fn merges_columns(op: &JoinOperator) -> bool {
-    let constraint = match op {
-        JoinOperator::Join(c)
-        | JoinOperator::Inner(c)
-        | JoinOperator::Left(c)
-        | JoinOperator::LeftOuter(c)
-        | JoinOperator::Right(c)
-        | JoinOperator::RightOuter(c)
-        | JoinOperator::FullOuter(c) => c,
-        JoinOperator::CrossJoin(_) => return false,
-        _ => return true,
-    };
-    matches!(
-        constraint,
-        JoinConstraint::Using(_) | JoinConstraint::Natural
+    !matches!(
+        super::extract::join_constraint(op),
+        Some(JoinConstraint::On(_) | JoinConstraint::None)
     )
 }
 

@@ -150,16 +150,7 @@ pub fn query(sql: &str) -> Vec<u8> {
 /// A frontend `Parse` message: statement `name` (NUL excluded), `sql`, no
 /// parameter types.
 pub fn parse(name: &[u8], sql: &str) -> Vec<u8> {
-    let len = 4 + name.len() + 1 + sql.len() + 1 + 2;
-    let mut out = Vec::with_capacity(len + 1);
-    out.push(b'P');
-    out.extend_from_slice(&(len as u32).to_be_bytes());
-    out.extend_from_slice(name);
-    out.push(0);
-    out.extend_from_slice(sql.as_bytes());
-    out.push(0);
-    out.extend_from_slice(&0u16.to_be_bytes());
-    out
+    parse_typed(name, sql, &0u16.to_be_bytes())
 }
 
 /// Splits a NUL-terminated string off the front of a message body; the
@@ -420,6 +411,24 @@ pub fn error_fields(body: &[u8]) -> ErrorFields {
     fields
 }
 
+/// A RowDescription body with text-format fields of size 4 and no
+/// modifier: (name, table OID, column number, type OID) each (for tests).
+#[cfg(test)]
+pub(crate) fn row_description_body(fields: &[(&str, u32, i16, u32)]) -> Vec<u8> {
+    let mut body = (fields.len() as u16).to_be_bytes().to_vec();
+    for (name, table, col, ty) in fields {
+        body.extend_from_slice(name.as_bytes());
+        body.push(0);
+        body.extend_from_slice(&table.to_be_bytes());
+        body.extend_from_slice(&col.to_be_bytes());
+        body.extend_from_slice(&ty.to_be_bytes());
+        body.extend_from_slice(&4i16.to_be_bytes());
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        body.extend_from_slice(&0i16.to_be_bytes());
+    }
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,17 +474,7 @@ mod tests {
 
     #[test]
     fn row_description_fields_are_read_in_place() {
-        let mut body = 2u16.to_be_bytes().to_vec();
-        for (name, table, col, ty) in [(&b"id"[..], 16384u32, 1i16, 23u32), (b"v", 16384, 2, 25)] {
-            body.extend_from_slice(name);
-            body.push(0);
-            body.extend_from_slice(&table.to_be_bytes());
-            body.extend_from_slice(&col.to_be_bytes());
-            body.extend_from_slice(&ty.to_be_bytes());
-            body.extend_from_slice(&4i16.to_be_bytes());
-            body.extend_from_slice(&(-1i32).to_be_bytes());
-            body.extend_from_slice(&0i16.to_be_bytes());
-        }
+        let body = row_description_body(&[("id", 16384, 1, 23), ("v", 16384, 2, 25)]);
         let mut fields = row_fields(&body);
         let all: Vec<_> = fields.by_ref().collect();
         assert!(fields.complete());

@@ -211,6 +211,20 @@ fn error(replies: &[(u8, Vec<u8>)]) -> Option<(String, String)> {
     })
 }
 
+/// A proxy and a raw client that prepared `SELECT * FROM t` as `star`
+/// and ran it once; then `ddl` ran straight on Postgres.
+async fn star_then(db_name: &str, ddl: &str) -> (TestProxy, Raw) {
+    let (cluster, db, direct) = shapes_db(db_name).await;
+    let proxy = TestProxy::start(cluster).await;
+    let mut raw = Raw {
+        c: RawClient::login_db(proxy.addr.port(), &db).await,
+    };
+    raw.prepare("star", STATEMENTS[0]).await;
+    assert_eq!(tags(&raw.execute("star", "5").await), "2TDCZ");
+    direct.batch_execute(ddl).await.unwrap();
+    (proxy, raw)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raw_client_gets_the_replies_it_had_before() {
     let (cluster, db, direct) = shapes_db("prepared_raw").await;
@@ -240,17 +254,7 @@ async fn a_raw_client_gets_the_replies_it_had_before() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inside_a_transaction_block_the_error_passes_through() {
-    let (cluster, db, direct) = shapes_db("prepared_in_tx").await;
-    let proxy = TestProxy::start(cluster).await;
-    let mut raw = Raw {
-        c: RawClient::login_db(proxy.addr.port(), &db).await,
-    };
-    raw.prepare("star", STATEMENTS[0]).await;
-    assert_eq!(tags(&raw.execute("star", "5").await), "2TDCZ");
-    direct
-        .batch_execute("ALTER TABLE t ADD COLUMN c int")
-        .await
-        .unwrap();
+    let (proxy, mut raw) = star_then("prepared_in_tx", "ALTER TABLE t ADD COLUMN c int").await;
     assert_eq!(tags(&raw.simple("BEGIN").await), "CZ");
     let failed = raw.execute("star", "5").await;
     assert_eq!(
@@ -265,17 +269,11 @@ async fn inside_a_transaction_block_the_error_passes_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_column_of_the_old_shape_passes_the_error_through() {
-    let (cluster, db, direct) = shapes_db("prepared_dropped").await;
-    let proxy = TestProxy::start(cluster).await;
-    let mut raw = Raw {
-        c: RawClient::login_db(proxy.addr.port(), &db).await,
-    };
-    raw.prepare("star", STATEMENTS[0]).await;
-    assert_eq!(tags(&raw.execute("star", "5").await), "2TDCZ");
-    direct
-        .batch_execute("ALTER TABLE t DROP COLUMN v, ADD COLUMN c int")
-        .await
-        .unwrap();
+    let (proxy, mut raw) = star_then(
+        "prepared_dropped",
+        "ALTER TABLE t DROP COLUMN v, ADD COLUMN c int",
+    )
+    .await;
     let failed = raw.execute("star", "5").await;
     assert_eq!(tags(&failed), "EZ");
     assert_eq!(

@@ -5,11 +5,11 @@
 
 use super::store::same_shape;
 use crate::net::stream::Stream;
+use crate::proxy::exchange::next_frame;
 use crate::wire::messages::{self, SYNC};
-use crate::wire::FrameHeader;
 use bytes::BytesMut;
 use std::io;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// The name the proxy tries the pinned text under (a dot keeps it apart
 /// from the names drivers generate).
@@ -97,22 +97,8 @@ async fn round_trip(
     server.flush().await?;
     let mut replies = Vec::new();
     loop {
-        let head = match FrameHeader::parse(buf) {
-            Ok(Some(head)) if buf.len() >= head.total_len => head,
-            Ok(_) => {
-                buf.reserve(4096);
-                if server.read_buf(buf).await? == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the server closed the connection",
-                    ));
-                }
-                continue;
-            }
-            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
-        };
-        let frame = buf.split_to(head.total_len);
-        match head.tag {
+        let frame = next_frame(server, buf).await?;
+        match frame[0] {
             b'Z' => return Ok(replies),
             b'A' | b'S' | b'N' => for_client.extend_from_slice(&frame),
             tag => replies.push((tag, frame[5..].to_vec())),

@@ -154,21 +154,7 @@ pub fn same_shape(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn shape(fields: &[(&str, u32, i16, u32)]) -> Vec<u8> {
-        let mut body = (fields.len() as u16).to_be_bytes().to_vec();
-        for (name, table, col, ty) in fields {
-            body.extend_from_slice(name.as_bytes());
-            body.push(0);
-            body.extend_from_slice(&table.to_be_bytes());
-            body.extend_from_slice(&col.to_be_bytes());
-            body.extend_from_slice(&ty.to_be_bytes());
-            body.extend_from_slice(&4i16.to_be_bytes());
-            body.extend_from_slice(&(-1i32).to_be_bytes());
-            body.extend_from_slice(&0i16.to_be_bytes());
-        }
-        body
-    }
+    use crate::wire::messages::row_description_body as shape;
 
     #[test]
     fn shapes_compare_column_by_column() {

@@ -21,18 +21,10 @@ fn bind(statement: &str) -> Vec<u8> {
 }
 
 fn row_description() -> Vec<u8> {
-    let mut body = 2u16.to_be_bytes().to_vec();
-    for (name, col, ty) in [("id", 1i16, 23u32), ("v", 2, 25)] {
-        body.extend_from_slice(name.as_bytes());
-        body.push(0);
-        body.extend_from_slice(&16384u32.to_be_bytes());
-        body.extend_from_slice(&col.to_be_bytes());
-        body.extend_from_slice(&ty.to_be_bytes());
-        body.extend_from_slice(&4i16.to_be_bytes());
-        body.extend_from_slice(&(-1i32).to_be_bytes());
-        body.extend_from_slice(&0i16.to_be_bytes());
-    }
-    frame(b'T', &body)
+    frame(
+        b'T',
+        &messages::row_description_body(&[("id", 16384, 1, 23), ("v", 16384, 2, 25)]),
+    )
 }
 
 fn cached_plan_error() -> Vec<u8> {
