@@ -219,6 +219,7 @@ impl Relay {
                     if let Err(e) = self.scan_client(now) {
                         return RelayEnd::Protocol(e);
                     }
+                    self.return_held_replies();
                     self.scan_server(now);
                 }
                 end => return end,
