@@ -43,6 +43,8 @@
 #                        ("ddlguard-base") in the same rotation, same config,
 #                        and report this build's cost against it (an A/B of
 #                        a change in one run)
+#   WORKERS=1            ddlguard's server.worker_threads (session threads,
+#                        each a single-thread runtime; 0 = one per core)
 #   DDLGUARD_EXTRA_CONFIG=TEXT  appended verbatim to the generated ddlguard
 #                        config (after its [log] section: start it with a
 #                        new [table] header unless it is meant for [log])
@@ -57,6 +59,7 @@
 # can run Postgres itself. As root, Postgres and PgBouncer run as the
 # `postgres` OS user (both refuse to run as root).
 set -euo pipefail
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a)"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
@@ -454,6 +457,7 @@ write_ddlguard_conf() { # [tracking on|off] [conf file]; picks a fresh port (a r
 [server]
 listen = "127.0.0.1:$DG_PORT"
 max_client_connections = 1000
+worker_threads = ${WORKERS:-1}
 
 [upstream]
 host = "127.0.0.1"
@@ -801,7 +805,7 @@ AGG="median of $ROUNDS rounds"
 {
   echo "# ddlguard end-to-end benchmark"
   echo
-  echo "Machine: $(nproc) cores${CPU_MODEL:+ ($CPU_MODEL)}, load avg $LOADAVG at end; PostgreSQL $PG_VERSION; PgBouncer: $PGB_VERSION; ddlguard $GIT_REV; $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "Machine: $(nproc) cores${CPU_MODEL:+ ($CPU_MODEL)}, load avg $LOAD_BEFORE before, $LOADAVG at end; ddlguard worker_threads ${WORKERS:-1}; PostgreSQL $PG_VERSION; PgBouncer: $PGB_VERSION; ddlguard $GIT_REV; $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "pgbench -S -n -j 2 -T $DURATION, scale $SCALE, $AGG; all over 127.0.0.1; upstream TLS off; ddlguard usage tracking ${TRACKING:-on}; PgBouncer pool_mode=session; CPU = proxy utime+stime per transaction."
   echo

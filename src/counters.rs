@@ -41,6 +41,11 @@ pub struct GateStats {
     pub rewritten: AtomicU64,
     /// Statements run under guarded execution.
     pub guarded: AtomicU64,
+    /// Statements whose safe sequence was deferred until their transaction
+    /// commits (`policy.in_transaction = "after-commit"`).
+    pub deferred: AtomicU64,
+    /// Blockers ended by `policy.terminate_idle_blockers_after`.
+    pub terminated: AtomicU64,
     /// Guarded attempts that hit their lock timeout.
     pub lock_timeouts: AtomicU64,
     /// Guarded statements that waited in pre-flight for an old transaction.

@@ -275,6 +275,7 @@ impl Collector for ProxyCollector {
                 ("blocked".to_string(), load(&g.blocked)),
                 ("rewritten".to_string(), load(&g.rewritten)),
                 ("guarded".to_string(), load(&g.guarded)),
+                ("deferred".to_string(), load(&g.deferred)),
             ],
         )?;
         counter(
@@ -299,6 +300,12 @@ impl Collector for ProxyCollector {
             "ddlguard_guard_preflight_waits",
             "Guarded DDL that waited outside the lock queue for an old transaction",
             load(&g.preflight_waits),
+        )?;
+        counter(
+            &mut e,
+            "ddlguard_guard_terminated_blockers",
+            "Idle-in-transaction blockers ended by policy.terminate_idle_blockers_after",
+            load(&g.terminated),
         )?;
         let mut m = e.encode_descriptor(
             "ddlguard_policy_findings",

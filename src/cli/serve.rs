@@ -31,22 +31,15 @@ pub enum RunError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// Runs the proxy read from `path` until it shuts down; the runtime has
-/// `server.worker_threads` workers (1 = current thread, 0 = one per core).
+/// Runs the proxy read from `path` until it shuts down. The main thread
+/// accepts, flushes usage and handles signals; sessions run on it too with
+/// `server.worker_threads = 1`, else on that many session threads (0 = one
+/// per core), each a single-thread runtime (see `proxy::workers`).
 pub fn run(path: PathBuf, config: Config) -> Result<(), RunError> {
-    let threads = config.server.worker_threads;
-    let runtime = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        if threads > 1 {
-            b.worker_threads(threads);
-        }
-        b.enable_all().build()
-    };
-    let runtime = runtime.map_err(RunError::Runtime)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
     runtime
         .block_on(serve(path, config))
         .inspect_err(|e| error!("{e}"))

@@ -177,10 +177,10 @@ pub struct ServerConfig {
     pub max_message_size: ByteSize,
     /// On SIGTERM/SIGINT, how long sessions may go on before they are closed with 57P01.
     pub shutdown_grace: HumanDuration,
-    /// Threads that run sessions. 1 (default) is a single thread without work
-    /// stealing, the cheapest per transaction (PgBouncer is single-threaded
-    /// too); 0 = one per CPU core, for more than one core's worth of traffic.
-    /// Needs a restart.
+    /// Threads that run sessions. 1 (default) is one thread, the cheapest
+    /// per transaction (PgBouncer is single-threaded too); N > 1 is N
+    /// session threads, each a single-thread runtime that keeps its sessions
+    /// for life; 0 = one per CPU core. Needs a restart.
     pub worker_threads: usize,
     /// PEM certificate chain; with `tls_key` it enables TLS towards clients.
     #[serde(skip_serializing_if = "Option::is_none")]

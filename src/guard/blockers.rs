@@ -25,6 +25,17 @@ pub struct Blocker {
     pub fingerprint: String,
     /// Whether it holds the lock (else it waits for one, ahead of the DDL).
     pub granted: bool,
+    /// Milliseconds since its state last changed (how long it has been
+    /// `idle in transaction`, for one in that state).
+    pub state_ms: u64,
+}
+
+impl Blocker {
+    /// True when it sits `idle in transaction` (also aborted) for longer
+    /// than `limit`: nothing of it runs, it only holds locks.
+    pub fn idle_in_transaction_longer_than(&self, limit: std::time::Duration) -> bool {
+        self.state.starts_with("idle in transaction") && self.state_ms > limit.as_millis() as u64
+    }
 }
 
 impl Blocker {
@@ -72,7 +83,7 @@ pub fn regclass_literal(schema: Option<&str>, name: &str) -> String {
 /// (from [`regclass_literal`]; an index counts with its table) inside a
 /// transaction at least `min_age_ms` old. Columns: pid, application_name,
 /// user, client address, state, transaction age in ms, query, modes,
-/// granted.
+/// granted, ms since the state changed.
 pub fn query(targets: &[String], min_age_ms: u64) -> String {
     let list = if targets.is_empty() {
         "NULL::regclass".to_string()
@@ -89,12 +100,13 @@ pub fn query(targets: &[String], min_age_ms: u64) -> String {
          SELECT a.pid::text, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \
          coalesce(host(a.client_addr), 'local'), coalesce(a.state, ''), \
          coalesce(floor(extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::bigint, 0)::text, \
-         coalesce(a.query, ''), string_agg(DISTINCT l.mode, ','), bool_or(l.granted)::text \
+         coalesce(a.query, ''), string_agg(DISTINCT l.mode, ','), bool_or(l.granted)::text, \
+         coalesce(floor(extract(epoch FROM clock_timestamp() - a.state_change) * 1000)::bigint, 0)::text \
          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
          WHERE l.locktype = 'relation' AND l.relation IN (SELECT oid FROM r) \
          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
          AND a.pid <> pg_backend_pid() AND a.xact_start <= clock_timestamp() - interval '{min_age_ms} milliseconds' \
-         GROUP BY 1, 2, 3, 4, 5, 6, 7, a.xact_start ORDER BY a.xact_start LIMIT 20"
+         GROUP BY 1, 2, 3, 4, 5, 6, 7, 10, a.xact_start ORDER BY a.xact_start LIMIT 20"
     )
 }
 
@@ -117,6 +129,7 @@ pub fn from_rows(rows: &[Vec<Option<String>>], mode: LockMode) -> Vec<Blocker> {
             transaction_ms: text(r, 5).parse().unwrap_or(0),
             fingerprint: fingerprint(&text(r, 6)).text,
             granted: text(r, 8) == "true",
+            state_ms: text(r, 9).parse().unwrap_or(0),
         })
         .collect()
 }
@@ -145,6 +158,7 @@ mod tests {
             query,
             mode,
             "true",
+            "31000",
         ]
         .iter()
         .map(|s| Some(s.to_string()))
@@ -166,6 +180,8 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains("a@b.c"));
+        assert!(b[0].idle_in_transaction_longer_than(std::time::Duration::from_secs(30)));
+        assert!(!b[0].idle_in_transaction_longer_than(std::time::Duration::from_secs(40)));
         // A reader does not block CREATE INDEX (SHARE); a writer does.
         assert!(from_rows(&rows, LockMode::Share).is_empty());
         assert_eq!(

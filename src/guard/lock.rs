@@ -115,6 +115,18 @@ mod tests {
     }
 }
 
+/// True for the long builds that take no blocking lock (CREATE INDEX and
+/// REINDEX CONCURRENTLY, ALTER TABLE ... VALIDATE CONSTRAINT): they may run
+/// for hours without hurting traffic, so the client's statement_timeout is
+/// not theirs (`policy.build_statement_timeout`).
+pub fn is_long_build(c: &Classified) -> bool {
+    match (c.verb(), c.object) {
+        ("create", ObjectKind::Index) | ("reindex", _) => c.concurrently,
+        ("alter", ObjectKind::Table) => c.action.as_deref() == Some("validate constraint"),
+        _ => false,
+    }
+}
+
 /// The lock a statement takes on the relations it names, when that lock is
 /// stronger than SHARE UPDATE EXCLUSIVE (the statements worth guarding),
 /// with those relations. `None` for everything else.
@@ -264,5 +276,20 @@ mod statement_tests {
             let want = want.map(|(m, t)| (m, t.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
             assert_eq!(lock(sql), want, "{sql}");
         }
+    }
+
+    #[test]
+    fn long_builds_are_the_concurrent_ones_and_validate() {
+        let build = |sql: &str| is_long_build(&classify(&fingerprint(sql).text));
+        assert!(build("CREATE INDEX CONCURRENTLY i ON t (a)"));
+        assert!(build(
+            "create unique index concurrently if not exists i on t (a)"
+        ));
+        assert!(build("REINDEX INDEX CONCURRENTLY i"));
+        assert!(build("ALTER TABLE t VALIDATE CONSTRAINT c"));
+        assert!(!build("CREATE INDEX i ON t (a)"));
+        assert!(!build("REINDEX TABLE t"));
+        assert!(!build("ALTER TABLE t ADD COLUMN c int"));
+        assert!(!build("SELECT 1"));
     }
 }

@@ -28,6 +28,15 @@ pub struct GuardSettings {
     /// Transactions younger than this do not count in the pre-flight (the
     /// lock timeout covers the short ones of normal traffic).
     pub preflight_min_age: Duration,
+    /// Lock timeout per attempt, growing (the last entry repeats); empty:
+    /// `lock_timeout` for every attempt.
+    pub lock_timeout_schedule: Vec<Duration>,
+    /// End blockers idle in transaction for longer than this, after the
+    /// first attempt that timed out (`None`: never).
+    pub terminate_idle_after: Option<Duration>,
+    /// `statement_timeout` of long builds that take no blocking lock
+    /// (`0`: none).
+    pub build_statement_timeout: Duration,
 }
 
 impl Default for GuardSettings {
@@ -38,15 +47,26 @@ impl Default for GuardSettings {
             retry_backoff_max: Duration::from_secs(30),
             preflight_wait: Duration::from_secs(30),
             preflight_min_age: Duration::from_secs(1),
+            lock_timeout_schedule: Vec::new(),
+            terminate_idle_after: None,
+            build_statement_timeout: Duration::ZERO,
         }
     }
 }
 
 impl GuardSettings {
-    /// The lock timeout of an attempt, in milliseconds: the policy's, or the
-    /// client's own when that is lower and not 0 (no limit).
-    pub fn attempt_timeout_ms(&self, client_ms: Option<u64>) -> u64 {
-        let ours = self.lock_timeout.as_millis().max(1) as u64;
+    /// The lock timeout of attempt `attempt` (from 1), in milliseconds:
+    /// the schedule's entry (its last one repeats) or the policy's, unless
+    /// the client's own is lower and not 0 (no limit).
+    pub fn attempt_timeout_ms(&self, attempt: u32, client_ms: Option<u64>) -> u64 {
+        let at = (attempt.max(1) - 1) as usize;
+        let planned = self
+            .lock_timeout_schedule
+            .get(at)
+            .or(self.lock_timeout_schedule.last())
+            .copied()
+            .unwrap_or(self.lock_timeout);
+        let ours = planned.as_millis().max(1) as u64;
         match client_ms {
             Some(c) if c > 0 && c < ours => c,
             _ => ours,
@@ -94,9 +114,25 @@ mod tests {
     #[test]
     fn a_lower_client_timeout_wins() {
         let s = GuardSettings::default();
-        assert_eq!(s.attempt_timeout_ms(None), 2000);
-        assert_eq!(s.attempt_timeout_ms(Some(0)), 2000);
-        assert_eq!(s.attempt_timeout_ms(Some(500)), 500);
-        assert_eq!(s.attempt_timeout_ms(Some(5000)), 2000);
+        assert_eq!(s.attempt_timeout_ms(1, None), 2000);
+        assert_eq!(s.attempt_timeout_ms(1, Some(0)), 2000);
+        assert_eq!(s.attempt_timeout_ms(3, Some(500)), 500);
+        assert_eq!(s.attempt_timeout_ms(1, Some(5000)), 2000);
+    }
+
+    #[test]
+    fn a_schedule_grows_the_timeout_and_repeats_its_last_entry() {
+        let ms = Duration::from_millis;
+        let s = GuardSettings {
+            lock_timeout_schedule: vec![ms(100), ms(500), ms(2000)],
+            ..GuardSettings::default()
+        };
+        let got: Vec<u64> = (1..=5).map(|a| s.attempt_timeout_ms(a, None)).collect();
+        assert_eq!(got, [100, 500, 2000, 2000, 2000]);
+        assert_eq!(
+            s.attempt_timeout_ms(3, Some(300)),
+            300,
+            "the client's lower one wins"
+        );
     }
 }

@@ -29,6 +29,26 @@ pub struct PolicySettings {
     /// What a safe sequence that needs to run outside a transaction does
     /// when the client is inside one.
     pub in_transaction: InTransaction,
+    /// Transactions younger than this do not count in the pre-flight (the
+    /// lock timeout covers the short ones of normal traffic); default:
+    /// half of `lock_timeout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preflight_min_age: Option<HumanDuration>,
+    /// A growing lock timeout per attempt (`["100ms", "500ms", "2s"]`, as
+    /// GitLab's lock retries); the last entry repeats. Empty: every attempt
+    /// uses `lock_timeout`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lock_timeout_schedule: Vec<HumanDuration>,
+    /// `statement_timeout` for long builds that take no blocking lock
+    /// (CREATE INDEX / REINDEX / REFRESH ... CONCURRENTLY, VALIDATE
+    /// CONSTRAINT), run by the client or by a safe sequence: `0` (the
+    /// default) exempts them from the client's statement_timeout.
+    pub build_statement_timeout: HumanDuration,
+    /// When set, after the first attempt that timed out, blockers that are
+    /// `idle in transaction` for longer than this are ended
+    /// (`pg_terminate_backend`); off by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminate_idle_blockers_after: Option<HumanDuration>,
     /// `[policy.rules]`: per-rule action (`allow | warn | rewrite | block`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub rules: BTreeMap<String, Action>,
@@ -48,6 +68,10 @@ impl Default for PolicySettings {
             small_table_rows: 10_000,
             preflight_wait: HumanDuration(Duration::from_secs(30)),
             in_transaction: InTransaction::Block,
+            preflight_min_age: None,
+            lock_timeout_schedule: Vec::new(),
+            build_statement_timeout: HumanDuration(Duration::ZERO),
+            terminate_idle_blockers_after: None,
             rules: BTreeMap::new(),
             scope: Vec::new(),
         }

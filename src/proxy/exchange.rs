@@ -39,7 +39,7 @@ pub async fn run(
     sql: &str,
     for_client: &mut Vec<u8>,
 ) -> io::Result<Outcome> {
-    exchange(server, buf, sql, for_client, false).await
+    exchange(server, buf, &messages::query(sql), for_client, false).await
 }
 
 /// Like [`run`], for a client's own statement: every frame but the final
@@ -51,17 +51,26 @@ pub async fn run_keeping(
     sql: &str,
 ) -> io::Result<Outcome> {
     let mut unused = Vec::new();
-    exchange(server, buf, sql, &mut unused, true).await
+    exchange(server, buf, &messages::query(sql), &mut unused, true).await
+}
+
+/// Sends a Sync of the proxy's own and reads to its ReadyForQuery, keeping
+/// every frame before it: the replies to a client's extended-protocol
+/// messages (ParseComplete, BindComplete, descriptions, an error) that were
+/// forwarded before the statement the proxy holds.
+pub async fn sync_keeping(server: &mut Stream, buf: &mut BytesMut) -> io::Result<Outcome> {
+    let mut unused = Vec::new();
+    exchange(server, buf, &messages::SYNC, &mut unused, true).await
 }
 
 async fn exchange(
     server: &mut Stream,
     buf: &mut BytesMut,
-    sql: &str,
+    request: &[u8],
     for_client: &mut Vec<u8>,
     keep: bool,
 ) -> io::Result<Outcome> {
-    server.write_all(&messages::query(sql)).await?;
+    server.write_all(request).await?;
     server.flush().await?;
     let mut outcome = Outcome::default();
     loop {

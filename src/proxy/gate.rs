@@ -23,6 +23,7 @@ use crate::guard::lock::{self, LockMode};
 use crate::guard::{blockers, GuardSettings};
 use crate::usage::ClientIdentity;
 use crate::wire::messages::{self, ProxyError};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -37,6 +38,11 @@ pub enum Judgement {
     Block(ProxyError),
     /// Run these steps instead and answer as if the statement ran.
     Rewrite(Rewrite),
+    /// The statement runs inside a transaction block where its safe
+    /// sequence cannot: answer as if it ran and run the sequence right
+    /// after the transaction commits (`policy.in_transaction =
+    /// "after-commit"`).
+    Defer(Rewrite),
 }
 
 /// A safe sequence that replaces a statement (DESIGN section 6: rewrite).
@@ -150,11 +156,31 @@ pub enum HeldWork {
     Rewrite(Rewrite),
     /// Run the statement itself, guarded.
     Guard(Guarded),
+    /// Answer as if the statement ran; run its safe sequence after the
+    /// transaction commits.
+    Defer(Rewrite),
+    /// The client's COMMIT of a transaction with deferred sequences: run
+    /// it, then the sequences, then answer it.
+    Commit {
+        /// The statement as the client sent it.
+        sql: String,
+    },
+    /// A long build that takes no blocking lock (CREATE INDEX
+    /// CONCURRENTLY, ...): run it under `policy.build_statement_timeout`
+    /// instead of the client's statement_timeout.
+    Build {
+        /// The statement as the client sent it.
+        sql: String,
+        /// Its statement_timeout (zero: none).
+        timeout: std::time::Duration,
+    },
 }
 
 /// What a statement's first keyword says about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Interest {
+    /// COMMIT or END: ends a transaction block, keeping its work.
+    Commit,
     /// Nothing a rule looks at.
     None,
     /// A row write: later DDL in the same transaction is riskier.
@@ -186,7 +212,8 @@ fn interest(statement: &[u8], strings: split::Strings) -> Interest {
         }
         "insert" | "merge" | "copy" => Interest::Write,
         "begin" | "start" => Interest::Begin,
-        "commit" | "end" | "rollback" | "abort" => Interest::End,
+        "commit" | "end" => Interest::Commit,
+        "rollback" | "abort" => Interest::End,
         _ => Interest::None,
     }
 }
@@ -223,6 +250,13 @@ pub struct Gate {
     strings: split::Strings,
     /// Counted outcomes, shared by all sessions (for metrics).
     stats: Arc<GateStats>,
+    /// Extended protocol: prepared statements whose execution the session
+    /// does itself (a rewrite, guarded DDL, ...), by statement name.
+    prepared: HashMap<Vec<u8>, HeldWork>,
+    /// Portals bound to those statements, by portal name.
+    portals: HashMap<Vec<u8>, HeldWork>,
+    /// Safe sequences deferred until the open transaction commits.
+    deferred: Vec<Rewrite>,
 }
 
 /// What judging a message's statements came to.
@@ -266,8 +300,8 @@ fn cannot_rewrite_here(rewrite: &Rewrite, in_transaction: bool) -> ProxyError {
         )
     } else {
         (
-            "ddlguard rewrites statements sent with the simple query protocol only, and this one came as a prepared statement",
-            "send it as a simple query (psql, or your driver's simple/batch execute), or run the steps yourself",
+            "it came inside an extended-protocol batch with other messages before its Sync, where ddlguard cannot run statements of its own",
+            "send it on its own (its own Query, or Parse/Bind/Execute/Sync), or run the steps yourself",
         )
     };
     let message = rewrite
@@ -289,6 +323,10 @@ pub enum Passage {
     /// Hold the message (and everything after it) until the session has
     /// done this work and answered it.
     Hold(HeldWork),
+    /// Hold this Execute (and everything after it): the session finishes
+    /// the batch before it with a Sync of its own, does this work instead
+    /// of the execution, and answers the client's Sync.
+    HoldExecute(HeldWork),
 }
 
 impl Gate {
@@ -314,12 +352,21 @@ impl Gate {
             notices: Vec::new(),
             strings: split::Strings::Standard,
             stats,
+            prepared: HashMap::new(),
+            portals: HashMap::new(),
+            deferred: Vec::new(),
         }
     }
 
-    /// True for client message types whose body the gate reads.
-    pub fn wants_client_body(tag: u8) -> bool {
-        matches!(tag, b'Q' | b'P')
+    /// True for client message types whose body the gate reads: Query and
+    /// Parse always; Bind, Execute and Close only while a prepared
+    /// statement the session runs itself exists (rare).
+    pub fn wants_client_body(&self, tag: u8) -> bool {
+        match tag {
+            b'Q' | b'P' => true,
+            b'B' | b'E' | b'C' => !self.prepared.is_empty(),
+            _ => false,
+        }
     }
 
     /// A client message on its way to the server. `tx_status` is the last
@@ -353,14 +400,49 @@ impl Gate {
                 let (name, sql) = messages::parse_parts(body);
                 // Its errors count until the next Sync's ReadyForQuery.
                 let until = self.ready_sent + 1;
-                match self.statement_text(sql, tx_status, search_path, until, false, false) {
+                let stop = self.statement_text(sql, tx_status, search_path, until, false, true);
+                // A statement of the same name replaces the last one.
+                if !self.prepared.is_empty() {
+                    self.prepared.remove(name);
+                }
+                match stop {
                     Stop::Refuse { marker, .. } => {
                         Passage::Replace(messages::parse(name, &format!("SELECT {marker}()")))
                     }
-                    // `one` holds nothing from a Parse (a rewrite becomes a
-                    // refusal; extended-protocol DDL is not guarded yet).
-                    Stop::Go | Stop::Hold(_) => Passage::Forward,
+                    Stop::Go => Passage::Forward,
+                    // Parsing it runs nothing: its Execute is held.
+                    Stop::Hold(work) => {
+                        self.prepared.insert(name.to_vec(), work);
+                        Passage::Forward
+                    }
                 }
+            }
+            b'B' => {
+                let (portal, statement) = messages::bind_names(body);
+                match self.prepared.get(statement) {
+                    Some(work) => {
+                        self.portals.insert(portal.to_vec(), work.clone());
+                    }
+                    None => {
+                        self.portals.remove(portal);
+                    }
+                }
+                Passage::Forward
+            }
+            b'E' => {
+                let portal = messages::execute_portal(body);
+                match self.portals.remove(portal) {
+                    Some(work) => Passage::HoldExecute(work),
+                    None => Passage::Forward,
+                }
+            }
+            b'C' => {
+                match messages::close_target(body) {
+                    Some((b'S', name)) => self.prepared.remove(name),
+                    Some((_, name)) => self.portals.remove(name),
+                    None => None,
+                };
+                Passage::Forward
             }
             b'S' | b'F' => {
                 self.ready_sent += 1;
@@ -387,7 +469,7 @@ impl Gate {
             None => tx_status != b'I',
         };
         if !simple || split::is_single_in(sql, self.strings) {
-            let alone = simple && may_hold && tx_status != b'E';
+            let alone = may_hold && tx_status != b'E';
             return self.one(sql, 0, in_tx, search_path, until_ready, alone);
         }
         // Several statements: one implicit transaction block unless they
@@ -398,7 +480,7 @@ impl Gate {
             let piece = &sql[range.clone()];
             match interest(piece, self.strings) {
                 Interest::Begin => in_tx = true,
-                Interest::End => in_tx = false,
+                Interest::End | Interest::Commit => in_tx = false,
                 _ => {}
             }
             // A rewrite needs the statement alone (CONCURRENTLY cannot run
@@ -451,6 +533,14 @@ impl Gate {
                 self.pending_block = Some(false);
                 return Stop::Go;
             }
+            Interest::Commit => {
+                self.pending_block = Some(false);
+                if self.deferred.is_empty() || !may_rewrite {
+                    return Stop::Go;
+                }
+                let sql = String::from_utf8_lossy(statement).into_owned();
+                return Stop::Hold(HeldWork::Commit { sql });
+            }
             Interest::Judge { .. } => {}
         }
         // Text in another client encoding is judged on its ASCII (the
@@ -474,15 +564,27 @@ impl Gate {
             Judgement::Rewrite(rewrite) if !may_rewrite => {
                 Judgement::Block(cannot_rewrite_here(&rewrite, in_transaction))
             }
+            // Only a statement alone in an explicit transaction block can be
+            // answered now and run after its COMMIT.
+            Judgement::Defer(rewrite) if !may_rewrite || self.pending_block == Some(false) => {
+                Judgement::Block(cannot_rewrite_here(&rewrite, true))
+            }
             other => other,
         };
         let guard = |policy: &GatePolicy| match (&policy.guard, may_rewrite) {
-            (Some(settings), true) => {
-                guarded(statement, in_transaction, settings).map_or(Stop::Go, |g| {
+            (Some(settings), true) => match guarded(statement, in_transaction, settings) {
+                Some(g) => {
                     self.stats.guarded.fetch_add(1, Ordering::Relaxed);
                     Stop::Hold(HeldWork::Guard(g))
-                })
-            }
+                }
+                None if lock::is_long_build(&classify(&fingerprint(statement).text)) => {
+                    Stop::Hold(HeldWork::Build {
+                        sql: statement.to_string(),
+                        timeout: settings.build_statement_timeout,
+                    })
+                }
+                None => Stop::Go,
+            },
             _ => Stop::Go,
         };
         match judgement {
@@ -499,20 +601,15 @@ impl Gate {
                 rewrite.guard = policy.guard.clone();
                 Stop::Hold(HeldWork::Rewrite(rewrite))
             }
-            Judgement::Block(error) => {
-                self.stats.blocked.fetch_add(1, Ordering::Relaxed);
-                let marker = format!("{}{}", self.marker_prefix, self.next_marker);
-                self.next_marker += 1;
-                self.armed.push(Armed {
-                    marker: marker.clone(),
-                    until_ready,
-                    error,
-                });
-                Stop::Refuse {
-                    cut: offset,
-                    marker,
-                }
+            Judgement::Defer(mut rewrite) => {
+                self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+                rewrite.guard = policy.guard.clone();
+                Stop::Hold(HeldWork::Defer(rewrite))
             }
+            Judgement::Block(error) => Stop::Refuse {
+                cut: offset,
+                marker: self.arm(error, until_ready),
+            },
         }
     }
 
@@ -546,6 +643,69 @@ impl Gate {
         if status == b'I' {
             self.wrote_rows = false;
             self.memory.locked_in_transaction.clear();
+            self.portals.clear();
+            self.drop_deferred();
+        }
+    }
+
+    /// Takes the sequences deferred until COMMIT (the session runs them
+    /// after a COMMIT it held).
+    pub fn take_deferred(&mut self) -> Vec<Rewrite> {
+        std::mem::take(&mut self.deferred)
+    }
+
+    /// Keeps a sequence to run after the open transaction commits.
+    pub fn defer(&mut self, rewrite: Rewrite) {
+        self.deferred.push(rewrite);
+    }
+
+    /// Arms a refusal for a statement the relay cannot hold after all and
+    /// returns the marker to call in its place.
+    pub fn refuse_here(&mut self, error: ProxyError) -> String {
+        self.arm(error, self.ready_sent + 1)
+    }
+
+    /// The messages that replace a held Execute of `rewrite` that shares
+    /// its batch with other messages: a call of a refusal marker, so the
+    /// server fails there and skips to Sync as for a failing statement.
+    pub fn refuse_in_batch(&mut self, rewrite: &Rewrite) -> Vec<u8> {
+        let marker = self.refuse_here(cannot_rewrite_here(rewrite, false));
+        let mut frames = messages::parse(b"", &format!("SELECT {marker}()"));
+        frames.extend_from_slice(&messages::bind_unnamed());
+        frames.extend_from_slice(&messages::execute_unnamed());
+        frames
+    }
+
+    /// Counts a refusal and arms its error until the `until_ready`th
+    /// ReadyForQuery; returns the marker to call.
+    fn arm(&mut self, error: ProxyError, until_ready: u64) -> String {
+        self.stats.blocked.fetch_add(1, Ordering::Relaxed);
+        let marker = format!("{}{}", self.marker_prefix, self.next_marker);
+        self.next_marker += 1;
+        self.armed.push(Armed {
+            marker: marker.clone(),
+            until_ready,
+            error,
+        });
+        marker
+    }
+
+    /// The transaction ended without a COMMIT the session held (ROLLBACK,
+    /// an error, a COMMIT among other statements): its deferred sequences
+    /// do not run, and the client is told.
+    fn drop_deferred(&mut self) {
+        for rewrite in std::mem::take(&mut self.deferred) {
+            let steps: Vec<&str> = rewrite.steps.iter().map(|s| s.sql.as_str()).collect();
+            tracing::warn!(tag = %rewrite.tag, "deferred safe sequence dropped: the transaction ended without a COMMIT ddlguard could hold");
+            ProxyError::warning(
+                "01000",
+                format!(
+                    "ddlguard: the safe sequence deferred for {} did not run: the transaction ended without a COMMIT ddlguard could hold (rolled back, failed, or committed among other statements)",
+                    rewrite.tag
+                ),
+            )
+            .with_hint(format!("run it yourself, outside a transaction block: {}", steps.join("; ")))
+            .encode(&mut self.notices);
         }
     }
 
@@ -669,6 +829,8 @@ mod tests {
             Passage::Hold(HeldWork::Guard(g)) => {
                 Some(format!("guard: {}", g.target_names.join(",")))
             }
+            Passage::Hold(other) => Some(format!("hold: {other:?}")),
+            Passage::HoldExecute(work) => Some(format!("execute: {work:?}")),
         }
     }
 
@@ -822,13 +984,40 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("transaction block"), "{text}");
-        // A Parse gets the refusal too (no rewrite on the extended protocol yet).
-        let mut b = b"\0".to_vec();
+        // A Parse goes to the server (parsing runs nothing); the Execute of
+        // a portal bound to it is held, and no other.
+        let mut b = b"s1\0".to_vec();
         b.extend_from_slice(b"create index rewriteme on t (a)\0\0\0");
         assert!(matches!(
             g.on_client(b'P', &b, b'I', "", false),
-            Passage::Replace(_)
+            Passage::Forward
         ));
+        let bind = |portal: &[u8], statement: &[u8]| {
+            [portal, b"\0", statement, b"\0\0\0\0\0\0\0"].concat()
+        };
+        let execute = |portal: &[u8]| [portal, b"\0\0\0\0\0"].concat();
+        for (tag, msg) in [(b'B', bind(b"p1", b"s1")), (b'B', bind(b"p2", b"other"))] {
+            assert!(matches!(
+                g.on_client(tag, &msg, b'I', "", true),
+                Passage::Forward
+            ));
+        }
+        assert!(matches!(
+            g.on_client(b'E', &execute(b"p2"), b'I', "", true),
+            Passage::Forward
+        ));
+        let held = replaced(g.on_client(b'E', &execute(b"p1"), b'I', "", true)).unwrap();
+        assert!(held.starts_with("execute: Rewrite"), "{held}");
+        // Executed once; a Close forgets the statement.
+        assert!(matches!(
+            g.on_client(b'E', &execute(b"p1"), b'I', "", true),
+            Passage::Forward
+        ));
+        assert!(matches!(
+            g.on_client(b'C', b"Ss1\0", b'I', "", true),
+            Passage::Forward
+        ));
+        assert!(!g.wants_client_body(b'B'), "nothing left to watch");
     }
 
     #[test]
@@ -845,10 +1034,10 @@ mod tests {
             guard(&mut g, "alter table s.t add c int", b'T').as_deref(),
             Some("guard: s.t")
         );
-        assert_eq!(
-            guard(&mut g, "create index concurrently i on t (a)", b'I'),
-            None
-        );
+        // A long build that takes no blocking lock is held only to run it
+        // under the build statement_timeout.
+        let build = guard(&mut g, "create index concurrently i on t (a)", b'I').unwrap();
+        assert!(build.starts_with("hold: Build"), "{build}");
         assert_eq!(guard(&mut g, "alter table t add c int", b'E'), None);
         assert_eq!(
             guard(&mut g, "select 1; alter table t add c int", b'I'),

@@ -6,11 +6,13 @@
 //! did, then ReadyForQuery.
 
 use super::exchange;
-use super::gate::{self, GateStats, Guarded, Rewrite};
+use super::gate::{self, Gate, GateStats, Guarded, Rewrite};
 use super::relay::{Relay, RelayEnd};
-use crate::guard::{self, backoff, blockers};
+use crate::analysis::classify::classify;
+use crate::analysis::fingerprint;
+use crate::guard::{self, backoff, blockers, lock};
 use crate::policy::tokens::literal;
-use crate::wire::messages::ProxyError;
+use crate::wire::messages::{self, ErrorFields, ProxyError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -54,6 +56,58 @@ fn cancelled_error() -> ProxyError {
     )
 }
 
+/// What guarded execution did for one held statement, for the DDL log.
+#[derive(Debug, Default, Clone)]
+pub struct HeldRecord {
+    /// Attempts made (all guarded statements of the held work).
+    pub attempts: u32,
+    /// Time spent waiting in pre-flight, ms.
+    pub preflight_wait_ms: u64,
+    /// Time attempts spent waiting for their lock before timing out, ms.
+    pub lock_wait_ms: u64,
+    /// The blockers seen, one line each (fingerprints, never literals).
+    pub blockers: Vec<String>,
+    /// pids ended by `policy.terminate_idle_blockers_after`.
+    pub terminated: Vec<String>,
+}
+
+/// How a rewrite's steps ended.
+enum StepsEnd {
+    /// Every step ran.
+    Done,
+    /// Step `n` (`sql`) failed with `error`; the steps after it did not run.
+    Failed {
+        n: usize,
+        sql: String,
+        error: ErrorFields,
+    },
+    /// A CancelRequest ended a wait of a guarded step; it did not run.
+    Cancelled,
+}
+
+/// The steps' end and the transaction status after them.
+struct Steps {
+    status: u8,
+    end: StepsEnd,
+}
+
+/// A rewrite's steps, `; `-separated, for a notice or hint.
+fn steps_text(rewrite: &Rewrite) -> String {
+    let steps: Vec<&str> = rewrite.steps.iter().map(|s| s.sql.as_str()).collect();
+    steps.join("; ")
+}
+
+/// The tag of the first CommandComplete among `frames`.
+fn command_tag(frames: &[u8]) -> Option<String> {
+    let mut found = None;
+    for_each_frame(frames, |tag, frame| {
+        if tag == b'C' && found.is_none() {
+            found = Some(String::from_utf8_lossy(messages::cstr(&frame[5..]).0).into_owned());
+        }
+    });
+    found
+}
+
 /// The savepoint guarded execution retries from inside a transaction block.
 const SAVEPOINT: &str = "ddlguard_attempt";
 
@@ -64,17 +118,149 @@ impl Relay {
         for notice in &rewrite.notices {
             notice.encode(&mut for_client);
         }
+        let steps = self.run_steps(rewrite, &mut for_client).await?;
+        match steps.end {
+            StepsEnd::Done => {
+                for_client.extend_from_slice(&exchange::command_complete(&rewrite.tag))
+            }
+            StepsEnd::Cancelled => cancelled_error().encode(&mut for_client),
+            StepsEnd::Failed { n, sql, error } => {
+                let total = rewrite.steps.len();
+                ProxyError::error(
+                    error.code,
+                    format!("ddlguard: step {n}/{total} of the safe sequence failed: {}", error.message),
+                )
+                .with_detail(format!("the failed step: {sql}"))
+                .with_hint("the steps before it are done; fix the cause and run the same statement again: ddlguard finishes the sequence (steps that are done are skipped or repeated safely)")
+                .encode(&mut for_client);
+            }
+        }
+        for_client.extend_from_slice(&exchange::ready_for_query(steps.status));
+        Ok(for_client)
+    }
+
+    /// Answers a statement whose safe sequence waits for its transaction's
+    /// COMMIT as if it ran (its tag), telling the client so; the gate keeps
+    /// the sequence.
+    pub(super) fn run_defer(&mut self, rewrite: &Rewrite) -> Vec<u8> {
+        let mut for_client = Vec::new();
+        for notice in &rewrite.notices {
+            notice.encode(&mut for_client);
+        }
+        ProxyError::notice(format!(
+            "ddlguard: {} is deferred until this transaction commits (policy.in_transaction = \"after-commit\"); its safe sequence runs right after COMMIT, before COMMIT is answered",
+            rewrite.tag
+        ))
+        .with_detail(steps_text(rewrite))
+        .encode(&mut for_client);
+        for_client.extend_from_slice(&exchange::command_complete(&rewrite.tag));
+        for_client.extend_from_slice(&exchange::ready_for_query(self.state.tx_status));
+        if let Some(gate) = self.gate.as_mut() {
+            gate.defer(rewrite.clone());
+        }
+        for_client
+    }
+
+    /// Runs the client's COMMIT; when the transaction committed, runs the
+    /// sequences deferred in it, reporting each in a notice, then answers
+    /// the COMMIT. When it did not commit (a failed transaction's COMMIT
+    /// rolls back), the gate drops them and says so.
+    pub(super) async fn run_commit(&mut self, sql: &str) -> Result<Vec<u8>, RelayEnd> {
+        let deferred = self
+            .gate
+            .as_mut()
+            .map(Gate::take_deferred)
+            .unwrap_or_default();
+        let outcome = self.client_statement(sql).await?;
+        let committed = outcome.error.is_none()
+            && outcome.status == b'I'
+            && command_tag(&outcome.frames).as_deref() == Some("COMMIT");
+        let mut for_client = Vec::new();
+        let mut status = outcome.status;
+        if committed {
+            for rewrite in &deferred {
+                status = self.after_commit(rewrite, &mut for_client).await?;
+            }
+        } else if let Some(gate) = self.gate.as_mut() {
+            // Still in a transaction (COMMIT AND CHAIN) they wait for the
+            // next COMMIT; else the ReadyForQuery drops them, with a warning.
+            for rewrite in deferred {
+                gate.defer(rewrite);
+            }
+        }
+        for_client.extend_from_slice(&outcome.frames);
+        for_client.extend_from_slice(&exchange::ready_for_query(status));
+        Ok(for_client)
+    }
+
+    /// Runs one deferred sequence after its transaction committed and
+    /// reports the outcome; returns the transaction status after it.
+    async fn after_commit(
+        &mut self,
+        rewrite: &Rewrite,
+        for_client: &mut Vec<u8>,
+    ) -> Result<u8, RelayEnd> {
+        let steps = self.run_steps(rewrite, for_client).await?;
+        let total = rewrite.steps.len();
+        let report = match steps.end {
+            StepsEnd::Done => ProxyError::notice(format!(
+                "ddlguard: after COMMIT, the safe sequence of the deferred {} finished ({total} steps)",
+                rewrite.tag
+            ))
+            .with_detail(steps_text(rewrite)),
+            StepsEnd::Cancelled => ProxyError::warning(
+                "01000",
+                format!(
+                    "ddlguard: after COMMIT, the safe sequence of the deferred {} was cancelled; it did not finish",
+                    rewrite.tag
+                ),
+            )
+            .with_hint(format!("run it yourself: {}", steps_text(rewrite))),
+            StepsEnd::Failed { n, sql, error } => {
+                tracing::warn!(step = n, code = %error.code, tag = %rewrite.tag, "deferred sequence failed after COMMIT: {}", error.message);
+                ProxyError::warning(
+                    "01000",
+                    format!(
+                        "ddlguard: after COMMIT, step {n}/{total} of the safe sequence of the deferred {} failed ({}: {}); the transaction itself committed",
+                        rewrite.tag, error.code, error.message
+                    ),
+                )
+                .with_detail(format!("the failed step: {sql}"))
+                .with_hint(format!(
+                    "fix the cause and run the original statement again, outside a transaction block: ddlguard finishes the sequence; the steps: {}",
+                    steps_text(rewrite)
+                ))
+            }
+        };
+        report.encode(for_client);
+        Ok(steps.status)
+    }
+
+    /// Runs a rewrite's steps in order, each as its own statement (guarded
+    /// when it takes a strong lock), a notice per step done; stops at the
+    /// first failure or a cancel.
+    async fn run_steps(
+        &mut self,
+        rewrite: &Rewrite,
+        for_client: &mut Vec<u8>,
+    ) -> Result<Steps, RelayEnd> {
         let total = rewrite.steps.len();
         let mut status = self.state.tx_status;
-        let mut failure = None;
         for (i, step) in rewrite.steps.iter().enumerate() {
             let n = i + 1;
+            let failed = |error| StepsEnd::Failed {
+                n,
+                sql: step.sql.clone(),
+                error,
+            };
             if let Some(condition) = &step.only_if {
-                let o = self.own_statement(condition, &mut for_client).await?;
+                let o = self.own_statement(condition, for_client).await?;
                 status = o.status;
                 if let Some(e) = o.error {
-                    failure = Some((n, step, e));
-                    break;
+                    return Ok(Steps {
+                        status,
+                        end: failed(e),
+                    });
                 }
                 if o.rows.is_empty() {
                     // A cleanup step with nothing to clean up.
@@ -82,57 +268,62 @@ impl Relay {
                 }
             }
             // A step that takes a strong lock (ADD CONSTRAINT ... NOT VALID,
-            // SET NOT NULL, ...) runs guarded like any such DDL.
+            // SET NOT NULL, ...) runs guarded like any such DDL; a long
+            // build under the build statement_timeout.
             let guarded = rewrite
                 .guard
                 .as_ref()
                 .and_then(|settings| gate::guarded(&step.sql, false, settings));
+            let build = rewrite
+                .guard
+                .as_ref()
+                .filter(|_| lock::is_long_build(&classify(&fingerprint(&step.sql).text)));
             let o = match guarded {
-                Some(g) => match self.guarded_attempts(&g, false, &mut for_client).await? {
+                Some(g) => match self.guarded_attempts(&g, false, for_client).await? {
                     Some(done) if done.cancelled => {
-                        cancelled_error().encode(&mut for_client);
-                        for_client.extend_from_slice(&exchange::ready_for_query(done.status));
-                        return Ok(for_client);
+                        return Ok(Steps {
+                            status: done.status,
+                            end: StepsEnd::Cancelled,
+                        });
                     }
                     Some(done) => {
-                        copy_async_frames(&done.outcome.frames, &mut for_client);
+                        copy_async_frames(&done.outcome.frames, for_client);
                         let mut o = done.outcome;
                         o.status = done.status;
                         o
                     }
-                    None => self.own_statement(&step.sql, &mut for_client).await?,
+                    None => self.own_statement(&step.sql, for_client).await?,
                 },
-                None => self.own_statement(&step.sql, &mut for_client).await?,
+                None => match build {
+                    Some(settings) => {
+                        let timeout = settings.build_statement_timeout;
+                        self.run_build(&step.sql, timeout, false, Some(&mut *for_client))
+                            .await?
+                    }
+                    None => self.own_statement(&step.sql, for_client).await?,
+                },
             };
             status = o.status;
             match o.error {
                 Some(e) => {
-                    failure = Some((n, step, e));
-                    break;
+                    tracing::warn!(step = n, code = %e.code, "rewrite step failed: {}", e.message);
+                    return Ok(Steps {
+                        status,
+                        end: failed(e),
+                    });
                 }
                 None => ProxyError::notice(format!(
                     "ddlguard: step {n}/{total} done: {}",
                     step.description
                 ))
                 .with_detail(step.sql.clone())
-                .encode(&mut for_client),
+                .encode(for_client),
             }
         }
-        match failure {
-            None => for_client.extend_from_slice(&exchange::command_complete(&rewrite.tag)),
-            Some((n, step, e)) => {
-                tracing::warn!(step = n, code = %e.code, "rewrite step failed: {}", e.message);
-                ProxyError::error(
-                    e.code,
-                    format!("ddlguard: step {n}/{total} of the safe sequence failed: {}", e.message),
-                )
-                .with_detail(format!("the failed step: {}", step.sql))
-                .with_hint("the steps before it are done; fix the cause and run the same statement again: ddlguard finishes the sequence (steps that are done are skipped or repeated safely)")
-                .encode(&mut for_client);
-            }
-        }
-        for_client.extend_from_slice(&exchange::ready_for_query(status));
-        Ok(for_client)
+        Ok(Steps {
+            status,
+            end: StepsEnd::Done,
+        })
     }
 
     /// Runs a guarded statement; returns the client's answer (the
@@ -189,12 +380,17 @@ impl Relay {
             ProxyError::error(
                 "55P03",
                 format!(
-                    "ddlguard: {} on {} could not get its {} lock in {} attempts of {}ms each",
+                    "ddlguard: {} on {} could not get its {} lock in {} attempts of {}ms {}",
                     g.command,
                     g.target_names.join(", "),
                     g.lock.as_sql(),
                     done.attempts,
-                    done.timeout_ms
+                    done.timeout_ms,
+                    if g.settings.lock_timeout_schedule.is_empty() {
+                        "each"
+                    } else {
+                        "at most (policy.lock_timeout_schedule)"
+                    }
                 ),
             )
             .with_detail(detail)
@@ -227,13 +423,14 @@ impl Relay {
         let Some(saved) = saved else {
             return Ok(None);
         };
-        let timeout_ms = s.attempt_timeout_ms(guard::parse_setting_ms(&saved));
+        let client_ms = guard::parse_setting_ms(&saved);
         let scope = if in_transaction { "LOCAL" } else { "SESSION" };
         let restore = format!("SET {scope} lock_timeout = {}", literal(&saved));
         let targets = g.target_names.join(", ");
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let timeout_ms = s.attempt_timeout_ms(attempt, client_ms);
             let last = attempt >= s.max_attempts.max(1);
             if !self.preflight(g, for_client).await? {
                 return Ok(Some(Attempts::cancelled(
@@ -251,11 +448,14 @@ impl Relay {
                 for_client,
             )
             .await?;
+            let started = Instant::now();
             let outcome = self.client_statement(&g.sql).await?;
             let mut status = outcome.status;
             let timed_out = outcome.error.as_ref().is_some_and(|e| e.code == "55P03");
+            self.held_record.attempts += 1;
             if timed_out {
                 self.count(|s| &s.lock_timeouts);
+                self.held_record.lock_wait_ms += started.elapsed().as_millis() as u64;
             }
             let retry = timed_out && !last;
             if !in_transaction {
@@ -288,7 +488,10 @@ impl Relay {
             // Notifications and parameter changes of the failed attempt
             // still belong to the client.
             copy_async_frames(&outcome.frames, for_client);
-            let blockers = self.blockers(g, 0, for_client).await?;
+            let mut blockers = self.blockers(g, 0, for_client).await?;
+            if let Some(limit) = s.terminate_idle_after {
+                blockers = self.terminate_idle(g, blockers, limit, for_client).await?;
+            }
             let pause = backoff::pause(attempt, s.retry_backoff_max, backoff::unit());
             let mut notice = ProxyError::notice(format!(
                 "ddlguard: {} on {targets} gave up waiting for its {} lock after {timeout_ms}ms (attempt {attempt} of {}), so that other sessions do not queue behind it; retrying in {:.1}s",
@@ -308,6 +511,124 @@ impl Relay {
         }
     }
 
+    /// Runs a long build (CREATE INDEX CONCURRENTLY, ...) under `timeout`
+    /// as its statement_timeout (zero: none) instead of the session's, and
+    /// puts the session's back. A client's own statement (`own` is `None`)
+    /// keeps its replies in the outcome's frames; a step of the proxy's own
+    /// sends asynchronous messages to `own`.
+    pub(super) async fn run_build(
+        &mut self,
+        sql: &str,
+        timeout: Duration,
+        in_transaction: bool,
+        own: Option<&mut Vec<u8>>,
+    ) -> Result<exchange::Outcome, RelayEnd> {
+        let mut scratch = Vec::new();
+        let clients_own = own.is_none();
+        let for_client = match own {
+            Some(v) => v,
+            None => &mut scratch,
+        };
+        let shown = self
+            .own_statement("SHOW statement_timeout", for_client)
+            .await?;
+        let saved = shown
+            .rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .filter(|_| shown.error.is_none());
+        let wanted = timeout.as_millis() as u64;
+        let differs = saved
+            .as_deref()
+            .is_some_and(|s| guard::parse_setting_ms(s) != Some(wanted));
+        let scope = if in_transaction { "LOCAL" } else { "SESSION" };
+        if differs {
+            self.own_statement(
+                &format!("SET {scope} statement_timeout = '{wanted}ms'"),
+                for_client,
+            )
+            .await?;
+        }
+        let mut o = if clients_own {
+            self.client_statement(sql).await?
+        } else {
+            self.own_statement(sql, for_client).await?
+        };
+        if let (true, Some(saved)) = (differs, saved) {
+            // A failed statement inside a transaction block leaves it
+            // aborted; its end undoes the SET LOCAL.
+            if !(in_transaction && o.error.is_some()) {
+                let restore = format!("SET {scope} statement_timeout = {}", literal(&saved));
+                o.status = self.own_statement(&restore, for_client).await?.status;
+            }
+        }
+        o.frames.extend_from_slice(&scratch);
+        Ok(o)
+    }
+
+    /// Ends the blockers that sit idle in transaction for longer than
+    /// `limit` (`policy.terminate_idle_blockers_after`), telling the client
+    /// and the log about each; returns the blockers left.
+    async fn terminate_idle(
+        &mut self,
+        g: &Guarded,
+        blockers: Vec<blockers::Blocker>,
+        limit: Duration,
+        for_client: &mut Vec<u8>,
+    ) -> Result<Vec<blockers::Blocker>, RelayEnd> {
+        let mut left = Vec::new();
+        for b in blockers {
+            if !b.idle_in_transaction_longer_than(limit) || b.pid.parse::<i32>().is_err() {
+                left.push(b);
+                continue;
+            }
+            let o = self
+                .own_statement(
+                    &format!("SELECT pg_terminate_backend({})::text", b.pid),
+                    for_client,
+                )
+                .await?;
+            let ended = o.error.is_none()
+                && o.rows
+                    .first()
+                    .and_then(|r| r.first())
+                    .cloned()
+                    .flatten()
+                    .as_deref()
+                    == Some("true");
+            if !ended {
+                let why = o
+                    .error
+                    .map_or("it had already ended".to_string(), |e| e.message);
+                tracing::warn!(pid = %b.pid, "could not end an idle blocker: {why}");
+                left.push(b);
+                continue;
+            }
+            self.count(|s| &s.terminated);
+            tracing::warn!(
+                pid = %b.pid,
+                application_name = %b.application_name,
+                user = %b.user,
+                idle_ms = b.state_ms,
+                command = %g.command,
+                "ended a blocker idle in transaction (policy.terminate_idle_blockers_after)"
+            );
+            ProxyError::notice(format!(
+                "ddlguard: ended pid {} ({}), idle in transaction for {:.1}s and blocking {} on {} (policy.terminate_idle_blockers_after = {}s)",
+                b.pid,
+                b.application_name,
+                b.state_ms as f64 / 1000.0,
+                g.command,
+                g.target_names.join(", "),
+                limit.as_secs_f64()
+            ))
+            .with_detail(b.describe())
+            .encode(for_client);
+            self.held_record.terminated.push(b.pid.clone());
+        }
+        Ok(left)
+    }
+
     /// Waits, outside the lock queue, while transactions older than the
     /// pre-flight age hold or wait for a conflicting lock on the targets;
     /// tells the client whom it waits for. Gives up after `preflight_wait`
@@ -325,6 +646,7 @@ impl Relay {
         loop {
             let found = self.blockers(g, min_age, for_client).await?;
             if found.is_empty() {
+                self.held_record.preflight_wait_ms += started.elapsed().as_millis() as u64;
                 if announced {
                     ProxyError::notice(format!(
                         "ddlguard: waited {:.1}s; {} goes ahead",
@@ -336,6 +658,7 @@ impl Relay {
                 return Ok(true);
             }
             if started.elapsed() >= s.preflight_wait {
+                self.held_record.preflight_wait_ms += started.elapsed().as_millis() as u64;
                 ProxyError::notice(format!(
                     "ddlguard: still blocked after {:.0}s (policy.preflight_wait); {} tries its lock now, with lock_timeout",
                     s.preflight_wait.as_secs_f64(),
@@ -380,7 +703,19 @@ impl Relay {
             tracing::warn!(code = %e.code, "blocker lookup failed: {}", e.message);
             return Ok(Vec::new());
         }
-        Ok(blockers::from_rows(&o.rows, g.lock))
+        let found = blockers::from_rows(&o.rows, g.lock);
+        for b in &found {
+            let line = b.describe();
+            let known = self
+                .held_record
+                .blockers
+                .iter()
+                .any(|l| l.starts_with(&format!("pid {} ", b.pid)));
+            if !known && self.held_record.blockers.len() < 20 {
+                self.held_record.blockers.push(line);
+            }
+        }
+        Ok(found)
     }
 
     /// Waits `d`; `false` when a CancelRequest for the session came first.
@@ -423,15 +758,22 @@ fn copy_async_frames(frames: &[u8], out: &mut Vec<u8>) {
 
 /// Appends the frames of `frames` whose type `keep` accepts.
 fn copy_frames(frames: &[u8], out: &mut Vec<u8>, keep: impl Fn(u8) -> bool) {
+    for_each_frame(frames, |tag, frame| {
+        if keep(tag) {
+            out.extend_from_slice(frame);
+        }
+    });
+}
+
+/// Calls `f` with the type and bytes of each whole frame of `frames`.
+fn for_each_frame(frames: &[u8], mut f: impl FnMut(u8, &[u8])) {
     let mut rest = frames;
     while rest.len() >= 5 {
         let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize + 1;
         let Some(frame) = rest.get(..len) else {
             break;
         };
-        if keep(frame[0]) {
-            out.extend_from_slice(frame);
-        }
+        f(frame[0], frame);
         rest = &rest[len..];
     }
 }

@@ -20,7 +20,7 @@ use crate::usage::now_ms;
 use crate::wire::messages::ProxyError;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::info;
 
 /// Tables a session is remembered to have created (the oldest go first: a
 /// session that creates a temp table per request must not grow without end).
@@ -49,7 +49,10 @@ pub fn gate_policy(
         max_attempts: p.max_attempts.max(1),
         retry_backoff_max: p.retry_backoff_max.0,
         preflight_wait: p.preflight_wait.0,
-        preflight_min_age: p.lock_timeout.0 / 2,
+        preflight_min_age: p.preflight_min_age.map_or(p.lock_timeout.0 / 2, |d| d.0),
+        lock_timeout_schedule: p.lock_timeout_schedule.iter().map(|d| d.0).collect(),
+        terminate_idle_after: p.terminate_idle_blockers_after.map(|d| d.0),
+        build_statement_timeout: p.build_statement_timeout.0,
     });
     GatePolicy {
         judge: Arc::new(PolicyJudge {
@@ -138,30 +141,27 @@ impl Judge for PolicyJudge {
                     .with_detail(r.detail)
                     .with_hint(r.hint),
             ),
-            Verdict::Rewrite(plan) => Judgement::Rewrite(Rewrite {
-                steps: plan
-                    .steps
-                    .into_iter()
-                    .map(|s| RewriteStep {
-                        sql: s.sql,
-                        description: s.description,
-                        only_if: s.only_if,
-                    })
-                    .collect(),
-                tag: plan.tag,
-                notices: warnings,
-                guard: None,
-            }),
-            Verdict::DeferAfterCommit(plan) => {
-                warn!("policy.in_transaction = \"after-commit\" is not available yet; the statement is refused");
-                let steps: Vec<String> = plan.steps.into_iter().map(|s| s.sql).collect();
-                Judgement::Block(
-                    ProxyError::error(policy::BLOCK_SQLSTATE, "ddlguard cannot run this statement's safe sequence inside the transaction block")
-                        .with_detail("policy.in_transaction = \"after-commit\" (run the sequence after COMMIT) is not available in this build yet")
-                        .with_hint(format!("{}; the safe steps: {}", policy::engine::TOOL_HINT, steps.join("; "))),
-                )
-            }
+            Verdict::Rewrite(plan) => Judgement::Rewrite(rewrite_of(plan, warnings)),
+            Verdict::DeferAfterCommit(plan) => Judgement::Defer(rewrite_of(plan, warnings)),
         }
+    }
+}
+
+/// The gate's form of a policy's safe sequence.
+fn rewrite_of(plan: policy::Plan, notices: Vec<ProxyError>) -> Rewrite {
+    Rewrite {
+        steps: plan
+            .steps
+            .into_iter()
+            .map(|s| RewriteStep {
+                sql: s.sql,
+                description: s.description,
+                only_if: s.only_if,
+            })
+            .collect(),
+        tag: plan.tag,
+        notices,
+        guard: None,
     }
 }
 

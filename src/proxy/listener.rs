@@ -2,6 +2,7 @@
 
 use super::session;
 use super::shared::{reached, Phase, Settings, Shared};
+use super::workers::Workers;
 use crate::config::Config;
 use crate::net::tls::TlsError;
 use std::io;
@@ -128,13 +129,29 @@ impl Server {
             }
             .run(stop_rx),
         );
+        let threads = shared.settings().config.server.worker_threads;
+        let workers = match threads {
+            1 => None,
+            n => match Workers::start(n, &shared) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    error!("cannot start {n} session threads (server.worker_threads): {e}; sessions run on one thread");
+                    None
+                }
+            },
+        };
         info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "ddlguard accepting connections");
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         let guard = shared.open_session();
-                        tokio::spawn(session::run(tcp, peer, shared.clone(), guard));
+                        match &workers {
+                            Some(w) => w.dispatch(tcp, peer, guard),
+                            None => {
+                                tokio::spawn(session::run(tcp, peer, shared.clone(), guard));
+                            }
+                        }
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: keep serving.
@@ -164,6 +181,9 @@ impl Server {
                     "sessions still open at exit"
                 );
             }
+        }
+        if let Some(workers) = workers {
+            workers.stop();
         }
         if let Some(http) = http.flatten() {
             http.stop();

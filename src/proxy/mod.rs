@@ -1,6 +1,7 @@
 //! The proxy itself: listener, sessions and the relay (the upstream
 //! connector and TLS live in [`crate::net`]).
 
+mod buffers;
 mod exchange;
 pub mod gate;
 mod handshake;
@@ -15,6 +16,7 @@ mod session;
 pub(crate) mod shared;
 pub mod tracker;
 mod view;
+mod workers;
 
 pub use listener::{ReloadError, ServeError, Server, ServerHandle};
 pub use load::{load_config, parse_config, CHECKS};

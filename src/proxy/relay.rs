@@ -7,6 +7,7 @@
 //! writes are batched: everything readable is read and framed before the
 //! ready bytes are written in one go.
 
+use super::buffers;
 use super::exchange;
 use super::gate::{Gate, HeldWork, Passage};
 use super::prepared::{self, Interest, Prepared};
@@ -26,7 +27,7 @@ use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWrite};
 
 /// Minimum free space before a read; reads are at least this large.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = buffers::CHUNK;
 /// Stop reading a side while this many bytes wait to be written to the other.
 const HIGH_WATER: usize = 256 * 1024;
 
@@ -63,6 +64,22 @@ struct Held {
     len: usize,
     /// What the session does with it.
     work: HeldWork,
+    /// It is an extended-protocol Execute (else a simple Query): the batch
+    /// before it is finished with a Sync of the proxy's own, and the
+    /// client's Sync after it is answered by the session.
+    execute: bool,
+}
+
+/// Whether the held message can be worked on now.
+enum Turn {
+    /// Not yet: answers are still owed, or the message after a held
+    /// Execute has not arrived.
+    Wait,
+    /// Everything before it is answered: run it.
+    Run,
+    /// The hold was given up (an Execute not followed by its Sync); the
+    /// client lane moves on.
+    Released,
 }
 
 /// What the relay knows about the session's protocol state.
@@ -161,6 +178,8 @@ pub struct Relay {
     pub held_cancel: Arc<tokio::sync::Notify>,
     /// Bytes relayed, shared by all sessions (for metrics).
     pub traffic: Arc<Traffic>,
+    /// What guarded execution did for the held statement being worked on.
+    pub(super) held_record: super::held::HeldRecord,
 }
 
 impl Relay {
@@ -199,6 +218,7 @@ impl Relay {
             held: None,
             held_cancel: Arc::default(),
             traffic: Arc::default(),
+            held_record: Default::default(),
         }
     }
 
@@ -349,14 +369,21 @@ impl Relay {
             if self.draining && self.state.awaiting_ready == 0 && drained(&self.from_server) {
                 return Poll::Ready(RelayEnd::Drained);
             }
-            // The held Query is the only one still owed a ReadyForQuery.
             if self.held.is_some()
-                && self.state.awaiting_ready <= 1
                 && drained(&self.from_client)
                 && drained(&self.from_server)
                 && self.from_server.at_boundary()
             {
-                return Poll::Ready(RelayEnd::Held);
+                match self.held_turn() {
+                    Turn::Wait => {}
+                    Turn::Run => return Poll::Ready(RelayEnd::Held),
+                    Turn::Released => {
+                        if let Err(e) = self.scan_client(Instant::now()) {
+                            return Poll::Ready(RelayEnd::Protocol(e));
+                        }
+                        continue;
+                    }
+                }
             }
             if self.prepared.as_ref().is_some_and(Prepared::recovery_due)
                 && drained(&self.from_client)
@@ -373,6 +400,13 @@ impl Relay {
                 return Poll::Ready(RelayEnd::ClientClosed);
             }
             if !progress {
+                // Waiting: empty buffers go back to the pool, so an idle
+                // session holds none.
+                for lane in [&mut self.from_client, &mut self.from_server] {
+                    if lane.buf.is_empty() && lane.buf.capacity() > 0 {
+                        buffers::give(std::mem::take(&mut lane.buf));
+                    }
+                }
                 return Poll::Pending;
             }
         }
@@ -423,7 +457,10 @@ impl Relay {
                     limit: self.max_message,
                 });
             }
-            let gate_reads = self.gate.is_some() && Gate::wants_client_body(head.tag);
+            let gate_reads = self
+                .gate
+                .as_ref()
+                .is_some_and(|g| g.wants_client_body(head.tag));
             let tracker_reads = self
                 .tracker
                 .as_ref()
@@ -495,11 +532,20 @@ impl Relay {
                         lane.ready += frame.len();
                     }
                     Passage::Hold(work) => {
-                        // The gate holds nothing inside an unsynced batch
+                        // The gate holds no Query inside an unsynced batch
                         // (the server never says when it is done).
                         self.held = Some(Held {
                             len: head.total_len,
                             work,
+                            execute: false,
+                        });
+                        return Ok(());
+                    }
+                    Passage::HoldExecute(work) => {
+                        self.held = Some(Held {
+                            len: head.total_len,
+                            work,
+                            execute: true,
                         });
                         return Ok(());
                     }
@@ -518,29 +564,125 @@ impl Relay {
         }
     }
 
-    /// Runs the held statement's rewrite on the server, step by step, and
-    /// queues the client's answer as if its statement ran: a notice per
-    /// step, then its CommandComplete tag (or the failed step's error) and
-    /// ReadyForQuery. Then `run` goes on with what the client sent after it.
+    /// Whether the held message (at the front of the drained client lane)
+    /// can be worked on. A held Query waits until it is the only statement
+    /// owed a ReadyForQuery. A held Execute waits until every earlier batch
+    /// is answered and the next client message has arrived: a Sync ends
+    /// its batch and the session does the work; anything else means the
+    /// Execute shares its batch, where the session cannot run statements
+    /// of its own, so the hold is given up: guarded DDL and a COMMIT go as
+    /// sent, a rewrite is refused there.
+    fn held_turn(&mut self) -> Turn {
+        let Some(held) = &self.held else {
+            return Turn::Wait;
+        };
+        if !held.execute {
+            return if self.state.awaiting_ready <= 1 {
+                Turn::Run
+            } else {
+                Turn::Wait
+            };
+        }
+        if self.state.awaiting_ready > 0 {
+            return Turn::Wait;
+        }
+        match FrameHeader::parse(&self.from_client.buf[held.len..]) {
+            Ok(Some(next)) if next.tag == b'S' => return Turn::Run,
+            Ok(None) if !self.from_client.eof => return Turn::Wait,
+            _ => {}
+        }
+        let Some(held) = self.held.take() else {
+            return Turn::Wait;
+        };
+        let rewrite = match &held.work {
+            HeldWork::Rewrite(r) | HeldWork::Defer(r) => Some(r),
+            HeldWork::Guard(_) | HeldWork::Commit { .. } | HeldWork::Build { .. } => None,
+        };
+        match (rewrite, self.gate.as_mut()) {
+            (Some(rewrite), Some(gate)) => {
+                let frames = gate.refuse_in_batch(rewrite);
+                splice(&mut self.from_client.buf, 0, held.len, &frames);
+                self.from_client.ready += frames.len();
+            }
+            _ => self.from_client.ready += held.len,
+        }
+        Turn::Released
+    }
+
+    /// Runs the held statement's work on the server (a rewrite's steps,
+    /// guarded DDL, a deferral, a COMMIT with deferred sequences) and
+    /// queues the client's answer as if its statement ran: notices for
+    /// what the proxy did, its CommandComplete tag (or the error) and
+    /// ReadyForQuery. For a held Execute, the replies to the messages of
+    /// its batch come first. Then `run` goes on with what the client sent
+    /// after it.
     pub async fn run_held(&mut self) -> Result<(), RelayEnd> {
         let Some(held) = self.held.take() else {
             return Ok(());
         };
         exchange::discard(&mut self.from_client.buf, held.len);
-        let for_client = match &held.work {
+        self.held_record = Default::default();
+        let mut for_client = Vec::new();
+        if held.execute {
+            self.take_client_sync();
+            let mut buf = self.from_server.buf.split_off(self.from_server.ready);
+            let flushed = exchange::sync_keeping(&mut self.server, &mut buf).await;
+            self.from_server.buf.unsplit(buf);
+            let flushed = flushed.map_err(RelayEnd::ServerIo)?;
+            for_client = flushed.frames;
+            self.state.tx_status = flushed.status;
+            if flushed.error.is_some() {
+                // Its Parse or Bind failed: the Execute never runs.
+                for_client.extend_from_slice(&exchange::ready_for_query(flushed.status));
+                self.answer_held(&for_client);
+                return Ok(());
+            }
+        }
+        let answer = match &held.work {
             HeldWork::Rewrite(rewrite) => self.run_rewrite(rewrite).await?,
             HeldWork::Guard(guarded) => self.run_guarded(guarded).await?,
+            HeldWork::Defer(rewrite) => self.run_defer(rewrite),
+            HeldWork::Commit { sql } => self.run_commit(sql).await?,
+            HeldWork::Build { sql, timeout } => {
+                let in_transaction = self.state.tx_status != b'I';
+                let o = self.run_build(sql, *timeout, in_transaction, None).await?;
+                let mut answer = o.frames;
+                answer.extend_from_slice(&exchange::ready_for_query(o.status));
+                answer
+            }
         };
+        for_client.extend_from_slice(&answer);
+        self.answer_held(&for_client);
+        Ok(())
+    }
+
+    /// Takes the client's Sync that follows a held Execute off the client
+    /// lane, counted as if it had been forwarded: the session answers it.
+    fn take_client_sync(&mut self) {
+        exchange::discard(&mut self.from_client.buf, messages::SYNC.len());
+        let st = &mut self.state;
+        st.awaiting_ready += 1;
+        st.unsynced = false;
+        let now = Instant::now();
+        if let Some(tracker) = self.tracker.as_mut() {
+            tracker.on_client(b'S', &[], now);
+        }
+        if let Some(gate) = self.gate.as_mut() {
+            gate.on_client(b'S', &[], st.tx_status, "", false);
+        }
+    }
+
+    /// Queues the session's answer to a held message for the client.
+    fn answer_held(&mut self, for_client: &[u8]) {
         // The answer goes through the relay's own bookkeeping (tracker,
         // gate, transaction status) as if the server had sent it.
         splice(
             &mut self.from_server.buf,
             self.from_server.ready,
             0,
-            &for_client,
+            for_client,
         );
         self.scan_server(Instant::now());
-        Ok(())
     }
 
     /// Runs one statement of the proxy's own on the server.
@@ -768,7 +910,9 @@ fn poll_fill(
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+    if buf.capacity() == 0 {
+        *buf = buffers::take();
+    } else if buf.capacity() - buf.len() < READ_CHUNK / 4 {
         buf.reserve(READ_CHUNK);
     }
     let read = pin!(stream.read_buf(buf));

@@ -46,12 +46,14 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, guard: S
         let settings = shared.settings();
         let limit = settings.config.server.startup_timeout.0;
         let login_deadline = tokio::time::Instant::now() + limit;
-        let started = timeout(limit, start(tcp, &settings, &shared, guard.id)).await;
+        // Boxed: the startup and console states are large and short-lived;
+        // inline, their size would stay in every idle session's task.
+        let started = timeout(limit, Box::pin(start(tcp, &settings, &shared, guard.id))).await;
         let (relay, upstream, _slot) = match started {
-            Ok(Ok(Some(Begin::Relay(relay, upstream, slot)))) => (*relay, upstream, slot),
+            Ok(Ok(Some(Begin::Relay(relay, upstream, slot)))) => (relay, upstream, slot),
             Ok(Ok(Some(Begin::Console { client, raw, peer }))) => {
                 let mut phase = shared.phase();
-                crate::admin::console::serve(crate::admin::console::Console {
+                Box::pin(crate::admin::console::serve(crate::admin::console::Console {
                     client,
                     raw,
                     peer,
@@ -60,7 +62,7 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, guard: S
                     slot: shared.claim_console_slot(crate::admin::console::MAX_CONSOLE_SESSIONS),
                     view: Arc::new(super::ServerHandle::from_shared(shared.clone())),
                     closing: async move { reached(&mut phase, Phase::Closing).await },
-                })
+                }))
                 .await;
                 return;
             }
@@ -266,7 +268,7 @@ async fn start(
 }
 
 /// The relay phase and the orderly end of the session.
-async fn relay_session(mut relay: Relay, upstream: Arc<Upstream>, shared: &Shared) {
+async fn relay_session(mut relay: Box<Relay>, upstream: Arc<Upstream>, shared: &Shared) {
     let mut phase = shared.phase();
     let end = loop {
         let end = tokio::select! {
@@ -278,8 +280,10 @@ async fn relay_session(mut relay: Relay, upstream: Arc<Upstream>, shared: &Share
         }
         // A rewrite: the proxy runs the safe sequence on this session's
         // upstream, then relaying goes on.
+        // Boxed: the held work's state is large and rare; inline, it would
+        // stay in every session's task.
         let held = tokio::select! {
-            held = relay.run_held() => held,
+            held = Box::pin(relay.run_held()) => held,
             _ = reached(&mut phase, Phase::Closing) => break None,
         };
         if let Err(end) = held {
@@ -409,4 +413,34 @@ async fn send_final(client: &mut Stream, err: &ProxyError) {
         client.shutdown().await
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    /// The task of every session holds this future for its whole life, idle
+    /// or not: the large, rare states (startup, console, held DDL work, the
+    /// relay's buffers and state) are boxed so that an idle session costs
+    /// little (issue: memory per idle session).
+    #[test]
+    fn an_idle_sessions_task_stays_small() {
+        fn size<F: std::future::Future>(_: &F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let a = l.local_addr().unwrap();
+            let c = tokio::net::TcpStream::connect(a).await.unwrap();
+            let settings =
+                super::super::shared::Settings::new(crate::config::Config::default()).unwrap();
+            let shared = super::Shared::new(settings);
+            let guard = shared.open_session();
+            let f = super::run(c, a, shared, guard);
+            let bytes = size(&f);
+            assert!(bytes <= 2048, "a session's future is {bytes} bytes");
+        });
+    }
 }

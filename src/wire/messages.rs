@@ -147,6 +147,9 @@ pub fn query(sql: &str) -> Vec<u8> {
     out
 }
 
+/// A frontend `Sync` message.
+pub const SYNC: [u8; 5] = [b'S', 0, 0, 0, 4];
+
 /// A frontend `Parse` message: statement `name` (NUL excluded), `sql`, no
 /// parameter types.
 pub fn parse(name: &[u8], sql: &str) -> Vec<u8> {
@@ -209,9 +212,14 @@ pub fn bind_names(body: &[u8]) -> (&[u8], &[u8]) {
     (portal, cstr(rest).0)
 }
 
-/// The kind (`S` statement, `P` portal) and name of a `Describe` or
-/// `Close` body; `None` when empty.
-pub fn target(body: &[u8]) -> Option<(u8, &[u8])> {
+/// The portal name of an `Execute` body.
+pub fn execute_portal(body: &[u8]) -> &[u8] {
+    cstr(body).0
+}
+
+/// What a `Close` (or `Describe`) body names: `b'S'` (statement) or `b'P'`
+/// (portal), and its name; `None` for an empty body.
+pub fn close_target(body: &[u8]) -> Option<(u8, &[u8])> {
     let (&kind, rest) = body.split_first()?;
     Some((kind, cstr(rest).0))
 }
@@ -243,9 +251,6 @@ pub fn target_message(tag: u8, kind: u8, name: &[u8]) -> Vec<u8> {
     out.push(0);
     out
 }
-
-/// A frontend `Sync` message.
-pub const SYNC: [u8; 5] = [b'S', 0, 0, 0, 4];
 
 /// One field of a `RowDescription`: which column it is and how it is typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +332,18 @@ impl<'a> Iterator for RowFields<'a> {
         self.left -= 1;
         Some(field)
     }
+}
+
+/// A frontend `Bind` of the unnamed statement to the unnamed portal, with
+/// no parameters and text results.
+pub fn bind_unnamed() -> Vec<u8> {
+    // portal "", statement "", 0 format codes, 0 parameters, 0 result formats.
+    vec![b'B', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]
+}
+
+/// A frontend `Execute` of the unnamed portal, all rows.
+pub fn execute_unnamed() -> Vec<u8> {
+    vec![b'E', 0, 0, 0, 9, 0, 0, 0, 0, 0]
 }
 
 /// Reads the int32 request code of an `Authentication*` message body.
@@ -432,6 +449,19 @@ pub(crate) fn row_description_body(fields: &[(&str, u32, i16, u32)]) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extended_protocol_names_are_read_and_built() {
+        assert_eq!(bind_names(b"p1\0s1\0\0\0"), (&b"p1"[..], &b"s1"[..]));
+        assert_eq!(execute_portal(b"p1\0\0\0\0\0"), b"p1");
+        assert_eq!(close_target(b"Sname\0"), Some((b'S', &b"name"[..])));
+        assert_eq!(close_target(b""), None);
+        for frame in [bind_unnamed(), execute_unnamed()] {
+            let len = u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]) as usize;
+            assert_eq!(len + 1, frame.len(), "{frame:?}");
+        }
+        assert_eq!(bind_names(&bind_unnamed()[5..]), (&b""[..], &b""[..]));
+    }
     use crate::wire::FrameHeader;
 
     #[test]

@@ -3,9 +3,9 @@
 //! table (so other sessions are not stuck behind it), names the blocker,
 //! and leaves the client's own settings as they were.
 
-use crate::support::items::items_db;
+use crate::support::items::{items_db, open_reader};
 use crate::support::notices::with_notices;
-use crate::support::{connect, Cluster, TestProxy};
+use crate::support::{Cluster, TestProxy};
 use std::time::Duration;
 use tokio_postgres::Client;
 
@@ -26,18 +26,6 @@ async fn setup(name: &str) -> (&'static Cluster, String, Client) {
 
 /// A direct session of `app` that read `items` in a transaction it keeps
 /// open (a report, a forgotten psql): it holds ACCESS SHARE until it ends.
-async fn open_reader(cluster: &Cluster, db: &str, app: &str) -> Client {
-    let reader = connect(&format!(
-        "{} application_name={app}",
-        cluster.direct_conn(db)
-    ))
-    .await;
-    reader
-        .batch_execute("BEGIN; SELECT count(*) FROM items;")
-        .await
-        .unwrap();
-    reader
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ddl_waits_outside_the_lock_queue_for_an_old_transaction_and_names_it() {

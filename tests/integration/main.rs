@@ -4,6 +4,7 @@
 
 mod support;
 
+mod after_commit;
 mod auth;
 mod cancel;
 mod catalog_refresh;
@@ -11,8 +12,10 @@ mod cli;
 mod clients;
 mod console;
 mod examples;
+mod extended_ddl;
 mod faults;
 mod guard;
+mod guard_options;
 mod lint;
 mod memory;
 mod playbook;
@@ -26,3 +29,4 @@ mod reports;
 mod tls;
 mod usage;
 mod windows;
+mod workers;

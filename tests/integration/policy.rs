@@ -3,7 +3,7 @@
 //! client's statement ran, warnings, override comments, both protocols, and
 //! pipelined statements after a held one kept in order.
 
-use crate::support::items::items_db;
+use crate::support::items::{count, items_db};
 use crate::support::notices::with_notices;
 use crate::support::raw::{query, RawClient};
 use crate::support::{connect, Cluster, TestProxy};
@@ -13,10 +13,6 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 async fn setup(name: &str) -> (&'static Cluster, String, Client) {
     items_db(name, 50).await
-}
-
-async fn count(direct: &Client, sql: &str) -> i64 {
-    direct.query_one(sql, &[]).await.unwrap().get(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,6 +18,7 @@ mod store;
 pub use recover::{run as run_recovery, Plan, Refusal};
 pub use registry::Registry;
 
+use crate::analysis::split;
 use crate::analysis::star::{self, StarColumn};
 use crate::usage::ClientIdentity;
 use crate::wire::messages;
@@ -185,12 +186,12 @@ impl Prepared {
                 if let Some(p) = messages::parse_body(body).filter(|p| !p.name.is_empty()) {
                     let old = self.store.forget(p.name);
                     self.forgot(old.is_some_and(|s| s.old) as u64);
-                    // Only a star can be pinned: other statements are not
-                    // remembered.
+                    // Only a query's stars can be pinned: other statements
+                    // are not remembered (nor described: the gate may hold
+                    // the Execute of a DDL statement and answer its batch
+                    // itself).
                     let ordered = idle || self.tracking();
-                    if ordered
-                        && memchr::memchr(b'*', p.sql).is_some()
-                        && self.store.parsed(p.name, p.sql, p.param_types)
+                    if ordered && pinnable(p.sql) && self.store.parsed(p.name, p.sql, p.param_types)
                     {
                         self.describe = Some(p.name.to_vec());
                     }
@@ -208,7 +209,7 @@ impl Prepared {
                 }
             }
             b'C' => {
-                if let Some((b'S', name)) = messages::target(body) {
+                if let Some((b'S', name)) = messages::close_target(body) {
                     let old = self.store.forget(name);
                     self.forgot(old.is_some_and(|s| s.old) as u64);
                 }
@@ -485,6 +486,14 @@ impl Drop for Prepared {
                 .set_old_shapes(self.session, &self.identity, 0);
         }
     }
+}
+
+/// True for a query (SELECT or WITH, after comments and parentheses) with
+/// a star somewhere: the only statements whose shape can be pinned.
+fn pinnable(sql: &[u8]) -> bool {
+    let mut word = [0u8; 16];
+    matches!(split::first_keyword(sql, &mut word), "select" | "with")
+        && memchr::memchr(b'*', sql).is_some()
 }
 
 /// True for `0A000 cached plan must not change result type`.

@@ -87,8 +87,16 @@ fn nothing_is_read_while_no_named_statement_is_in_play() {
     assert!(!p.wants_client_body(b'D'));
     assert!(!p.wants_client_body(b'Q'));
     client(&mut p, &parse("", "SELECT * FROM t"), true);
-    client(&mut p, &parse("named", "SELECT 1"), false);
+    client(&mut p, &parse("named", "SELECT 1"), true);
     assert_eq!(p.take_describe(), None);
+    // DDL is left alone: the gate may answer its batch itself.
+    client(
+        &mut p,
+        &parse("ddl", "CREATE VIEW v AS SELECT * FROM t"),
+        true,
+    );
+    assert_eq!(p.take_describe(), None);
+    assert!(p.store.is_empty());
     client(&mut p, &bind(""), false);
     client(&mut p, &SYNC, false);
     for tag in [b'1', b'2', b'T', b'D', b'C', b'Z', b'E'] {

@@ -57,6 +57,10 @@ fn full_config() -> Config {
     c.policy
         .rules
         .insert("truncate-table".into(), ddlguard::policy::Action::Warn);
+    let d = |ms| ddlguard::config::HumanDuration(std::time::Duration::from_millis(ms));
+    c.policy.preflight_min_age = Some(d(1000));
+    c.policy.lock_timeout_schedule = vec![d(100), d(500)];
+    c.policy.terminate_idle_blockers_after = Some(d(30_000));
     c.policy.scope.push(Scope {
         user: Some("migrator".into()),
         database: Some("app".into()),

@@ -19,3 +19,35 @@ pub async fn items_db(name: &str, rows: i32) -> (&'static Cluster, String, Clien
         .unwrap();
     (cluster, db, direct)
 }
+
+/// The single bigint `sql` returns (a count).
+pub async fn count(client: &Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// How many valid indexes are named `name`.
+pub async fn valid_index(direct: &Client, name: &str) -> i64 {
+    count(
+        direct,
+        &format!(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE c.relname = '{name}' AND i.indisvalid"
+        ),
+    )
+    .await
+}
+
+/// A direct session of `app` that read `items` in a transaction it keeps
+/// open (a report, a forgotten psql): it holds ACCESS SHARE until it ends.
+pub async fn open_reader(cluster: &Cluster, db: &str, app: &str) -> Client {
+    let reader = connect(&format!(
+        "{} application_name={app}",
+        cluster.direct_conn(db)
+    ))
+    .await;
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM items;")
+        .await
+        .unwrap();
+    reader
+}
