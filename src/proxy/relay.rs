@@ -519,8 +519,11 @@ impl Relay {
                 match passage {
                     Passage::Forward => {
                         lane.ready += head.total_len;
-                        if let Some(own) = self.prepared.as_mut().and_then(Prepared::take_describe)
-                        {
+                        let own = match self.prepared.as_mut() {
+                            Some(p) if head.tag == b'P' => p.take_describe(),
+                            _ => None,
+                        };
+                        if let Some(own) = own {
                             // Right behind the client's Parse: the shape it
                             // is prepared with.
                             splice(&mut lane.buf, lane.ready, 0, &own);

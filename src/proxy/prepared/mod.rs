@@ -171,6 +171,12 @@ impl Prepared {
     /// the server owes no answer and nothing unsynced was sent before it;
     /// `tx_status` is the last ReadyForQuery's.
     pub fn on_client(&mut self, tag: u8, frame: &[u8], idle: bool, tx_status: u8) {
+        if !self.capture.active
+            && self.expects.is_empty()
+            && !matches!(tag, b'P' | b'B' | b'C' | b'Q')
+        {
+            return;
+        }
         let body = frame.get(5..).unwrap_or_default();
         self.describe = None;
         if self.capture.active {
@@ -277,7 +283,13 @@ impl Prepared {
     }
 
     /// How much of a server message of type `tag` the hooks need.
+    #[inline]
     pub fn server_interest(&self, tag: u8) -> Interest {
+        // The common case: a session executing its statements, no batch
+        // kept, nothing owed to the proxy.
+        if !self.capture.active && self.expects.is_empty() {
+            return Interest::None;
+        }
         if self.own_reply(tag) {
             return Interest::Frame;
         }
