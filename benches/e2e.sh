@@ -43,6 +43,15 @@
 #                        ("ddlguard-base") in the same rotation, same config,
 #                        and report this build's cost against it (an A/B of
 #                        a change in one run)
+#   PERF=1               also count each proxy's context switches and CPU
+#                        migrations per transaction (perf stat -p), and run a
+#                        short extra pass per target under `strace -c -f` for
+#                        syscalls per transaction (strace slows the proxy: that
+#                        pass is reported apart and never in the CPU figures)
+#   PROFILE=1            perf record (-g, 999 Hz) of ddlguard during its round-1
+#                        runs; the top of `perf report` per mode and client
+#                        count goes to the runs dir (a profile says where time
+#                        goes, not what a feature costs: use the A/B knobs)
 #   WORKERS=1            ddlguard's server.worker_threads (session threads,
 #                        each a single-thread runtime; 0 = one per core)
 #   DDLGUARD_EXTRA_CONFIG=TEXT  appended verbatim to the generated ddlguard
@@ -639,7 +648,7 @@ target_pid() {
 }
 
 # ------------------------------------------------------------- throughput --
-declare -A R_TPS R_LAT R_FAIL R_CPU
+declare -A R_TPS R_LAT R_FAIL R_CPU R_CSW
 PROBLEMS=()
 RAW_ROWS=()
 
@@ -651,7 +660,28 @@ run_pgbench() { # round mode clients target
   out="$RUNS_DIR/r$round-$mode-c$c-$target.txt"
   log "round $round: -M $mode -c $c -> $target (${DURATION}s)"
   [ -n "$pid" ] && t0="$(proc_ticks "$pid")"
+  local perf_pid=""
+  prof_pid=""
+  if [ "${PROFILE:-0}" = 1 ] && [ "$target" = ddlguard ] && [ "$round" = 1 ] && command -v perf >/dev/null; then
+    perf record -F 999 -g -p "$pid" -o "$out.perf.data" >/dev/null 2>&1 &
+    prof_pid=$!
+  fi
+  if [ "${PERF:-0}" = 1 ] && [ -n "$pid" ] && command -v perf >/dev/null; then
+    perf stat -x, -e context-switches,cpu-migrations -p "$pid" -o "$out.perf" 2>/dev/null &
+    perf_pid=$!
+  fi
   run_waited "$out" "$PGBENCH" -h 127.0.0.1 -p "$port" -U postgres -n -S -M "$mode" -c "$c" -j 2 -T "$DURATION" postgres || rc=$?
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+  fi
+  if [ -n "${prof_pid:-}" ]; then
+    kill -INT "$prof_pid" 2>/dev/null || true
+    wait "$prof_pid" 2>/dev/null || true
+    perf report -i "$out.perf.data" --no-children --percent-limit 0.7 --stdio 2>/dev/null |
+      grep -v '^#' | grep -v '^$' | head -n 120 >"$out.profile.txt" || true
+    prof_pid=""
+  fi
   if [ -n "$pid" ]; then
     if kill -0 "$pid" 2>/dev/null; then
       t1="$(proc_ticks "$pid")"
@@ -681,6 +711,11 @@ run_pgbench() { # round mode clients target
   R_LAT[$key]="${R_LAT[$key]:-} $lat"
   R_FAIL[$key]="${R_FAIL[$key]:-} $failed"
   R_CPU[$key]="${R_CPU[$key]:-} $cpu"
+  if [ -n "$perf_pid" ] && [ -f "$out.perf" ] && [ -n "$n" ] && [ "$n" -gt 0 ]; then
+    local csw
+    csw="$(awk -F, -v n="$n" '$3 == "context-switches" { printf "%.3f\n", $1 / n }' "$out.perf")"
+    R_CSW[$key]="${R_CSW[$key]:-} ${csw:-n/a}"
+  fi
   RAW_ROWS+=("| $round | $mode | $c | $target | $(fmt '%.0f' "$tps") | $(fmt '%.3f' "$lat") | $failed | ${n:-n/a} | $(fmt '%.1f' "$cpu") |")
 }
 
@@ -708,6 +743,31 @@ for ((round = 1; round <= ROUNDS; round++)); do
     done
   done
 done
+
+# --------------------------------------------------------------- syscalls --
+declare -A S_CALLS
+if [ "${PERF:-0}" = 1 ] && command -v strace >/dev/null; then
+  for target in "${TARGETS[@]}"; do
+    pid="$(target_pid "$target")"
+    [ -n "$pid" ] || continue
+    for mode in "${MODE_LIST[@]}"; do
+      out="$RUNS_DIR/strace-$mode-$target.txt"
+      log "syscalls: -M $mode -c 8 -> $target (5s under strace -c -f)"
+      strace -c -f -p "$pid" -o "$out.strace" 2>/dev/null &
+      spid=$!
+      sleep 0.5
+      run_waited "$out" "$PGBENCH" -h 127.0.0.1 -p "$(target_port "$target")" -U postgres -n -S -M "$mode" -c 8 -j 2 -T 5 postgres || true
+      kill -INT "$spid" 2>/dev/null || true
+      wait "$spid" 2>/dev/null || true
+      n="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out" | head -n 1)"
+      if [ -n "$n" ] && [ "$n" -gt 0 ] && [ -f "$out.strace" ]; then
+        # strace -c: "% time, seconds, usecs/call, calls, [errors], syscall".
+        S_CALLS["$mode|$target"]="$(awk -v n="$n" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { t += $4 } END { printf "%.2f", t / n }' "$out.strace")"
+        S_CALLS["$mode|$target|top"]="$(awk -v n="$n" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" && $4 / n >= 0.01 { printf "%s %.2f, ", $NF, $4 / n }' "$out.strace")"
+      fi
+    done
+  done
+fi
 
 # ----------------------------------------------------------------- memory --
 if [ "$IDLE_WARM" = 1 ]; then
@@ -835,6 +895,32 @@ AGG="median of $ROUNDS rounds"
   fi
   if [ -n "${BASELINE_BIN:-}" ]; then
     compare_table ddlguard-base "This build vs BASELINE_BIN ($BASELINE_BIN), same config, one more target in the same rotation:" "this" "base"
+  fi
+  if [ "${PERF:-0}" = 1 ]; then
+    echo
+    echo "Context switches per transaction (perf stat -p, median):"
+    echo
+    echo "| mode | clients | $(printf '%s | ' "${TARGETS[@]}")"
+    echo "|---|---:|$(printf -- '---:|%.0s' "${TARGETS[@]}")"
+    for mode in "${MODE_LIST[@]}"; do
+      for c in "${CLIENT_LIST[@]}"; do
+        row="| $mode | $c |"
+        for target in "${TARGETS[@]}"; do
+          # shellcheck disable=SC2086
+          row="$row $(fmt '%.2f' "$(median ${R_CSW["$mode|$c|$target"]:-n/a})") |"
+        done
+        echo "$row"
+      done
+    done
+    echo
+    echo "Syscalls per transaction (a separate 5 s pass per target under strace -c -f, -c 8):"
+    echo
+    for mode in "${MODE_LIST[@]}"; do
+      for target in "${TARGETS[@]}"; do
+        [ -n "${S_CALLS["$mode|$target"]:-}" ] || continue
+        echo "- $mode, $target: ${S_CALLS["$mode|$target"]} per txn (${S_CALLS["$mode|$target|top"]:-})"
+      done
+    done
   fi
   echo
   echo "Memory, $IDLE_SESSIONS idle sessions (pgbench -n -c $IDLE_SESSIONS -j 2 -T 12 -f idle.sql, $IDLE_DESC; fresh proxy process, RSS sampled once all are connected):"

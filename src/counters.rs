@@ -17,6 +17,9 @@ pub struct Counters {
     pub unknown_server_messages: AtomicU64,
     /// Sessions ended for a protocol violation by the client.
     pub protocol_violations: AtomicU64,
+    /// Logins refused for a wrong password or an unknown user (28P01),
+    /// checked by the proxy (`auth.mode = "proxy"`) or by the upstream.
+    pub auth_failures: AtomicU64,
 }
 
 /// Bytes relayed by all sessions, each way.

@@ -6,7 +6,8 @@
 //!
 //! Layers, lowest first (a module imports only from layers below it; a unit
 //! test keeps it so): `wire`, `units`, `counters`; `net` (stream, TLS,
-//! upstream connector, `[upstream]` settings); `catalog`; `analysis`;
+//! upstream connector, `[upstream]` settings); `catalog`; `auth`
+//! (client authentication at the proxy, `[auth]` settings); `analysis`;
 //! `usage`, `policy`, `guard`; `config` (parses plain values and embeds the
 //! sections the modules own); `admin` (reports over a read-only view) and
 //! `lint`; `proxy` (implements the view, loads and checks the
@@ -14,6 +15,7 @@
 
 pub mod admin;
 pub mod analysis;
+pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -23,8 +23,8 @@ pub enum Command {
     Queries(Option<Target>),
     /// `SHOW ERRORS [SINCE 'interval']`
     Errors(Option<Duration>),
-    /// `SHOW DDL`
-    Ddl,
+    /// `SHOW DDL [SINCE 'interval']`
+    Ddl(Option<Duration>),
     /// `SHOW RULES`
     Rules,
     /// `SHOW CONFIG`
@@ -47,7 +47,7 @@ pub struct Request {
 /// The commands, as the 42601 error lists them.
 pub const VALID: &str = "SHOW CLIENTS, SHOW TABLES, SHOW USAGE [table[.column]], \
 SHOW DEPENDENTS table[.column] [SINCE 'interval'], SHOW QUERIES [table], \
-SHOW ERRORS [SINCE 'interval'], SHOW UNRESOLVED [table[.column]], SHOW DDL, SHOW RULES, SHOW CONFIG, RELOAD; \
+SHOW ERRORS [SINCE 'interval'], SHOW UNRESOLVED [table[.column]], SHOW DDL [SINCE 'interval'], SHOW RULES, SHOW CONFIG, RELOAD; \
 a SHOW takes [LIMIT n] [AFTER 'cursor'] at its end";
 
 /// Why a command was not understood (SQLSTATE 42601).
@@ -257,7 +257,6 @@ fn parse_tokens(sql: &str, toks: &[Token]) -> Result<Command, CommandError> {
             match what {
                 "clients" => simple(Command::Clients, "SHOW CLIENTS"),
                 "tables" => simple(Command::Tables, "SHOW TABLES"),
-                "ddl" => simple(Command::Ddl, "SHOW DDL"),
                 "rules" => simple(Command::Rules, "SHOW RULES"),
                 "config" => simple(Command::Config, "SHOW CONFIG"),
                 "usage" => {
@@ -284,6 +283,12 @@ fn parse_tokens(sql: &str, toks: &[Token]) -> Result<Command, CommandError> {
                     let (interval, i) = since(toks, 2, usage)?;
                     done(toks, i, usage)?;
                     Ok(Command::Errors(interval))
+                }
+                "ddl" => {
+                    let usage = "SHOW DDL [SINCE 'interval']";
+                    let (interval, i) = since(toks, 2, usage)?;
+                    done(toks, i, usage)?;
+                    Ok(Command::Ddl(interval))
                 }
                 _ => Err(unknown()),
             }
@@ -346,7 +351,12 @@ mod tests {
             Ok(Command::Errors(Some(Duration::from_secs(1800))))
         );
         assert_eq!(parse("SHOW ERRORS"), Ok(Command::Errors(None)));
-        assert_eq!(parse("SHOW DDL"), Ok(Command::Ddl));
+        assert_eq!(parse("SHOW DDL"), Ok(Command::Ddl(None)));
+        assert_eq!(
+            parse("SHOW DDL SINCE '2 hours'"),
+            Ok(Command::Ddl(Some(Duration::from_secs(7200))))
+        );
+        assert!(parse("SHOW DDL users").is_err());
         assert_eq!(parse("SHOW RULES"), Ok(Command::Rules));
         assert_eq!(parse("SHOW CONFIG"), Ok(Command::Config));
         assert_eq!(parse("RELOAD;"), Ok(Command::Reload));

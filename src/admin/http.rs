@@ -99,8 +99,8 @@ pub async fn serve(listener: TcpListener, state: HttpState) {
         .route("/api/v1/unresolved", paged_route(report::unresolved))
         .route("/api/v1/dependents", get(api_dependents))
         .route("/api/v1/queries", paged_route(report::queries))
-        .route("/api/v1/errors", get(api_errors))
-        .route("/api/v1/ddl", paged_route(report::ddl))
+        .route("/api/v1/errors", since_route(report::errors, true))
+        .route("/api/v1/ddl", since_route(report::ddl, false))
         .route("/api/v1/rules", get(api_rules))
         .route("/api/v1/config", get(api_config))
         .with_state(Arc::new(state));
@@ -283,6 +283,30 @@ fn paged_route(
     )
 }
 
+/// The route of a paged report that also takes `since` (an interval).
+/// Without it: `usage.window` when `window` (errors: after a migration,
+/// 42703 and 42P01 show who broke), else every row held (the DDL log).
+fn since_route(
+    build: fn(&dyn ReportView, u64, &Page) -> Report,
+    window: bool,
+) -> axum::routing::MethodRouter<Arc<HttpState>> {
+    get(
+        move |State(st): State<Arc<HttpState>>,
+              headers: HeaderMap,
+              uri: Uri,
+              Query(q): Query<ReportQuery>| async move {
+            paged(st, headers, uri, q, move |st, q, page| {
+                let since = match (q.since.as_deref(), window) {
+                    (None, false) => 0,
+                    (since, _) => since_ms(since, st.handle.config().usage.window.0)?,
+                };
+                Ok(build(&*st.handle, since, page))
+            })
+            .await
+        },
+    )
+}
+
 /// A paged report endpoint: `limit`, `after`, `client`, `table`.
 async fn paged(
     st: Arc<HttpState>,
@@ -336,21 +360,6 @@ async fn api_dependents(
         })?;
         let since = since_ms(q.since.as_deref(), st.handle.config().usage.window.0)?;
         Ok(report::dependents(&*st.handle, &target, since, page))
-    })
-    .await
-}
-
-/// Errors by client x fingerprint x SQLSTATE since `since` (default: the
-/// window): after a migration, 42703 and 42P01 show who broke.
-async fn api_errors(
-    State(st): State<Arc<HttpState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<ReportQuery>,
-) -> Response {
-    paged(st, headers, uri, q, |st, q, page| {
-        let since = since_ms(q.since.as_deref(), st.handle.config().usage.window.0)?;
-        Ok(report::errors(&*st.handle, since, page))
     })
     .await
 }

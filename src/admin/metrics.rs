@@ -73,6 +73,12 @@ impl Collector for ProxyCollector {
         )?;
         counter(
             &mut e,
+            "ddlguard_auth_failures",
+            "Logins refused for a wrong password or an unknown user (28P01)",
+            c.auth_failures.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
             "ddlguard_protocol_violations",
             "Sessions ended for a protocol violation by the client",
             c.protocol_violations.load(Ordering::Relaxed),

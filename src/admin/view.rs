@@ -133,6 +133,6 @@ mod tests {
                 (Cell::text("billing"), Cell::Int(2)),
             ]
         );
-        assert!(report::ddl(&fake, &Page::default()).rows.is_empty());
+        assert!(report::ddl(&fake, 0, &Page::default()).rows.is_empty());
     }
 }

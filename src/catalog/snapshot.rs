@@ -66,6 +66,11 @@ impl ServiceConn {
     pub fn is_open(&self) -> bool {
         !self.client.is_closed()
     }
+
+    /// The driver's client, for the verifier lookup of `auth.mode = "proxy"`.
+    pub fn client(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
 }
 
 /// Opens a service connection to `database` through the service login.
@@ -85,18 +90,53 @@ pub async fn connect(
             std::env::var(var).map_err(|_| CatalogError::MissingPassword(var.clone()))?;
         config.password(password);
     }
-    // TLS, if any, is already negotiated by the upstream connector.
-    let stream = upstream.connect().await?;
-    let (client, connection) = config
-        .connect_raw(stream, NoTls)
-        .await
+    // tokio-postgres negotiates TLS as `upstream.tls` says, so SCRAM can
+    // bind to the channel (SCRAM-SHA-256-PLUS) as libpq would.
+    let tcp = upstream.connect_tcp().await?;
+    let limit = upstream.config.connect_timeout.0;
+    let timed_out = || {
+        CatalogError::Connect(UpstreamError::Timeout {
+            addr: upstream.config.address(),
+            secs: limit.as_secs_f64(),
+        })
+    };
+    let opened = match upstream.pg_tls()? {
+        Some((tls, mode)) => {
+            config.ssl_mode(mode);
+            open(&config, tcp, tls, limit).await
+        }
+        None => open(&config, tcp, NoTls, limit).await,
+    };
+    let client = opened
+        .ok_or_else(timed_out)?
         .map_err(|error| query_error(login, database, error))?;
+    Ok(ServiceConn { client })
+}
+
+/// Logs in on `tcp` (TLS through `tls` as `config` says) within `limit`
+/// (`None` when it took longer) and drives the connection in a task.
+async fn open<T>(
+    config: &tokio_postgres::Config,
+    tcp: tokio::net::TcpStream,
+    tls: T,
+    limit: std::time::Duration,
+) -> Option<Result<tokio_postgres::Client, tokio_postgres::Error>>
+where
+    T: tokio_postgres::tls::TlsConnect<tokio::net::TcpStream>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = match tokio::time::timeout(limit, config.connect_raw(tcp, tls)).await
+    {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(e)) => return Some(Err(e)),
+        Err(_) => return None,
+    };
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::debug!("catalog service connection ended: {e}");
+            tracing::debug!("service connection ended: {e}");
         }
     });
-    Ok(ServiceConn { client })
+    Some(Ok(client))
 }
 
 fn query_error(login: &ServiceLogin, database: &str, error: tokio_postgres::Error) -> CatalogError {

@@ -5,6 +5,7 @@ mod error;
 #[cfg(test)]
 mod policy_tests;
 
+pub use crate::auth::settings::{AuthConfig, AuthMode};
 pub use crate::net::settings::{UpstreamConfig, UpstreamTls};
 pub use crate::policy::{PolicySettings, Scope};
 pub use crate::units::{ByteSize, HumanDuration};
@@ -41,6 +42,9 @@ pub struct Config {
     /// The DDL policy.
     #[serde(default)]
     pub policy: PolicySettings,
+    /// Who authenticates clients: the proxy or the upstream.
+    #[serde(default)]
+    pub auth: AuthConfig,
 }
 
 /// `[admin]`: where reports are served.
@@ -405,6 +409,19 @@ impl Config {
                     if u.tls == UpstreamTls::VerifyCa { "verify-ca" } else { "verify-full" }
                 ),
             ));
+        }
+        if self.auth.query.trim().is_empty() {
+            return Err((
+                "auth",
+                "query",
+                format!(
+                    "must not be empty; the default is {:?}",
+                    crate::auth::settings::DEFAULT_QUERY
+                ),
+            ));
+        }
+        if self.auth.database.trim().is_empty() {
+            return Err(("auth", "database", "must not be empty".into()));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             (

@@ -3,6 +3,7 @@
 //! connector. It owns its `[upstream]` settings and knows nothing of
 //! sessions, reports, catalogs or the rest of the configuration.
 
+pub mod pg_tls;
 pub mod settings;
 pub mod stream;
 pub mod tls;

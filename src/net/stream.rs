@@ -22,6 +22,20 @@ impl Stream {
         !matches!(self, Stream::Plain(_))
     }
 
+    /// The `tls-server-end-point` hash of the upstream's certificate, when
+    /// this is a TLS connection the proxy opened (SCRAM-SHA-256-PLUS).
+    pub fn peer_end_point(&self) -> Option<Vec<u8>> {
+        match self {
+            Stream::Connected(tls) => tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| super::tls::end_point(c)),
+            _ => None,
+        }
+    }
+
     /// Reads and discards what the peer still sends, until it closes or
     /// `limit` passes. Closing a socket with unread input sends a TCP reset,
     /// which can destroy the error message the peer has not read yet.

@@ -60,15 +60,87 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
         path: key.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
+    // As Postgres 17: a client that offers ALPN must offer "postgresql";
+    // direct TLS (no SSLRequest) requires it.
+    config.alpn_protocols = vec![ALPN.to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The ALPN protocol name of Postgres (PostgreSQL 17, `sslnegotiation=direct`).
+pub const ALPN: &[u8] = b"postgresql";
+
+/// The `tls-server-end-point` channel binding data (RFC 5929) of the
+/// certificate in the PEM file `cert`: what SCRAM-SHA-256-PLUS binds to.
+pub fn end_point_of_file(cert: &Path) -> Result<Vec<u8>, TlsError> {
+    let certs = load_certs(cert)?;
+    Ok(end_point(&certs[0]))
+}
+
+/// The `tls-server-end-point` hash of a DER certificate: the certificate
+/// hashed with its signature's hash algorithm, SHA-256 for MD5, SHA-1 and
+/// anything else unknown (RFC 5929 section 4.1, as Postgres computes it).
+pub fn end_point(der: &[u8]) -> Vec<u8> {
+    let algorithm = match signature_oid(der) {
+        Some(oid) if SHA384_OIDS.contains(&oid) => &ring::digest::SHA384,
+        Some(oid) if SHA512_OIDS.contains(&oid) => &ring::digest::SHA512,
+        _ => &ring::digest::SHA256,
+    };
+    ring::digest::digest(algorithm, der).as_ref().to_vec()
+}
+
+/// sha384WithRSAEncryption, ecdsa-with-SHA384.
+const SHA384_OIDS: [&[u8]; 2] = [
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c],
+    &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],
+];
+/// sha512WithRSAEncryption, ecdsa-with-SHA512.
+const SHA512_OIDS: [&[u8]; 2] = [
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d],
+    &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04],
+];
+
+/// The OID of `Certificate.signatureAlgorithm` (after `tbsCertificate`).
+fn signature_oid(der: &[u8]) -> Option<&[u8]> {
+    let (_, cert, _) = der_element(der)?;
+    let (_, _tbs, rest) = der_element(cert)?;
+    let (_, algorithm, _) = der_element(rest)?;
+    let (tag, oid, _) = der_element(algorithm)?;
+    (tag == 0x06).then_some(oid)
+}
+
+/// One DER element: (tag, contents, what follows).
+fn der_element(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *data.first()?;
+    let first = *data.get(1)?;
+    let (len, start) = if first < 0x80 {
+        (first as usize, 2)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let bytes = data.get(2..2 + n)?;
+        (
+            bytes.iter().fold(0usize, |a, b| (a << 8) | *b as usize),
+            2 + n,
+        )
+    };
+    let end = start.checked_add(len)?;
+    Some((tag, data.get(start..end)?, data.get(end..)?))
 }
 
 /// Builds the upstream TLS connector for `upstream.tls` and `upstream.ca_file`.
 pub fn connector(upstream: &UpstreamConfig) -> Result<TlsConnector, TlsError> {
+    Ok(TlsConnector::from(client_config(upstream)?))
+}
+
+/// The rustls client configuration for `upstream.tls` and
+/// `upstream.ca_file` (libpq's `sslmode` and `sslrootcert`).
+pub fn client_config(upstream: &UpstreamConfig) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let provider = provider();
     let roots = match &upstream.ca_file {
         Some(path) => {
@@ -102,7 +174,7 @@ pub fn connector(upstream: &UpstreamConfig) -> Result<TlsConnector, TlsError> {
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 /// The name the upstream certificate is checked against (`verify-full`) and sent as SNI.
@@ -208,5 +280,32 @@ impl ServerCertVerifier for Unverified {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed(alg: &'static rcgen::SignatureAlgorithm) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate_for(alg).unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn the_end_point_hash_follows_the_signature_algorithm() {
+        let p256 = self_signed(&rcgen::PKCS_ECDSA_P256_SHA256);
+        assert_eq!(
+            end_point(&p256),
+            ring::digest::digest(&ring::digest::SHA256, &p256).as_ref()
+        );
+        let p384 = self_signed(&rcgen::PKCS_ECDSA_P384_SHA384);
+        assert_eq!(
+            end_point(&p384),
+            ring::digest::digest(&ring::digest::SHA384, &p384).as_ref()
+        );
+        // Not a certificate: SHA-256 of whatever it is, never a panic.
+        assert_eq!(end_point(b"\x30\x85").len(), 32);
     }
 }

@@ -1,15 +1,18 @@
 //! Connections to the upstream Postgres: TCP, the TLS negotiation of
 //! `upstream.tls`, and out-of-band cancel requests.
 
+use super::pg_tls::{RustlsConnect, RustlsMake};
 use super::settings::{UpstreamConfig, UpstreamTls};
 use super::stream::Stream;
 use super::tls::{self, TlsError};
 use crate::wire::startup::{cancel_request, ssl_request};
 use std::io;
+use std::sync::Arc;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_postgres::config::SslMode;
 use tokio_rustls::TlsConnector;
 
 /// Why a connection to the upstream failed. Each names the upstream address.
@@ -44,7 +47,7 @@ impl UpstreamError {
 pub struct Upstream {
     /// The `[upstream]` settings.
     pub config: UpstreamConfig,
-    tls: Option<TlsConnector>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Upstream {
@@ -52,7 +55,7 @@ impl Upstream {
     pub fn new(config: UpstreamConfig) -> Result<Upstream, TlsError> {
         let tls = match config.tls {
             UpstreamTls::Disable => None,
-            _ => Some(tls::connector(&config)?),
+            _ => Some(tls::client_config(&config)?),
         };
         Ok(Upstream { config, tls })
     }
@@ -70,6 +73,48 @@ impl Upstream {
         }
     }
 
+    /// A TCP connection within `upstream.connect_timeout`, for
+    /// tokio-postgres to negotiate TLS on itself (see [`Upstream::pg_tls`]).
+    pub async fn connect_tcp(&self) -> Result<TcpStream, UpstreamError> {
+        let limit = self.config.connect_timeout.0;
+        let addr = self.config.address();
+        let connect = TcpStream::connect((self.config.host.as_str(), self.config.port));
+        match timeout(limit, connect).await {
+            Ok(Ok(tcp)) => {
+                let _ = tcp.set_nodelay(true);
+                Ok(tcp)
+            }
+            Ok(Err(source)) => Err(UpstreamError::Connect { addr, source }),
+            Err(_) => Err(UpstreamError::Timeout {
+                addr,
+                secs: limit.as_secs_f64(),
+            }),
+        }
+    }
+
+    /// The proxy's own tokio-postgres connections to this upstream (the
+    /// service login): `upstream.tls` as libpq's sslmode, with channel
+    /// binding over TLS. `None` for `tls = "disable"`.
+    pub fn pg_tls(&self) -> Result<Option<(RustlsConnect, SslMode)>, UpstreamError> {
+        let Some(config) = &self.tls else {
+            return Ok(None);
+        };
+        let mode = match self.config.tls {
+            UpstreamTls::Disable => return Ok(None),
+            UpstreamTls::Prefer => SslMode::Prefer,
+            UpstreamTls::Require | UpstreamTls::VerifyCa | UpstreamTls::VerifyFull => {
+                SslMode::Require
+            }
+        };
+        let connect = RustlsMake::new(config.clone())
+            .for_host(&self.config.host)
+            .map_err(|source| UpstreamError::Connect {
+                addr: self.config.address(),
+                source,
+            })?;
+        Ok(Some((connect, mode)))
+    }
+
     async fn connect_inner(&self) -> Result<Stream, UpstreamError> {
         let addr = self.config.address();
         let mut tcp = TcpStream::connect((self.config.host.as_str(), self.config.port))
@@ -79,9 +124,10 @@ impl Upstream {
                 source,
             })?;
         let _ = tcp.set_nodelay(true);
-        let Some(connector) = &self.tls else {
+        let Some(config) = &self.tls else {
             return Ok(Stream::Plain(tcp));
         };
+        let connector = TlsConnector::from(config.clone());
         let io_err = |source| UpstreamError::Connect {
             addr: addr.clone(),
             source,

@@ -1,5 +1,8 @@
-//! The startup phase: TLS and GSS negotiation with the client, then the
-//! relayed authentication exchange up to the first ReadyForQuery.
+//! The startup phase: TLS (SSLRequest or PostgreSQL 17's direct TLS) and
+//! GSS negotiation with the client, then the relay of the startup up to the
+//! first ReadyForQuery (the whole authentication exchange in passthrough,
+//! what follows AuthenticationOk when the proxy authenticated the client:
+//! see `login`).
 
 use crate::net::stream::Stream;
 use crate::wire::messages::{self, AUTH_SASL};
@@ -24,11 +27,14 @@ pub enum StartupError {
     /// TLS handshake with the client failed.
     #[error("TLS handshake with client failed: {0}")]
     Tls(io::Error),
-    /// The client started a TLS ClientHello without SSLRequest (`sslnegotiation=direct`).
-    #[error(
-        "client started TLS directly (sslnegotiation=direct), which ddlguard does not support yet"
-    )]
+    /// The client started a TLS ClientHello without SSLRequest
+    /// (`sslnegotiation=direct`), and no certificate is configured.
+    #[error("client started TLS directly (sslnegotiation=direct), but TLS towards clients is off (server.tls_cert, server.tls_key)")]
     DirectTls,
+    /// Direct TLS without the ALPN protocol `postgresql`: refused, as
+    /// Postgres 17 refuses it.
+    #[error("received direct SSL connection request without ALPN protocol negotiation extension")]
+    NoAlpn,
     /// The client sent a second SSLRequest after TLS was set up.
     #[error("client sent SSLRequest twice")]
     DoubleSsl,
@@ -88,7 +94,7 @@ impl From<io::Error> for OpenFailure {
 
 /// Reads the client's opening packets, answering SSLRequest and GSSENCRequest.
 pub async fn open(tcp: TcpStream, acceptor: Option<&TlsAcceptor>) -> Result<Opening, OpenFailure> {
-    let mut client = Stream::Plain(tcp);
+    let mut client = direct_tls(tcp, acceptor).await?;
     loop {
         let parsed = match read_startup_packet(&mut client).await {
             Ok(packet) => StartupPacket::parse(packet).map_err(StartupError::from),
@@ -142,6 +148,28 @@ pub async fn open(tcp: TcpStream, acceptor: Option<&TlsAcceptor>) -> Result<Open
     }
 }
 
+/// PostgreSQL 17's `sslnegotiation=direct`: a TLS handshake record (0x16)
+/// as the first byte instead of an SSLRequest. Accepted with the ALPN
+/// protocol `postgresql` (rustls refuses a client offering only others),
+/// refused without ALPN, as Postgres does.
+async fn direct_tls(
+    tcp: TcpStream,
+    acceptor: Option<&TlsAcceptor>,
+) -> Result<Stream, StartupError> {
+    let mut first = [0u8; 1];
+    if tcp.peek(&mut first).await? == 0 || first[0] != 0x16 {
+        return Ok(Stream::Plain(tcp));
+    }
+    let Some(acceptor) = acceptor else {
+        return Err(StartupError::DirectTls);
+    };
+    let tls = acceptor.accept(tcp).await.map_err(StartupError::Tls)?;
+    if tls.get_ref().1.alpn_protocol() != Some(crate::net::tls::ALPN) {
+        return Err(StartupError::NoAlpn);
+    }
+    Ok(Stream::Accepted(Box::new(tls)))
+}
+
 async fn read_startup_packet(stream: &mut Stream) -> Result<Vec<u8>, StartupError> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await?;
@@ -187,54 +215,89 @@ pub async fn authenticate(
 ) -> Result<Authenticated, StartupError> {
     server.write_all(raw_startup).await?;
     server.flush().await?;
-    let mut from_client = BytesMut::with_capacity(1024);
-    let mut from_server = BytesMut::with_capacity(4096);
-    let mut to_client = Vec::with_capacity(1024);
+    let buffers = Buffers {
+        from_client: BytesMut::with_capacity(1024),
+        from_server: BytesMut::with_capacity(4096),
+        to_client: Vec::with_capacity(1024),
+    };
+    relay_until_ready(client, server, buffers, max_message).await
+}
+
+/// What was read or is due when the relay of the startup takes over.
+pub struct Buffers {
+    /// Client bytes not yet handled.
+    pub from_client: BytesMut,
+    /// Server bytes not yet handled (from `AuthenticationOk` on, in proxy mode).
+    pub from_server: BytesMut,
+    /// Frames due to the client.
+    pub to_client: Vec<u8>,
+}
+
+/// Relays the startup both ways until the server's first ReadyForQuery,
+/// keeping the BackendKeyData (the client sees the server's own).
+pub async fn relay_until_ready(
+    client: &mut Stream,
+    server: &mut Stream,
+    buffers: Buffers,
+    max_message: usize,
+) -> Result<Authenticated, StartupError> {
+    let Buffers {
+        mut from_client,
+        mut from_server,
+        mut to_client,
+    } = buffers;
     let mut to_server = Vec::new();
     let mut backend_key = None;
     loop {
+        while let Some(head) = FrameHeader::parse(&from_server)? {
+            if from_server.len() < head.total_len {
+                break;
+            }
+            let frame = from_server.split_to(head.total_len);
+            let body = &frame[5..];
+            match head.tag {
+                b'R' if messages::auth_code(body)? == AUTH_SASL => {
+                    match messages::strip_scram_plus(body)? {
+                        Some(stripped) => to_client.extend_from_slice(&stripped),
+                        None => to_client.extend_from_slice(&frame),
+                    }
+                }
+                b'K' => {
+                    backend_key = Some(body.to_vec());
+                    to_client.extend_from_slice(&frame);
+                }
+                b'E' => {
+                    to_client.extend_from_slice(&frame);
+                    let _ = client.write_all(&to_client).await;
+                    let _ = client.flush().await;
+                    let fields = messages::error_fields(body);
+                    return Err(StartupError::Rejected {
+                        code: fields.code,
+                        message: fields.message,
+                    });
+                }
+                b'Z' => {
+                    to_client.extend_from_slice(&frame);
+                    client.write_all(&to_client).await?;
+                    client.flush().await?;
+                    return Ok(Authenticated {
+                        backend_key,
+                        client_buf: from_client,
+                        server_buf: from_server,
+                    });
+                }
+                _ => to_client.extend_from_slice(&frame),
+            }
+        }
+        if !to_client.is_empty() {
+            client.write_all(&to_client).await?;
+            client.flush().await?;
+            to_client.clear();
+        }
         tokio::select! {
             read = server.read_buf(&mut from_server) => {
                 if read? == 0 {
                     return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "upstream closed the connection during authentication").into());
-                }
-                while let Some(head) = FrameHeader::parse(&from_server)? {
-                    if from_server.len() < head.total_len {
-                        break;
-                    }
-                    let frame = from_server.split_to(head.total_len);
-                    let body = &frame[5..];
-                    match head.tag {
-                        b'R' if messages::auth_code(body)? == AUTH_SASL => {
-                            match messages::strip_scram_plus(body)? {
-                                Some(stripped) => to_client.extend_from_slice(&stripped),
-                                None => to_client.extend_from_slice(&frame),
-                            }
-                        }
-                        b'K' => {
-                            backend_key = Some(body.to_vec());
-                            to_client.extend_from_slice(&frame);
-                        }
-                        b'E' => {
-                            to_client.extend_from_slice(&frame);
-                            let _ = client.write_all(&to_client).await;
-                            let _ = client.flush().await;
-                            let fields = messages::error_fields(body);
-                            return Err(StartupError::Rejected { code: fields.code, message: fields.message });
-                        }
-                        b'Z' => {
-                            to_client.extend_from_slice(&frame);
-                            client.write_all(&to_client).await?;
-                            client.flush().await?;
-                            return Ok(Authenticated { backend_key, client_buf: from_client, server_buf: from_server });
-                        }
-                        _ => to_client.extend_from_slice(&frame),
-                    }
-                }
-                if !to_client.is_empty() {
-                    client.write_all(&to_client).await?;
-                    client.flush().await?;
-                    to_client.clear();
                 }
             }
             read = client.read_buf(&mut from_client), if from_client.len() < EARLY_LIMIT => {

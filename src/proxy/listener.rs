@@ -126,6 +126,7 @@ impl Server {
                 analyzer: shared.tracking.analyzer.clone(),
                 catalogs: shared.tracking.catalogs.clone(),
                 interval: usage_cfg.flush_interval.0,
+                ddl: shared.tracking.ddl.clone(),
             }
             .run(stop_rx),
         );
@@ -340,8 +341,12 @@ impl ServerHandle {
     pub fn reload(&self, config: Config) -> Result<Vec<&'static str>, TlsError> {
         let old = self.shared.settings();
         let restart = crate::admin::report::restart_keys_changed(&old.config, &config);
+        let auth_changed = old.config.auth != config.auth || old.config.upstream != config.upstream;
         let settings = Settings::new(config)?;
         self.shared.replace_settings(settings);
+        if auth_changed {
+            self.shared.verifiers.clear();
+        }
         Ok(restart)
     }
 }

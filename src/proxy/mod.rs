@@ -9,6 +9,7 @@ mod held;
 mod judge;
 mod listener;
 mod load;
+mod login;
 mod path_state;
 pub mod prepared;
 mod relay;

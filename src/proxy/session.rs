@@ -70,8 +70,8 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, guard: S
             Ok(Err(e)) => {
                 match &e {
                     StartupError::Rejected { message, .. } if message.contains("channel binding") => warn!(
-                        "{e}: the client speaks TLS to ddlguard and so offers SCRAM channel binding, which cannot pass a TLS-terminating proxy; \
-                         set channel_binding=disable in the client or upstream.tls = \"disable\""
+                        "{e}: the client speaks TLS to ddlguard and so offers SCRAM channel binding, which a relayed exchange cannot carry; \
+                         use auth.mode = \"proxy\" (the default; see README, Authentication), or set channel_binding=disable in the client"
                     ),
                     StartupError::Rejected { .. } => info!("{e}"),
                     StartupError::Io(_) => debug!("{e}"),
@@ -193,24 +193,19 @@ async fn start(
         return Ok(None);
     }
     let upstream = settings.upstream.clone();
-    let mut server = match upstream.connect().await {
-        Ok(server) => server,
-        Err(e) => {
-            warn!("{e}");
-            let err = ProxyError::fatal(e.sqlstate(), format!("ddlguard {e}")).with_hint(
-                "check that Postgres is running and that [upstream] host/port/tls in the ddlguard configuration are right",
-            );
-            send_final(&mut client, &err).await;
-            return Ok(None);
-        }
+    let ctx = super::login::LoginContext {
+        config: &settings.config.auth,
+        verifiers: &shared.verifiers,
+        service: super::shared::service_login(&settings.config),
+        end_point: settings.end_point.as_deref(),
+        counters: &shared.counters,
+        max_message: server_cfg.max_message_size.0,
     };
-    let auth = handshake::authenticate(
-        &mut client,
-        &mut server,
-        &raw,
-        server_cfg.max_message_size.0,
-    )
-    .await?;
+    let Some((server, auth)) =
+        super::login::login(&mut client, &upstream, &raw, &params.user, &ctx).await?
+    else {
+        return Ok(None);
+    };
     let held_cancel = Arc::new(tokio::sync::Notify::new());
     if let Some(key) = &auth.backend_key {
         shared
@@ -406,9 +401,13 @@ async fn forward_cancel(shared: &Shared, key: &[u8]) {
 
 /// Sends one error to a client that is about to be closed.
 async fn send_final(client: &mut Stream, err: &ProxyError) {
-    let frame = err.to_frame();
+    send_frame(client, &err.to_frame()).await;
+}
+
+/// Writes a last frame to the client (an ErrorResponse) and closes its side.
+pub(super) async fn send_frame(client: &mut Stream, frame: &[u8]) {
     let _ = timeout(FINAL_WRITE_TIMEOUT, async {
-        client.write_all(&frame).await?;
+        client.write_all(frame).await?;
         client.flush().await?;
         client.shutdown().await
     })

@@ -28,6 +28,8 @@ pub struct Settings {
     pub upstream: Arc<Upstream>,
     /// The client-facing TLS acceptor, when `tls_cert`/`tls_key` are set.
     pub acceptor: Option<TlsAcceptor>,
+    /// The `tls-server-end-point` hash of `tls_cert` (SCRAM-SHA-256-PLUS).
+    pub end_point: Option<Vec<u8>>,
     /// What the statement gate applies (the DDL policy and guarded
     /// execution of this configuration).
     pub gate: Arc<GatePolicy>,
@@ -36,15 +38,19 @@ pub struct Settings {
 impl Settings {
     /// Builds the TLS objects a configuration needs.
     pub fn new(config: Config) -> Result<Settings, TlsError> {
-        let acceptor = match (&config.server.tls_cert, &config.server.tls_key) {
-            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
-            _ => None,
+        let (acceptor, end_point) = match (&config.server.tls_cert, &config.server.tls_key) {
+            (Some(cert), Some(key)) => (
+                Some(tls::acceptor(cert, key)?),
+                Some(tls::end_point_of_file(cert)?),
+            ),
+            _ => (None, None),
         };
         let upstream = Arc::new(Upstream::new(config.upstream.clone())?);
         Ok(Settings {
             config,
             upstream,
             acceptor,
+            end_point,
             // Replaced by the configured policy when the settings are
             // installed (`Shared::new`, `replace_settings`).
             gate: Arc::new(GatePolicy {
@@ -102,6 +108,8 @@ pub struct Shared {
     pub prepared: Arc<super::prepared::Registry>,
     /// The function name prefix refused statements are replaced with.
     pub marker_prefix: Arc<str>,
+    /// Verifiers read for `auth.mode = "proxy"`, cached per user.
+    pub verifiers: crate::auth::Verifiers,
     phase: watch::Sender<Phase>,
     active: AtomicUsize,
     clients: AtomicUsize,
@@ -109,19 +117,19 @@ pub struct Shared {
     next_id: AtomicU64,
 }
 
+/// The service login of `[upstream]` (`user`, `password_env`), if configured.
+pub fn service_login(config: &Config) -> Option<ServiceLogin> {
+    config.upstream.user.clone().map(|user| ServiceLogin {
+        user,
+        password_env: config.upstream.password_env.clone(),
+    })
+}
+
 impl Shared {
     /// Creates the shared state for the first configuration.
     pub fn new(settings: Settings) -> Arc<Shared> {
         let usage = &settings.config.usage;
-        let login = settings
-            .config
-            .upstream
-            .user
-            .clone()
-            .map(|user| ServiceLogin {
-                user,
-                password_env: settings.config.upstream.password_env.clone(),
-            });
+        let login = service_login(&settings.config);
         let tracking = TrackingContext {
             analyzer: Arc::new(Analyzer::new(usage.analysis_cache)),
             usage: Arc::new(UsageRegistry::with_max_memory(
@@ -145,6 +153,7 @@ impl Shared {
             gate_stats,
             prepared: Arc::default(),
             marker_prefix: gate::marker_prefix(),
+            verifiers: crate::auth::Verifiers::default(),
             console_sessions: AtomicUsize::new(0),
             phase: watch::channel(Phase::Running).0,
             active: AtomicUsize::new(0),

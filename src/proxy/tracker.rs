@@ -10,7 +10,7 @@ use crate::analysis::search_path::{self, SearchPathChange};
 use crate::analysis::{Analysis, Analyzer};
 use crate::catalog::Catalogs;
 use crate::net::upstream::Upstream;
-use crate::usage::{now_ms, ClientId, ClientIdentity, DdlLog, UsageRegistry};
+use crate::usage::{now_ms, ClientId, ClientIdentity, DdlLog, DdlNotes, UsageRegistry};
 use std::collections::VecDeque;
 
 /// Statement and portal names are hashed on every Bind and Execute: a fast
@@ -85,6 +85,9 @@ pub struct Tracker {
     pending: VecDeque<Pending>,
     /// Next sequence number for a message answered by ReadyForQuery.
     seq: u64,
+    /// What the gate and the guard did with the DDL in flight
+    /// ([`Tracker::annotate_ddl`]).
+    ddl_notes: Option<DdlNotes>,
 }
 
 /// Splits off a NUL-terminated string.
@@ -124,7 +127,15 @@ impl Tracker {
             portal_paths: HashMap::default(),
             pending: VecDeque::new(),
             seq: 0,
+            ddl_notes: None,
         }
+    }
+
+    /// What the gate and the guard did with the statement in flight: kept
+    /// for the DDL event(s) recorded when it finishes, then cleared (and
+    /// cleared at ReadyForQuery). A DDL without notes was forwarded.
+    pub fn annotate_ddl(&mut self, notes: DdlNotes) {
+        self.ddl_notes = Some(notes);
     }
 
     /// The session's current `search_path` (canonical; empty: the default).
@@ -403,6 +414,7 @@ impl Tracker {
                     Some(Pending::Sync { seq }) => Some(seq),
                     Some(Pending::Execute { .. }) | Some(Pending::Parse { .. }) | None => None,
                 };
+                self.ddl_notes = None;
                 // Idle again: a `SET LOCAL search_path` made by this message
                 // or an earlier one has ended with its transaction.
                 if let (Some(seq), Some(b'I')) = (seq, body.first()) {
@@ -416,7 +428,7 @@ impl Tracker {
     }
 
     fn finish(
-        &self,
+        &mut self,
         analysis: Option<Arc<Analysis>>,
         client: ClientId,
         start: Instant,
@@ -427,7 +439,10 @@ impl Tracker {
             let us = now.saturating_duration_since(start).as_micros() as u64;
             self.ctx.usage.record(&client, &a, us, error);
             if !a.ddl.is_empty() {
-                self.ctx.ddl.record(&self.identity, &a, now_ms(), us, error);
+                let notes = self.ddl_notes.take();
+                self.ctx
+                    .ddl
+                    .record(&self.identity, &a, now_ms(), us, error, notes.as_ref());
             }
             if error.is_none() && a.changes_catalog() {
                 // The schema changed (not for VACUUM, GRANT, CREATE INDEX,
@@ -454,4 +469,74 @@ fn sqlstate(body: &[u8]) -> Option<[u8; 5]> {
         rest = next;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{UpstreamConfig, UpstreamTls};
+    use crate::usage::DdlNotes;
+
+    fn tracker(ddl: Arc<DdlLog>) -> Tracker {
+        let ctx = TrackingContext {
+            analyzer: Arc::new(Analyzer::new(16)),
+            usage: Arc::new(UsageRegistry::new(100)),
+            catalogs: Arc::new(Catalogs::new(None, std::time::Duration::from_secs(60))),
+            ddl,
+        };
+        let upstream = Upstream::new(UpstreamConfig {
+            tls: UpstreamTls::Disable,
+            ..UpstreamConfig::default()
+        })
+        .unwrap();
+        let who = ClientIdentity {
+            application_name: "migrate".into(),
+            user: "u".into(),
+            database: "d".into(),
+            client_addr: "127.0.0.1".into(),
+        };
+        Tracker::new(ctx, who, None, Arc::new(upstream))
+    }
+
+    fn query(t: &mut Tracker, sql: &str) {
+        let now = Instant::now();
+        t.on_client(b'Q', format!("{sql}\0").as_bytes(), now);
+        t.on_server(b'C', b"OK\0", now);
+        t.on_server(b'Z', b"I", now);
+    }
+
+    #[test]
+    fn notes_go_to_the_ddl_in_flight_and_are_cleared_at_ready_for_query() {
+        let ddl = Arc::new(DdlLog::new(16));
+        let mut t = tracker(ddl.clone());
+        let notes = DdlNotes {
+            action: "guard".into(),
+            attempts: 3,
+            lock_wait_ms: 200,
+            ..DdlNotes::default()
+        };
+        t.on_client(b'Q', b"ALTER TABLE a ADD COLUMN x int\0", Instant::now());
+        t.annotate_ddl(notes.clone());
+        t.on_server(b'Z', b"I", Instant::now());
+        // Not annotated: forwarded.
+        query(&mut t, "ALTER TABLE b ADD COLUMN x int");
+        // Notes of a statement that logged nothing end at its ReadyForQuery.
+        t.on_client(b'Q', b"SELECT 1\0", Instant::now());
+        t.annotate_ddl(notes.clone());
+        t.on_server(b'Z', b"I", Instant::now());
+        query(&mut t, "ALTER TABLE c ADD COLUMN x int");
+        let got: Vec<(Option<String>, DdlNotes)> = ddl
+            .events()
+            .into_iter()
+            .map(|e| (e.target, e.notes))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some("a".into()), notes),
+                (Some("b".into()), DdlNotes::forwarded()),
+                (Some("c".into()), DdlNotes::forwarded()),
+            ]
+        );
+    }
 }

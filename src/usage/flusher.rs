@@ -3,14 +3,17 @@
 //! shutdown, takes the store's totals back so that proxies sharing a store
 //! see each other's usage, pins each entry's resolution as recorded, and
 //! keeps memory under `usage.max_memory` (woken early when it passes the
-//! high-water mark). Store errors are logged and retried; traffic never
-//! waits on this.
+//! high-water mark). It also measures the impact of recent DDL on their
+//! tables' traffic, writes the DDL log to the store and merges the rows
+//! other proxies wrote there. Store errors are logged and retried; traffic
+//! never waits on this.
 
 use super::registry::now_ms;
 use super::store::{Store, StoreSpec};
-use super::{UsageRecord, UsageRegistry};
+use super::{ClientIdentity, DdlLog, UsageRecord, UsageRegistry};
 use crate::analysis::Analyzer;
 use crate::catalog::Catalogs;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +36,8 @@ pub struct Flusher {
     pub catalogs: Arc<Catalogs>,
     /// Time between flushes.
     pub interval: Duration,
+    /// The DDL log: impacts measured and events written every flush.
+    pub ddl: Arc<DdlLog>,
 }
 
 /// Why the loop woke up.
@@ -47,6 +52,7 @@ impl Flusher {
         let persistent = self.spec != StoreSpec::Memory;
         let mut store: Option<Store> = None;
         let mut last_sync: Option<u64> = None;
+        let mut last_ddl_sync: Option<u64> = None;
         // Increments of evicted entries not written yet.
         let mut carried: Vec<UsageRecord> = Vec::new();
         let mut wake = Wake::Tick;
@@ -86,6 +92,9 @@ impl Flusher {
                 carried.extend(evicted.unflushed);
                 self.bound_carried(&mut carried);
             }
+            if matches!(wake, Wake::Tick) {
+                self.measure_ddl_impacts();
+            }
             if let Some(s) = &store {
                 let result = match wake {
                     Wake::Tick => self.sync(s, &mut last_sync, &mut carried).await,
@@ -99,6 +108,12 @@ impl Flusher {
                     Err(e) => {
                         self.usage.store_errors.fetch_add(1, Ordering::Relaxed);
                         warn!("usage flush failed, will retry: {e}");
+                    }
+                }
+                if matches!(wake, Wake::Tick) {
+                    if let Err(e) = self.sync_ddl(s, &mut last_ddl_sync).await {
+                        self.usage.store_errors.fetch_add(1, Ordering::Relaxed);
+                        warn!("DDL log flush failed, will retry: {e}");
                     }
                 }
             }
@@ -137,6 +152,58 @@ impl Flusher {
             increments = n,
             "usage increments of evicted entries could not be written to the store and were dropped"
         );
+    }
+
+    /// Measures again the traffic on the tables of this proxy's recent
+    /// DDL (until their "after" window has ended).
+    fn measure_ddl_impacts(&self) {
+        let now = now_ms();
+        // A migration's DDL on one table share their shapes: found once.
+        let mut shapes: HashMap<(String, ClientIdentity), Vec<u64>> = HashMap::new();
+        self.ddl.refresh_impacts(|e| {
+            let Some(relation) = e.relation() else {
+                return Default::default();
+            };
+            let fps = shapes
+                .entry((relation.to_string(), e.client.clone()))
+                .or_insert_with(|| self.usage.shapes_of_others(relation, &e.client));
+            self.usage
+                .impact_of_shapes(fps, e.started_ms(), e.at_ms, now)
+        });
+    }
+
+    /// Loads the DDL log (first time: the newest rows), writes this
+    /// proxy's new and changed events, and merges the rows other proxies
+    /// wrote or changed since the last sync.
+    async fn sync_ddl(
+        &self,
+        store: &Store,
+        last_sync: &mut Option<u64>,
+    ) -> Result<(), super::store::StoreError> {
+        let started = now_ms();
+        let limit = self.ddl.capacity();
+        if last_sync.is_none() {
+            let history = store.read_ddl(0, limit).await?;
+            info!(rows = history.len(), "DDL log loaded from the store");
+            self.ddl.merge_stored(history);
+            *last_sync = Some(started);
+        }
+        let unwritten = self.ddl.take_unwritten();
+        if !unwritten.is_empty() {
+            let n = unwritten.len();
+            if let Err(e) = store.write_ddl(unwritten.clone(), started).await {
+                self.ddl.unwritten_again(unwritten);
+                return Err(e);
+            }
+            debug!(events = n, "DDL log flushed");
+        }
+        // Rows other proxies wrote since the last sync (with a margin for clocks).
+        let since = last_sync
+            .unwrap_or(0)
+            .saturating_sub(2 * self.interval.as_millis() as u64 + 1000);
+        self.ddl.merge_stored(store.read_ddl(since, limit).await?);
+        *last_sync = Some(started);
+        Ok(())
     }
 
     /// Loads (first time: everything), writes increments (carried ones

@@ -13,6 +13,7 @@ mod evict;
 mod flusher;
 mod histogram;
 mod identity;
+pub mod impact;
 pub mod kinds;
 mod memory;
 mod recorded;
@@ -21,7 +22,7 @@ pub mod store;
 pub mod timeline;
 
 pub use clients::ClientId;
-pub use ddl_log::{DdlEvent, DdlLog};
+pub use ddl_log::{DdlEvent, DdlLog, DdlNotes, RuleHit};
 pub use evict::Eviction;
 pub use flusher::Flusher;
 pub use histogram::{LatencyHistogram, SparseHistogram};

@@ -357,7 +357,9 @@ impl UsageRegistry {
             && self.memory_bytes() < self.max_bytes;
         let slots = {
             let mut shape = self.shape_entry(analysis, fresh);
-            shape.latency.record(latency_us, now, may_grow)
+            shape
+                .latency
+                .record(latency_us, error.is_some(), now, may_grow)
         };
         self.count_slots(slots);
         self.recorded.fetch_add(1, Ordering::Relaxed);

@@ -1,5 +1,9 @@
-//! Authentication is relayed both ways: trust, password, md5 and SCRAM work
-//! without the proxy knowing any password, and failures are the server's own.
+//! Authentication. Here: relayed both ways (passthrough, and proxy mode
+//! without a service login): trust, password, md5 and SCRAM work without
+//! the proxy knowing any password, and failures are the server's own.
+//! `proxy`: ddlguard authenticates clients itself (TLS both legs, channel
+//! binding); `direct_tls`: PostgreSQL 17's `sslnegotiation=direct`;
+//! `fallback`: proxy mode before the lookup function exists.
 
 use crate::support::cluster::{MD5_USER, PASSWORD_USER, SCRAM_USER};
 use crate::support::{Cluster, TestProxy};
@@ -69,3 +73,8 @@ async fn scram_works_with_upstream_tls_disabled_too() {
         MD5_USER.0
     );
 }
+
+mod direct_tls;
+mod fallback;
+mod own_connections;
+mod proxy;

@@ -11,6 +11,7 @@ mod catalog_refresh;
 mod cli;
 mod clients;
 mod console;
+mod ddl_log;
 mod examples;
 mod extended_ddl;
 mod faults;

@@ -1,46 +1,9 @@
 //! TLS towards clients (rustls acceptor) and every `upstream.tls` mode.
 
-use crate::support::certs::TestCerts;
 use crate::support::cluster::SCRAM_USER;
+use crate::support::scram_cluster::{proxy_certs, psql};
 use crate::support::{Cluster, TestProxy};
 use ddlguard::config::UpstreamTls;
-use std::process::Command;
-
-/// Runs psql with a full conninfo string; Ok(stdout) or Err(stderr).
-fn psql(
-    cluster: &Cluster,
-    conninfo: &str,
-    password: Option<&str>,
-    sql: &str,
-) -> Result<String, String> {
-    let mut cmd = Command::new(cluster.tool("psql"));
-    cmd.args([
-        "-X",
-        "-A",
-        "-t",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-d",
-        conninfo,
-        "-c",
-        sql,
-    ]);
-    cmd.env_remove("PGSSLMODE");
-    if let Some(p) = password {
-        cmd.env("PGPASSWORD", p);
-    }
-    let out = cmd.output().expect("run psql");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).to_string())
-    }
-}
-
-fn proxy_certs(name: &str) -> TestCerts {
-    let dir = std::env::temp_dir().join(format!("ddlguard-test-{}-{name}", std::process::id()));
-    TestCerts::generate(&dir, "ddlguard")
-}
 
 const UPSTREAM_SSL: &str = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
 

@@ -3,8 +3,6 @@
 
 use crate::config::{AdminUser, Config, KeyError};
 use async_trait::async_trait;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramSecret};
 use pgwire::api::auth::{AuthSource, LoginInfo, Password};
 use pgwire::error::{PgWireError, PgWireResult};
@@ -14,24 +12,9 @@ use tracing::warn;
 /// Iterations used for passwords taken from the environment (Postgres' default).
 const ENV_ITERATIONS: usize = 4096;
 
-/// A parsed `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Verifier {
-    /// Salt.
-    pub salt: Vec<u8>,
-    /// PBKDF2 iterations.
-    pub iterations: usize,
-    /// `H(ClientKey)`.
-    pub stored_key: Vec<u8>,
-    /// `HMAC(SaltedPassword, "Server Key")`.
-    pub server_key: Vec<u8>,
-}
-
-impl std::fmt::Debug for Verifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Verifier(iterations={})", self.iterations)
-    }
-}
+/// A parsed SCRAM-SHA-256 verifier (the proxy's own parser, shared with
+/// `auth.mode = "proxy"`).
+pub use crate::auth::secret::ScramSecret as Verifier;
 
 /// The configuration check for `[[admin.users]]` (see
 /// [`crate::config::Check`]): every `password` must be a verifier this
@@ -53,35 +36,13 @@ pub fn check_config(config: &Config) -> Result<(), KeyError> {
 
 /// Parses a verifier as Postgres stores it in `pg_authid.rolpassword`.
 pub fn parse_verifier(text: &str) -> Result<Verifier, String> {
-    let bad = |what: &str| {
+    crate::auth::secret::parse_scram(text).map_err(|e| {
         format!(
-            "{what}; password must be a SCRAM-SHA-256 verifier as Postgres stores it \
+            "{e}; password must be a SCRAM-SHA-256 verifier as Postgres stores it \
              (SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>), never plain text: \
              use password_env for a password from the environment"
         )
-    };
-    let rest = text
-        .strip_prefix("SCRAM-SHA-256$")
-        .ok_or_else(|| bad("not a verifier"))?;
-    let (params, keys) = rest.split_once('$').ok_or_else(|| bad("missing keys"))?;
-    let (iterations, salt) = params.split_once(':').ok_or_else(|| bad("missing salt"))?;
-    let (stored, server) = keys
-        .split_once(':')
-        .ok_or_else(|| bad("missing server key"))?;
-    let iterations: usize = iterations
-        .parse()
-        .map_err(|_| bad("iterations are not a number"))?;
-    let decode = |s: &str, what: &str| STANDARD.decode(s).map_err(|_| bad(what));
-    let v = Verifier {
-        salt: decode(salt, "salt is not base64")?,
-        iterations,
-        stored_key: decode(stored, "StoredKey is not base64")?,
-        server_key: decode(server, "ServerKey is not base64")?,
-    };
-    if iterations == 0 || v.stored_key.len() != 32 || v.server_key.len() != 32 {
-        return Err(bad("wrong key length or iterations"));
-    }
-    Ok(v)
+    })
 }
 
 /// How one user proves who they are.

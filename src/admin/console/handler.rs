@@ -78,7 +78,9 @@ fn run(h: &dyn AdminView, req: &Request) -> PgWireResult<Outcome> {
             report::since_ms(since.unwrap_or(window)),
             page,
         )),
-        Command::Ddl => Outcome::Rows(report::ddl(h, page)),
+        Command::Ddl(since) => {
+            Outcome::Rows(report::ddl(h, since.map_or(0, report::since_ms), page))
+        }
         Command::Rules => Outcome::Rows(report::rules(&h.config())),
         Command::Config => Outcome::Rows(report::config(&h.config(), h.config_file().as_deref())),
         Command::Reload => match h.reload_from_file() {
@@ -245,7 +247,7 @@ fn command_columns(cmd: &Command) -> Vec<(&'static str, report::ColumnType)> {
         Command::Dependents(..) => report::columns::DEPENDENTS.to_vec(),
         Command::Queries(_) => report::columns::QUERIES.to_vec(),
         Command::Errors(_) => report::columns::ERRORS.to_vec(),
-        Command::Ddl => report::columns::DDL.to_vec(),
+        Command::Ddl(_) => report::columns::DDL.to_vec(),
         Command::Rules => report::columns::RULES.to_vec(),
         Command::Config => report::columns::CONFIG.to_vec(),
     }

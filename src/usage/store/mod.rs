@@ -1,11 +1,12 @@
 //! Where usage survives restarts: `memory` (nowhere), `sqlite:PATH` (the
 //! embedded default) or `postgres://...` (one history for a fleet of proxies).
 
+mod ddl;
 mod postgres;
 mod resolved;
 mod sqlite;
 
-use super::UsageRecord;
+use super::{DdlEvent, UsageRecord};
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::path::PathBuf;
 use thiserror::Error;
@@ -149,6 +150,25 @@ impl Store {
             Store::Memory => Ok(Vec::new()),
             Store::Sqlite(s) => s.read_since(since_ms).await,
             Store::Postgres(s) => s.read_since(since_ms).await,
+        }
+    }
+
+    /// Writes DDL log events (again, when one changed), stamped `now_ms`.
+    pub async fn write_ddl(&self, events: Vec<DdlEvent>, now_ms: u64) -> Result<(), StoreError> {
+        match self {
+            Store::Memory => Ok(()),
+            Store::Sqlite(s) => s.write_ddl(events, now_ms).await,
+            Store::Postgres(s) => s.write_ddl(events, now_ms).await,
+        }
+    }
+
+    /// The newest `limit` DDL log events written or changed at or after
+    /// `since_ms`, newest first.
+    pub async fn read_ddl(&self, since_ms: u64, limit: usize) -> Result<Vec<DdlEvent>, StoreError> {
+        match self {
+            Store::Memory => Ok(Vec::new()),
+            Store::Sqlite(s) => s.read_ddl(since_ms, limit).await,
+            Store::Postgres(s) => s.read_ddl(since_ms, limit).await,
         }
     }
 }

@@ -3,6 +3,7 @@
 use super::{decode_codes, resolved, StoreError};
 use crate::usage::{ClientIdentity, UsageRecord};
 use std::sync::Arc;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
 
 /// Created under an advisory lock: proxies starting together do not race.
@@ -72,10 +73,47 @@ fn pg_text(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// A connection to the store database (plain TCP; see README for TLS).
+/// Connects as libpq would with this URL: `sslmode` (default `prefer`) and
+/// `sslrootcert` choose TLS, with SCRAM channel binding over it.
+async fn connect(url: &str) -> Result<Client, String> {
+    use crate::net::pg_tls::{url_tls, RustlsMake};
+    use crate::net::settings::{UpstreamConfig, UpstreamTls};
+    let tls = url_tls(url)?;
+    let mut config: tokio_postgres::Config = tls.url.parse().map_err(|e| format!("{e}"))?;
+    let mode = match tls.mode {
+        UpstreamTls::Disable => SslMode::Disable,
+        UpstreamTls::Prefer => SslMode::Prefer,
+        UpstreamTls::Require | UpstreamTls::VerifyCa | UpstreamTls::VerifyFull => SslMode::Require,
+    };
+    config.ssl_mode(mode);
+    let rustls = crate::net::tls::client_config(&UpstreamConfig {
+        tls: tls.mode,
+        ca_file: tls.root_cert,
+        ..UpstreamConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    // A TLS failure's reason (e.g. the certificate) is in the source.
+    let driver_err = |e: tokio_postgres::Error| match std::error::Error::source(&e) {
+        Some(source) if e.as_db_error().is_none() => format!("{e}: {source}"),
+        _ => pg_text(&e),
+    };
+    if mode == SslMode::Disable {
+        let (client, connection) = config.connect(NoTls).await.map_err(driver_err)?;
+        tokio::spawn(connection);
+        return Ok(client);
+    }
+    let (client, connection) = config
+        .connect(RustlsMake::new(rustls))
+        .await
+        .map_err(driver_err)?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// A connection to the store database (TLS as its URL says).
 pub struct PostgresStore {
     url: String,
-    client: tokio::sync::Mutex<Client>,
+    pub(super) client: tokio::sync::Mutex<Client>,
 }
 
 impl PostgresStore {
@@ -86,16 +124,22 @@ impl PostgresStore {
             url: masked.clone(),
             error: pg_text(&error),
         };
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(err)?;
-        tokio::spawn(connection);
+        let client = connect(url).await.map_err(|error| StoreError::Postgres {
+            url: masked.clone(),
+            error,
+        })?;
         client.batch_execute(SCHEMA).await.map_err(err)?;
+        client
+            .batch_execute(&super::ddl::postgres_schema())
+            .await
+            .map_err(err)?;
         Ok(PostgresStore {
             url: masked.clone(),
             client: tokio::sync::Mutex::new(client),
         })
     }
 
-    fn err(&self, error: tokio_postgres::Error) -> StoreError {
+    pub(super) fn err(&self, error: tokio_postgres::Error) -> StoreError {
         StoreError::Postgres {
             url: self.url.clone(),
             error: pg_text(&error),

@@ -66,8 +66,8 @@ DO UPDATE SET calls = calls + excluded.calls, errors = errors + excluded.errors,
 
 /// A SQLite file; all access runs on the blocking pool.
 pub struct SqliteStore {
-    path: PathBuf,
-    conn: Arc<Mutex<Connection>>,
+    pub(super) path: PathBuf,
+    pub(super) conn: Arc<Mutex<Connection>>,
 }
 
 fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
@@ -99,6 +99,7 @@ impl SqliteStore {
             if !has_column(&conn, "ddlguard_usage", "resolved")? {
                 conn.execute_batch(MIGRATE_V2)?;
             }
+            conn.execute_batch(&super::ddl::sqlite_schema())?;
             Ok(conn)
         })
         .await?;
@@ -198,7 +199,7 @@ impl SqliteStore {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     path: &std::path::Path,
     f: impl FnOnce() -> rusqlite::Result<T> + Send + 'static,
 ) -> Result<T, StoreError> {

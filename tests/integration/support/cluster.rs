@@ -48,6 +48,11 @@ impl Cluster {
 
     /// A private cluster, for tests that stop or restart it.
     pub fn start_new(name: &str) -> Cluster {
+        Cluster::start_with_hba(name, HBA)
+    }
+
+    /// A private cluster with its own `pg_hba.conf` (e.g. `hostssl` lines).
+    pub fn start_with_hba(name: &str, hba: &str) -> Cluster {
         let bin = bin_dir();
         remove_stale_dirs();
         let base = std::env::temp_dir().join(format!(
@@ -77,7 +82,7 @@ impl Cluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        std::fs::write(data.join("pg_hba.conf"), HBA).unwrap();
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
         let cluster = Cluster {
             port: free_port(),
             dir: base,

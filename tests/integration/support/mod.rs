@@ -11,6 +11,7 @@ pub mod pg_bin;
 pub mod proxy;
 pub mod raw;
 pub mod scenario;
+pub mod scram_cluster;
 pub mod spawn;
 
 pub use cluster::Cluster;
