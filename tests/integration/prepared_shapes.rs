@@ -43,19 +43,14 @@ fn old_shapes(proxy: &TestProxy, app: &str) -> Option<i64> {
 
 /// A database with `t (id, v)` and `u (id, name)`; returns it and a direct client.
 async fn shapes_db(name: &str) -> (&'static Cluster, String, Client) {
-    let cluster = Cluster::shared();
-    let db = cluster.create_db(name);
-    let direct = connect(&cluster.direct_conn(&db)).await;
-    direct
-        .batch_execute(
-            "CREATE TABLE t (id int PRIMARY KEY, v text);
-             INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 100) i;
-             CREATE TABLE u (id int PRIMARY KEY, name text);
-             INSERT INTO u SELECT i, 'name ' || i FROM generate_series(1, 100) i;",
-        )
-        .await
-        .unwrap();
-    (cluster, db, direct)
+    crate::support::items::db_with(
+        name,
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 100) i;
+         CREATE TABLE u (id int PRIMARY KEY, name text);
+         INSERT INTO u SELECT i, 'name ' || i FROM generate_series(1, 100) i;",
+    )
+    .await
 }
 
 /// Each row as text, with the column names of the statement.
