@@ -280,7 +280,14 @@ impl ServerHandle {
 
     /// Per open session's client: its statements kept on an old shape.
     pub fn old_shapes(&self) -> Vec<(crate::usage::ClientIdentity, u64)> {
-        self.shared.prepared.old_shapes()
+        let live = &self.shared.live;
+        let of = |session: u64| live.get(&session).map(|e| e.value().clone());
+        self.shared
+            .prepared
+            .old_shapes()
+            .into_iter()
+            .filter_map(|(session, n)| Some((of(session)?, n)))
+            .collect()
     }
 
     /// Bytes relayed, each way.

@@ -234,11 +234,7 @@ async fn start(
         client_addr: peer_ip,
     };
     shared.live.insert(session_id, identity.clone());
-    relay.prepared = Some(Prepared::new(
-        session_id,
-        identity.clone(),
-        shared.prepared.clone(),
-    ));
+    relay.prepared = Some(Prepared::new(session_id, shared.prepared.clone()));
     let judges: JudgeSource = {
         let shared = shared.clone();
         Arc::new(move || shared.settings().gate.clone())

@@ -20,7 +20,6 @@ pub use registry::Registry;
 
 use crate::analysis::split;
 use crate::analysis::star::{self, StarColumn};
-use crate::usage::ClientIdentity;
 use crate::wire::messages;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -115,13 +114,12 @@ pub struct Prepared {
     returned: Vec<u8>,
     old_shapes: u64,
     session: u64,
-    identity: ClientIdentity,
     registry: Arc<Registry>,
 }
 
 impl Prepared {
-    /// The memory of session `session` of `identity`.
-    pub fn new(session: u64, identity: ClientIdentity, registry: Arc<Registry>) -> Prepared {
+    /// The memory of session `session` (its id in `Shared::live`).
+    pub fn new(session: u64, registry: Arc<Registry>) -> Prepared {
         Prepared {
             store: Store::default(),
             expects: VecDeque::new(),
@@ -130,7 +128,6 @@ impl Prepared {
             returned: Vec::new(),
             old_shapes: 0,
             session,
-            identity,
             registry,
         }
     }
@@ -486,16 +483,14 @@ impl Prepared {
     }
 
     fn publish(&self) {
-        self.registry
-            .set_old_shapes(self.session, &self.identity, self.old_shapes);
+        self.registry.set_old_shapes(self.session, self.old_shapes);
     }
 }
 
 impl Drop for Prepared {
     fn drop(&mut self) {
         if self.old_shapes > 0 {
-            self.registry
-                .set_old_shapes(self.session, &self.identity, 0);
+            self.registry.set_old_shapes(self.session, 0);
         }
     }
 }

@@ -1,7 +1,6 @@
 //! What every session's prepared-statement recovery did, for `/metrics`
 //! and `SHOW CLIENTS`.
 
-use crate::usage::ClientIdentity;
 use dashmap::DashMap;
 use std::sync::atomic::AtomicU64;
 
@@ -14,23 +13,26 @@ pub struct Registry {
     /// Such errors passed to the client because no equivalent statement
     /// could be proven.
     pub passed_through: AtomicU64,
-    /// Per open session: its client and how many of its statements run a
-    /// shape pinned by the proxy.
-    old_shapes: DashMap<u64, (ClientIdentity, u64)>,
+    /// Per open session (by id): how many of its statements run a shape
+    /// pinned by the proxy.
+    old_shapes: DashMap<u64, u64>,
 }
 
 impl Registry {
     /// Records that `session` runs `n` statements on old shapes.
-    pub fn set_old_shapes(&self, session: u64, identity: &ClientIdentity, n: u64) {
+    pub fn set_old_shapes(&self, session: u64, n: u64) {
         if n == 0 {
             self.old_shapes.remove(&session);
         } else {
-            self.old_shapes.insert(session, (identity.clone(), n));
+            self.old_shapes.insert(session, n);
         }
     }
 
-    /// Statements on old shapes in open sessions, per session's client.
-    pub fn old_shapes(&self) -> Vec<(ClientIdentity, u64)> {
-        self.old_shapes.iter().map(|e| e.value().clone()).collect()
+    /// Statements on old shapes, per open session id.
+    pub fn old_shapes(&self) -> Vec<(u64, u64)> {
+        self.old_shapes
+            .iter()
+            .map(|e| (*e.key(), *e.value()))
+            .collect()
     }
 }

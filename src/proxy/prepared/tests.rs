@@ -33,13 +33,7 @@ fn cached_plan_error() -> Vec<u8> {
 
 fn session() -> (Prepared, Arc<Registry>) {
     let registry = Arc::new(Registry::default());
-    let identity = ClientIdentity {
-        application_name: "app".into(),
-        user: "u".into(),
-        database: "d".into(),
-        client_addr: "127.0.0.1".into(),
-    };
-    (Prepared::new(1, identity, registry.clone()), registry)
+    (Prepared::new(1, registry.clone()), registry)
 }
 
 /// The server's answer to one message, through the hooks as the relay
