@@ -377,3 +377,37 @@ async fn pgbench_prepared_survives_add_column_through_the_proxy_only() {
     // Each of the 8 sessions re-prepared its statement once.
     assert_eq!(recoveries(&proxy), (8, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_star_statement_parsed_in_the_batch_of_a_guarded_ddl_adds_no_replies() {
+    let (cluster, db, _direct) = shapes_db("prepared_with_ddl").await;
+    let proxy = TestProxy::start(cluster).await;
+    let mut raw = Raw {
+        c: RawClient::login_db(proxy.addr.port(), &db).await,
+    };
+    // One batch: a named SELECT * (the proxy describes it behind its
+    // Parse), then an ADD COLUMN the gate holds and runs guarded.
+    let none = 0u16.to_be_bytes();
+    let mut batch = message(b'P', &[b"s\0", b"SELECT * FROM t WHERE id = $1\0", &none]);
+    batch.extend(message(
+        b'P',
+        &[b"\0", b"ALTER TABLE t ADD COLUMN z int\0", &none],
+    ));
+    batch.extend(message(b'B', &[b"\0", b"\0", &none, &none, &none]));
+    batch.extend(message(b'E', &[b"\0", &0u32.to_be_bytes()]));
+    batch.extend(sync());
+    let replies = raw.exchange(&batch).await;
+    let seen: String = tags(&replies).chars().filter(|t| *t != 'N').collect();
+    assert_eq!(seen, "112CZ", "only the client's own replies");
+    let metrics = ddlguard::admin::metrics::render(&proxy.handle).unwrap();
+    assert!(
+        metrics.contains("ddlguard_gate_statements_total{outcome=\"guarded\"} 1"),
+        "the ALTER ran held and guarded:\n{metrics}"
+    );
+    // The statement was described before the column came: it keeps (id, v).
+    let after = raw.execute("s", "5").await;
+    assert_eq!(tags(&after), "2TDCZ");
+    let (_, shape) = &after[1];
+    assert_eq!(&shape[..2], &2u16.to_be_bytes());
+    assert_eq!(recoveries(&proxy), (1, 0));
+}
