@@ -290,6 +290,17 @@ impl Collector for ProxyCollector {
             "Guarded DDL attempts that gave up waiting for their lock (policy.lock_timeout)",
             load(&g.lock_timeouts),
         )?;
+        let (recovered, passed) = h.prepared_recoveries();
+        counters(
+            &mut e,
+            "ddlguard_prepared_recoveries",
+            "Executions of prepared statements that failed with \"cached plan must not change result type\": re-prepared with their old shape, or passed to the client",
+            "outcome",
+            &[
+                ("recovered".to_string(), recovered),
+                ("passed_through".to_string(), passed),
+            ],
+        )?;
         counter(
             &mut e,
             "ddlguard_guard_preflight_waits",

@@ -30,6 +30,12 @@ pub trait ReportView: Send + Sync {
         let catalogs = self.catalogs();
         self.usage().rows(|db| catalogs.get(db))
     }
+    /// Per open session's client: how many of its prepared statements the
+    /// proxy keeps on the result shape they had before a schema change
+    /// (`SHOW CLIENTS` old_shapes).
+    fn old_shapes(&self) -> Vec<(ClientIdentity, u64)> {
+        Vec::new()
+    }
 }
 
 /// Why a reload asked from an admin surface changed nothing.
@@ -59,6 +65,11 @@ pub trait AdminView: ReportView {
     }
     /// An owned handle on the same proxy (the metrics collector keeps one).
     fn shared_view(&self) -> Arc<dyn AdminView>;
+    /// Prepared statements re-prepared with their old shape after "cached
+    /// plan must not change result type", and such errors passed through.
+    fn prepared_recoveries(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 #[cfg(test)]

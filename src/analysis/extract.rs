@@ -916,7 +916,9 @@ fn source_matches(src: &Source, qualifier: &[String]) -> bool {
     }
 }
 
-fn join_constraint(op: &JoinOperator) -> Option<&JoinConstraint> {
+/// The constraint of a join (ON, USING, NATURAL, none); `None` for join
+/// kinds without one.
+pub(crate) fn join_constraint(op: &JoinOperator) -> Option<&JoinConstraint> {
     match op {
         JoinOperator::Join(c)
         | JoinOperator::Inner(c)

@@ -12,6 +12,7 @@ pub mod model;
 pub mod resolve;
 pub mod search_path;
 pub mod split;
+pub mod star;
 pub mod tokens;
 
 pub use fingerprint::{fingerprint, Fingerprint};

@@ -74,23 +74,11 @@ async fn exchange(
     server.flush().await?;
     let mut outcome = Outcome::default();
     loop {
-        let head = match FrameHeader::parse(buf) {
-            Ok(Some(head)) if buf.len() >= head.total_len => head,
-            Ok(_) => {
-                if buf.capacity() - buf.len() < 4096 {
-                    buf.reserve(16 * 1024);
-                }
-                if server.read_buf(buf).await? == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the server closed the connection",
-                    ));
-                }
-                continue;
-            }
-            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+        let frame = next_frame(server, buf).await?;
+        let head = FrameHeader {
+            tag: frame[0],
+            total_len: frame.len(),
         };
-        let frame = buf.split_to(head.total_len);
         let body = &frame[5..];
         if head.tag == b'Z' {
             outcome.status = messages::ready_status(body).unwrap_or(b'I');
@@ -107,6 +95,30 @@ async fn exchange(
             b'D' => outcome.rows.push(data_row(body)),
             b'A' | b'S' | b'N' if !keep => for_client.extend_from_slice(&frame),
             _ => {}
+        }
+    }
+}
+
+/// Reads the next whole frame from `server` (bytes already read are in
+/// `buf`, consumed from the front).
+pub(super) async fn next_frame(server: &mut Stream, buf: &mut BytesMut) -> io::Result<BytesMut> {
+    loop {
+        match FrameHeader::parse(buf) {
+            Ok(Some(head)) if buf.len() >= head.total_len => {
+                return Ok(buf.split_to(head.total_len))
+            }
+            Ok(_) => {
+                if buf.capacity() - buf.len() < 4096 {
+                    buf.reserve(16 * 1024);
+                }
+                if server.read_buf(buf).await? == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection",
+                    ));
+                }
+            }
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
         }
     }
 }

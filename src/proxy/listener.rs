@@ -275,6 +275,28 @@ impl ServerHandle {
         &self.shared.gate_stats
     }
 
+    /// Prepared statements re-prepared with their old result shape after
+    /// ADD COLUMN, and such errors passed to the client unchanged.
+    pub fn prepared_recoveries(&self) -> (u64, u64) {
+        let r = &self.shared.prepared;
+        (
+            r.recovered.load(std::sync::atomic::Ordering::Relaxed),
+            r.passed_through.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Per open session's client: its statements kept on an old shape.
+    pub fn old_shapes(&self) -> Vec<(crate::usage::ClientIdentity, u64)> {
+        let live = &self.shared.live;
+        let of = |session: u64| live.get(&session).map(|e| e.value().clone());
+        self.shared
+            .prepared
+            .old_shapes()
+            .into_iter()
+            .filter_map(|(session, n)| Some((of(session)?, n)))
+            .collect()
+    }
+
     /// Bytes relayed, each way.
     pub fn traffic(&self) -> Arc<super::Traffic> {
         self.shared.traffic.clone()

@@ -11,6 +11,7 @@ mod listener;
 mod load;
 mod login;
 mod path_state;
+pub mod prepared;
 mod relay;
 mod session;
 pub(crate) mod shared;

@@ -10,6 +10,7 @@
 use super::buffers;
 use super::exchange;
 use super::gate::{Gate, HeldWork, Passage};
+use super::prepared::{self, Interest, Prepared};
 use super::tracker::Tracker;
 pub use crate::counters::Traffic;
 use crate::net::stream::Stream;
@@ -53,6 +54,8 @@ pub enum RelayEnd {
     /// A statement is held for a rewrite and everything before it has been
     /// answered: the session runs `run_held`, then `run` again.
     Held,
+    /// A prepared statement's recovery is due (handled inside `run`).
+    Recover,
 }
 
 /// A client message the gate holds, at the front of the client lane.
@@ -167,6 +170,8 @@ pub struct Relay {
     pub tracker: Option<Tracker>,
     /// The statement gate (DDL policy).
     pub gate: Option<Gate>,
+    /// Named statements' shapes and their recovery after ADD COLUMN.
+    pub prepared: Option<Prepared>,
     held: Option<Held>,
     /// Woken when a CancelRequest for this session arrives, so that a wait
     /// the proxy does for a held statement ends too.
@@ -209,6 +214,7 @@ impl Relay {
             draining: false,
             tracker: None,
             gate: None,
+            prepared: None,
             held: None,
             held_cancel: Arc::default(),
             traffic: Arc::default(),
@@ -223,14 +229,91 @@ impl Relay {
             return RelayEnd::Protocol(e);
         }
         self.scan_server(now);
-        std::future::poll_fn(|cx| self.poll_relay(cx)).await
+        loop {
+            match std::future::poll_fn(|cx| self.poll_relay(cx)).await {
+                RelayEnd::Recover => {
+                    if let Err(end) = self.recover_prepared().await {
+                        return end;
+                    }
+                    let now = Instant::now();
+                    if let Err(e) = self.scan_client(now) {
+                        return RelayEnd::Protocol(e);
+                    }
+                    self.return_held_replies();
+                    self.scan_server(now);
+                }
+                end => return end,
+            }
+        }
+    }
+
+    /// Re-prepares the statement whose batch failed with "cached plan must
+    /// not change result type" and replays the batch, or gives the client
+    /// the original replies when no equivalent statement can be proven.
+    async fn recover_prepared(&mut self) -> Result<(), RelayEnd> {
+        let Some(recovery) = self.prepared.as_mut().map(Prepared::take_recovery) else {
+            return Ok(());
+        };
+        let mut for_client = Vec::new();
+        match recovery {
+            Err(replies) => for_client.extend_from_slice(&replies),
+            Ok(r) => {
+                let started = Instant::now();
+                let mut buf = self.from_server.buf.split_off(self.from_server.ready);
+                let plan = r.plan();
+                let ran =
+                    prepared::run_recovery(&mut self.server, &mut buf, &plan, &mut for_client)
+                        .await;
+                self.from_server.buf.unsplit(buf);
+                let ran = ran.map_err(RelayEnd::ServerIo)?;
+                let lane = &mut self.from_client;
+                if ran.is_ok() {
+                    splice(&mut lane.buf, lane.ready, 0, &r.batch);
+                    lane.ready += r.batch.len();
+                }
+                if let Some(p) = self.prepared.as_mut() {
+                    match ran {
+                        Ok(()) => p.recovered(r, started.elapsed().as_micros()),
+                        Err(why) => {
+                            p.refused(r.fingerprint(), &why.to_string());
+                            for_client.extend_from_slice(&r.swallowed);
+                        }
+                    }
+                }
+            }
+        }
+        self.give_back(&for_client);
+        Ok(())
+    }
+
+    /// Puts frames held back from the server into the client's stream at
+    /// the current boundary, through the relay's own bookkeeping.
+    fn give_back(&mut self, frames: &[u8]) {
+        if frames.is_empty() {
+            return;
+        }
+        let lane = &mut self.from_server;
+        splice(&mut lane.buf, lane.ready, 0, frames);
+        self.scan_server(Instant::now());
+    }
+
+    /// Frames the prepared-statement hooks stopped holding back.
+    fn return_held_replies(&mut self) {
+        if self.from_server.pass != 0 {
+            return;
+        }
+        if let Some(frames) = self.prepared.as_mut().and_then(Prepared::take_returned) {
+            self.give_back(&frames);
+        }
     }
 
     fn poll_relay(&mut self, cx: &mut Context<'_>) -> Poll<RelayEnd> {
         loop {
             let mut progress = false;
 
-            let hold_room = self.held.is_none() || self.from_client.buf.len() < HIGH_WATER;
+            let holding =
+                self.held.is_some() || self.prepared.as_ref().is_some_and(Prepared::holds_client);
+            let hold_room = !holding || self.from_client.buf.len() < HIGH_WATER;
             if !self.draining && hold_room && self.from_client.may_read() {
                 match poll_fill(&mut self.client, &mut self.from_client.buf, cx) {
                     Poll::Ready(Ok(0)) => {
@@ -244,6 +327,7 @@ impl Relay {
                         if let Err(e) = self.scan_client(Instant::now()) {
                             return Poll::Ready(RelayEnd::Protocol(e));
                         }
+                        self.return_held_replies();
                         self.place_notices();
                         progress = true;
                     }
@@ -301,6 +385,14 @@ impl Relay {
                     }
                 }
             }
+            if self.prepared.as_ref().is_some_and(Prepared::recovery_due)
+                && drained(&self.from_client)
+                && drained(&self.from_server)
+                && self.from_client.at_boundary()
+                && self.from_server.at_boundary()
+            {
+                return Poll::Ready(RelayEnd::Recover);
+            }
             if self.from_server.eof && drained(&self.from_server) {
                 return Poll::Ready(RelayEnd::ServerClosed);
             }
@@ -328,6 +420,10 @@ impl Relay {
         self.draining = true;
         self.from_client.buf.truncate(self.from_client.ready);
         self.from_client.pass = 0;
+        if let Some(p) = self.prepared.as_mut() {
+            p.abandon();
+        }
+        self.return_held_replies();
         std::future::poll_fn(|cx| self.poll_relay(cx)).await
     }
 
@@ -337,7 +433,7 @@ impl Relay {
     fn scan_client(&mut self, now: Instant) -> Result<(), WireError> {
         let lane = &mut self.from_client;
         loop {
-            if self.held.is_some() {
+            if self.held.is_some() || self.prepared.as_ref().is_some_and(Prepared::holds_client) {
                 // Pipelined messages wait, in order, behind the held one.
                 return Ok(());
             }
@@ -369,7 +465,11 @@ impl Relay {
                 .tracker
                 .as_ref()
                 .is_some_and(|_| Tracker::wants_client_body(head.tag));
-            let reads = gate_reads || tracker_reads;
+            let prepared_reads = self
+                .prepared
+                .as_ref()
+                .is_some_and(|p| p.wants_client_body(head.tag));
+            let reads = gate_reads || tracker_reads || prepared_reads;
             if reads && avail < head.total_len {
                 // Counted once it is whole: this header is parsed again
                 // after the next read.
@@ -377,6 +477,16 @@ impl Relay {
                 return Ok(());
             }
             let st = &mut self.state;
+            if let Some(p) = self.prepared.as_mut() {
+                let idle = !st.unsynced && st.awaiting_ready == 0;
+                let seen = if reads { head.total_len } else { 5 };
+                p.on_client(
+                    head.tag,
+                    &lane.buf[lane.ready..lane.ready + seen],
+                    idle,
+                    st.tx_status,
+                );
+            }
             match head.tag {
                 b'Q' | b'F' => st.awaiting_ready += 1,
                 b'S' => {
@@ -414,7 +524,19 @@ impl Relay {
                     _ => Passage::Forward,
                 };
                 match passage {
-                    Passage::Forward => lane.ready += head.total_len,
+                    Passage::Forward => {
+                        lane.ready += head.total_len;
+                        let own = match self.prepared.as_mut() {
+                            Some(p) if head.tag == b'P' => p.take_describe(),
+                            _ => None,
+                        };
+                        if let Some(own) = own {
+                            // Right behind the client's Parse: the shape it
+                            // is prepared with.
+                            splice(&mut lane.buf, lane.ready, 0, &own);
+                            lane.ready += own.len();
+                        }
+                    }
                     Passage::Replace(frame) => {
                         splice(&mut lane.buf, lane.ready, head.total_len, &frame);
                         lane.ready += frame.len();
@@ -653,6 +775,24 @@ impl Relay {
                     return;
                 }
             };
+            if let Some(p) = self.prepared.as_mut() {
+                let interest = p.server_interest(head.tag);
+                if interest == Interest::Frame && avail < head.total_len {
+                    lane.buf.reserve(head.total_len - avail);
+                    return;
+                }
+                let seen = match interest {
+                    Interest::None => 0,
+                    Interest::Tag => 5,
+                    Interest::Frame => head.total_len,
+                };
+                if seen > 0 && p.on_server(head.tag, &lane.buf[lane.ready..lane.ready + seen]) {
+                    // Held back: the client gets the recovery's replies, or
+                    // these frames later, in place.
+                    splice(&mut lane.buf, lane.ready, head.total_len, &[]);
+                    continue;
+                }
+            }
             let st = &mut self.state;
             tracing::trace!(tag = %(head.tag as char), len = head.total_len, "server message");
             match head.tag {
@@ -714,6 +854,9 @@ impl Relay {
                         }
                         if let Some(tracker) = self.tracker.as_mut() {
                             tracker.forget_syncs(dropped);
+                        }
+                        if let Some(p) = self.prepared.as_mut() {
+                            p.forget_syncs(dropped);
                         }
                     }
                 }

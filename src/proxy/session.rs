@@ -3,6 +3,7 @@
 
 use super::gate::{Gate, JudgeSource};
 use super::handshake::{self, Opening, StartupError};
+use super::prepared::Prepared;
 use super::relay::{Relay, RelayEnd};
 use super::shared::{reached, ClientSlot, Phase, SessionGuard, Settings, Shared};
 use super::tracker::Tracker;
@@ -233,6 +234,7 @@ async fn start(
         client_addr: peer_ip,
     };
     shared.live.insert(session_id, identity.clone());
+    relay.prepared = Some(Prepared::new(session_id, shared.prepared.clone()));
     let judges: JudgeSource = {
         let shared = shared.clone();
         Arc::new(move || shared.settings().gate.clone())
@@ -317,6 +319,7 @@ async fn relay_session(mut relay: Box<Relay>, upstream: Arc<Upstream>, shared: &
         }
         Some(RelayEnd::Drained) => debug!("relay drained"),
         Some(RelayEnd::Held) => debug!("relay ended while holding a statement"),
+        Some(RelayEnd::Recover) => debug!("relay ended before a prepared statement's recovery"),
         Some(RelayEnd::ClientClosed) => {
             if !st.terminated {
                 cancel_if_busy("client disconnected");

@@ -104,6 +104,8 @@ pub struct Shared {
     pub reload_source: RwLock<Option<ReloadSource>>,
     /// What the statement gates did.
     pub gate_stats: Arc<GateStats>,
+    /// Prepared statements re-prepared after ADD COLUMN, and who runs old shapes.
+    pub prepared: Arc<super::prepared::Registry>,
     /// The function name prefix refused statements are replaced with.
     pub marker_prefix: Arc<str>,
     /// Verifiers read for `auth.mode = "proxy"`, cached per user.
@@ -157,6 +159,7 @@ impl Shared {
             traffic: Arc::default(),
             reload_source: RwLock::new(None),
             gate_stats,
+            prepared: Arc::default(),
             marker_prefix: gate::marker_prefix(),
             verifiers: crate::auth::Verifiers::default(),
             backfills,

@@ -31,6 +31,9 @@ impl ReportView for ServerHandle {
     fn config_file(&self) -> Option<PathBuf> {
         ServerHandle::config_file(self)
     }
+    fn old_shapes(&self) -> Vec<(ClientIdentity, u64)> {
+        ServerHandle::old_shapes(self)
+    }
 }
 
 impl AdminView for ServerHandle {
@@ -60,5 +63,8 @@ impl AdminView for ServerHandle {
     }
     fn shared_view(&self) -> Arc<dyn AdminView> {
         Arc::new(self.clone())
+    }
+    fn prepared_recoveries(&self) -> (u64, u64) {
+        ServerHandle::prepared_recoveries(self)
     }
 }

@@ -153,16 +153,7 @@ pub const SYNC: [u8; 5] = [b'S', 0, 0, 0, 4];
 /// A frontend `Parse` message: statement `name` (NUL excluded), `sql`, no
 /// parameter types.
 pub fn parse(name: &[u8], sql: &str) -> Vec<u8> {
-    let len = 4 + name.len() + 1 + sql.len() + 1 + 2;
-    let mut out = Vec::with_capacity(len + 1);
-    out.push(b'P');
-    out.extend_from_slice(&(len as u32).to_be_bytes());
-    out.extend_from_slice(name);
-    out.push(0);
-    out.extend_from_slice(sql.as_bytes());
-    out.push(0);
-    out.extend_from_slice(&0u16.to_be_bytes());
-    out
+    parse_typed(name, sql, &0u16.to_be_bytes())
 }
 
 /// Splits a NUL-terminated string off the front of a message body; the
@@ -185,6 +176,36 @@ pub fn parse_parts(body: &[u8]) -> (&[u8], &[u8]) {
     (name, cstr(rest).0)
 }
 
+/// The parts of a `Parse` body: statement name, SQL text, and the raw
+/// parameter type list (int16 count, then that many int32 OIDs), so a
+/// statement can be parsed again exactly as the client parsed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseParts<'a> {
+    /// Statement name (empty: the unnamed statement).
+    pub name: &'a [u8],
+    /// SQL text (without its NUL).
+    pub sql: &'a [u8],
+    /// The parameter type section as sent (count and OIDs).
+    pub param_types: &'a [u8],
+}
+
+/// Splits a `Parse` body; `None` when it is truncated.
+pub fn parse_body(body: &[u8]) -> Option<ParseParts<'_>> {
+    let name_end = memchr::memchr(0, body)?;
+    let rest = &body[name_end + 1..];
+    let sql_end = memchr::memchr(0, rest)?;
+    let param_types = &rest[sql_end + 1..];
+    let count = param_types
+        .get(..2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)?;
+    let param_types = param_types.get(..2 + 4 * count)?;
+    Some(ParseParts {
+        name: &body[..name_end],
+        sql: &rest[..sql_end],
+        param_types,
+    })
+}
+
 /// The portal and statement names of a `Bind` body.
 pub fn bind_names(body: &[u8]) -> (&[u8], &[u8]) {
     let (portal, rest) = cstr(body);
@@ -196,11 +217,121 @@ pub fn execute_portal(body: &[u8]) -> &[u8] {
     cstr(body).0
 }
 
-/// What a `Close` body closes: `b'S'` (statement) or `b'P'` (portal), and
-/// its name; `None` for an empty body.
+/// What a `Close` (or `Describe`) body names: `b'S'` (statement) or `b'P'`
+/// (portal), and its name; `None` for an empty body.
 pub fn close_target(body: &[u8]) -> Option<(u8, &[u8])> {
     let (&kind, rest) = body.split_first()?;
     Some((kind, cstr(rest).0))
+}
+
+/// A frontend `Parse` message with a raw parameter type section, as
+/// [`ParseParts::param_types`] holds it.
+pub fn parse_typed(name: &[u8], sql: &str, param_types: &[u8]) -> Vec<u8> {
+    let len = 4 + name.len() + 1 + sql.len() + 1 + param_types.len();
+    let mut out = Vec::with_capacity(len + 1);
+    out.push(b'P');
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out.extend_from_slice(name);
+    out.push(0);
+    out.extend_from_slice(sql.as_bytes());
+    out.push(0);
+    out.extend_from_slice(param_types);
+    out
+}
+
+/// A frontend `Describe` (`tag` b'D') or `Close` (`tag` b'C') message for
+/// a statement (`kind` b'S') or portal (`kind` b'P').
+pub fn target_message(tag: u8, kind: u8, name: &[u8]) -> Vec<u8> {
+    let len = 4 + 1 + name.len() + 1;
+    let mut out = Vec::with_capacity(len + 1);
+    out.push(tag);
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out.push(kind);
+    out.extend_from_slice(name);
+    out.push(0);
+    out
+}
+
+/// One field of a `RowDescription`: which column it is and how it is typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDesc<'a> {
+    /// Column name as the client sees it.
+    pub name: &'a [u8],
+    /// OID of the table the column comes from (0: not a table column).
+    pub table_oid: u32,
+    /// Attribute number in that table (0: not a table column).
+    pub column: i16,
+    /// Type OID.
+    pub type_oid: u32,
+    /// Type size (`pg_type.typlen`).
+    pub type_len: i16,
+    /// Type modifier.
+    pub typmod: i32,
+    /// Format code (0 text, 1 binary).
+    pub format: i16,
+}
+
+/// Iterates the fields of a `RowDescription` body without allocating;
+/// stops at the first truncated field (check [`RowFields::complete`]).
+#[derive(Debug, Clone)]
+pub struct RowFields<'a> {
+    rest: &'a [u8],
+    left: u16,
+    broken: bool,
+}
+
+/// The fields of a `RowDescription` body.
+pub fn row_fields(body: &[u8]) -> RowFields<'_> {
+    match body.get(..2) {
+        Some(b) => RowFields {
+            rest: &body[2..],
+            left: u16::from_be_bytes([b[0], b[1]]),
+            broken: false,
+        },
+        None => RowFields {
+            rest: &[],
+            left: 0,
+            broken: true,
+        },
+    }
+}
+
+impl RowFields<'_> {
+    /// True when every announced field was read whole (call after
+    /// iterating).
+    pub fn complete(&self) -> bool {
+        !self.broken && self.left == 0
+    }
+}
+
+impl<'a> Iterator for RowFields<'a> {
+    type Item = FieldDesc<'a>;
+
+    fn next(&mut self) -> Option<FieldDesc<'a>> {
+        if self.left == 0 || self.broken {
+            return None;
+        }
+        let end = memchr::memchr(0, self.rest);
+        let fixed = end.and_then(|e| self.rest.get(e + 1..e + 19));
+        let (Some(end), Some(f)) = (end, fixed) else {
+            self.broken = true;
+            return None;
+        };
+        let i16_at = |i: usize| i16::from_be_bytes([f[i], f[i + 1]]);
+        let u32_at = |i: usize| u32::from_be_bytes([f[i], f[i + 1], f[i + 2], f[i + 3]]);
+        let field = FieldDesc {
+            name: &self.rest[..end],
+            table_oid: u32_at(0),
+            column: i16_at(4),
+            type_oid: u32_at(6),
+            type_len: i16_at(10),
+            typmod: u32_at(12) as i32,
+            format: i16_at(16),
+        };
+        self.rest = &self.rest[end + 19..];
+        self.left -= 1;
+        Some(field)
+    }
 }
 
 /// A frontend `Bind` of the unnamed statement to the unnamed portal, with
@@ -297,6 +428,24 @@ pub fn error_fields(body: &[u8]) -> ErrorFields {
     fields
 }
 
+/// A RowDescription body with text-format fields of size 4 and no
+/// modifier: (name, table OID, column number, type OID) each (for tests).
+#[cfg(test)]
+pub(crate) fn row_description_body(fields: &[(&str, u32, i16, u32)]) -> Vec<u8> {
+    let mut body = (fields.len() as u16).to_be_bytes().to_vec();
+    for (name, table, col, ty) in fields {
+        body.extend_from_slice(name.as_bytes());
+        body.push(0);
+        body.extend_from_slice(&table.to_be_bytes());
+        body.extend_from_slice(&col.to_be_bytes());
+        body.extend_from_slice(&ty.to_be_bytes());
+        body.extend_from_slice(&4i16.to_be_bytes());
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        body.extend_from_slice(&0i16.to_be_bytes());
+    }
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,5 +487,36 @@ mod tests {
         let head = FrameHeader::parse(&frame).unwrap().unwrap();
         assert_eq!(head.total_len, frame.len());
         assert_eq!(strip_scram_plus(&frame[5..]).unwrap(), None);
+    }
+
+    #[test]
+    fn parse_bodies_split_into_name_text_and_types() {
+        let frame = parse_typed(b"s1", "SELECT $1", &[0, 1, 0, 0, 0, 23]);
+        let head = FrameHeader::parse(&frame).unwrap().unwrap();
+        assert_eq!(head.total_len, frame.len());
+        let p = parse_body(&frame[5..]).unwrap();
+        assert_eq!(p.name, b"s1");
+        assert_eq!(p.sql, b"SELECT $1");
+        assert_eq!(p.param_types, &[0, 1, 0, 0, 0, 23]);
+        // A type list shorter than its count is truncated.
+        assert_eq!(parse_body(b"s1\0SELECT $1\0\0\x02\0\0\0\x17"), None);
+    }
+
+    #[test]
+    fn row_description_fields_are_read_in_place() {
+        let body = row_description_body(&[("id", 16384, 1, 23), ("v", 16384, 2, 25)]);
+        let mut fields = row_fields(&body);
+        let all: Vec<_> = fields.by_ref().collect();
+        assert!(fields.complete());
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].name, b"v");
+        assert_eq!(
+            (all[1].table_oid, all[1].column, all[1].type_oid),
+            (16384, 2, 25)
+        );
+        assert_eq!(all[0].typmod, -1);
+        let mut cut = row_fields(&body[..body.len() - 3]);
+        assert_eq!(cut.by_ref().count(), 1);
+        assert!(!cut.complete());
     }
 }

@@ -23,6 +23,7 @@ mod memory;
 mod playbook;
 mod policy;
 mod policy_rewrites;
+mod prepared_shapes;
 mod relay;
 mod report_load;
 mod report_rows;

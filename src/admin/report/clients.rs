@@ -12,13 +12,16 @@ struct Acc {
     calls: u64,
     errors: u64,
     shapes: BTreeSet<u64>,
+    old_shapes: u64,
     first: Option<u64>,
     last: Option<u64>,
 }
 
 /// One row per client identity (`page.client`; with `page.table`, those
 /// that used it): sessions connected now, and its recorded executions,
-/// errors and statement shapes.
+/// errors and statement shapes, and its prepared statements the proxy keeps
+/// on the result shape they had before a schema change (`old_shapes`: a
+/// deploy that never refreshed its statements).
 pub fn clients(handle: &dyn ReportView, page: &Page) -> Report {
     let users_of_table: Option<BTreeSet<ClientIdentity>> = page.table.as_ref().map(|_| {
         handle
@@ -37,6 +40,13 @@ pub fn clients(handle: &dyn ReportView, page: &Page) -> Report {
             (identity.clone(), Acc::default())
         }) {
             acc.sessions += 1;
+        }
+    }
+    for (identity, n) in handle.old_shapes().into_iter().filter(|(c, _)| wanted(c)) {
+        if let Some((_, acc)) = pager.slot(client_key(&identity).to_vec(), || {
+            (identity.clone(), Acc::default())
+        }) {
+            acc.old_shapes += n;
         }
     }
     for r in handle.usage().statements() {
@@ -71,6 +81,7 @@ pub fn clients(handle: &dyn ReportView, page: &Page) -> Report {
                 Cell::count(acc.shapes.len() as u64),
                 acc.first.map(Cell::Time).unwrap_or(Cell::Null),
                 acc.last.map(Cell::Time).unwrap_or(Cell::Null),
+                Cell::count(acc.old_shapes),
             ],
         );
     }

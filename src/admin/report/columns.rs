@@ -18,6 +18,7 @@ pub const CLIENTS: Columns = &[
     ("statements", Int),
     ("first_seen", Time),
     ("last_seen", Time),
+    ("old_shapes", Int),
 ];
 
 /// `SHOW TABLES`
