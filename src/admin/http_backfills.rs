@@ -43,6 +43,51 @@ fn engine(st: &HttpState, headers: &HeaderMap) -> Result<Arc<Backfills>, Box<Res
         .ok_or_else(|| Box::new(refuse(&BackfillError::Stopped)))
 }
 
+/// A request that starts or controls a job: besides the token (when one is
+/// configured), it must say `Content-Type: application/json` (a web page
+/// cannot send that to another site without a CORS preflight, which this
+/// API never answers, so a browser on the operator's machine cannot be made
+/// to start a job), and an API open to the network needs a token: a job
+/// runs SQL as the service login.
+fn writable(st: &HttpState, headers: &HeaderMap) -> Result<Arc<Backfills>, Box<Response>> {
+    let engine = engine(st, headers)?;
+    let json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return Err(Box::new(refuse(&BackfillError::Invalid {
+            message: "a request that starts or controls a backfill needs Content-Type: application/json".into(),
+            hint: "send the header (ddlguard backfill does); browsers cannot send it to another site, which keeps web pages from starting jobs".into(),
+        })));
+    }
+    let open = st.token.is_none();
+    let loopback = st
+        .handle
+        .config()
+        .admin
+        .http_listen
+        .is_none_or(|a| a.ip().is_loopback());
+    if open && !loopback {
+        return Err(Box::new(
+            (
+                StatusCode::FORBIDDEN,
+                Json(Refusal {
+                    error: "starting or controlling backfills over HTTP on a non-loopback address needs a token: a job runs SQL as the service login".into(),
+                    sqlstate: "28000".into(),
+                    hint: Some("set [admin] http_token_env (and send Authorization: Bearer <token>), or use the admin console".into()),
+                }),
+            )
+                .into_response(),
+        ));
+    }
+    Ok(engine)
+}
+
 /// `GET /api/v1/backfills`: every job, oldest first.
 pub async fn list(State(st): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     match engine(&st, &headers) {
@@ -78,7 +123,7 @@ pub async fn create(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let b = match engine(&st, &headers) {
+    let b = match writable(&st, &headers) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -103,7 +148,7 @@ pub async fn act(
     headers: HeaderMap,
     Path((id, verb)): Path<(u64, String)>,
 ) -> Response {
-    let b = match engine(&st, &headers) {
+    let b = match writable(&st, &headers) {
         Ok(b) => b,
         Err(r) => return *r,
     };

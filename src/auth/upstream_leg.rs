@@ -55,6 +55,8 @@ pub async fn login(
     server.write_all(raw_startup).await?;
     server.flush().await?;
     let mut scram: Option<ScramClient> = None;
+    // Set once the server proved it knows the verifier (SASLFinal checked).
+    let mut server_verified = false;
     loop {
         let Some(head) = FrameHeader::parse(buf)?.filter(|h| buf.len() >= h.total_len) else {
             if server.read_buf(buf).await? == 0 {
@@ -73,7 +75,16 @@ pub async fn login(
                 let code = messages::auth_code(body)?;
                 let data = &body[4..];
                 match code {
-                    // AuthenticationOk: left in the buffer for the relay.
+                    // AuthenticationOk: left in the buffer for the relay. After
+                    // a SCRAM exchange only once the server's signature was
+                    // checked (as libpq): a server that skips SASLFinal has not
+                    // proved it is the one the verifier came from.
+                    0 if scram.is_some() && !server_verified => {
+                        return Err(UpstreamScramError::Malformed(
+                            "AuthenticationOk before the server's SCRAM signature (SASLFinal)",
+                        )
+                        .into())
+                    }
                     0 => return Ok(()),
                     5 => md5_reply(proof, data)?,
                     10 => {
@@ -100,6 +111,7 @@ pub async fn login(
                             "SASLFinal before SASL",
                         ))?;
                         client.verify(data)?;
+                        server_verified = true;
                         Vec::new()
                     }
                     3 => return Err(UpstreamLoginError::Unanswerable(

@@ -15,7 +15,7 @@ pub const CHUNK: usize = 16 * 1024;
 /// Buffers larger than this (grown for a large message) are freed, not kept.
 const MAX_KEPT: usize = 4 * CHUNK;
 /// Buffers kept per thread; more are freed.
-const MAX_POOLED: usize = 256;
+const MAX_POOLED: usize = 32;
 
 thread_local! {
     static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };

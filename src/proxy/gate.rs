@@ -300,7 +300,7 @@ pub(super) fn guarded(
 /// The refusal for a rewrite the gate cannot run where the statement came:
 /// inside a multi-statement Query or transaction block, or in the extended
 /// protocol (not yet supported). The client is told the safe steps.
-fn cannot_rewrite_here(rewrite: &Rewrite, in_transaction: bool) -> ProxyError {
+pub(super) fn cannot_rewrite_here(rewrite: &Rewrite, in_transaction: bool) -> ProxyError {
     let steps: Vec<&str> = rewrite.steps.iter().map(|s| s.sql.as_str()).collect();
     let (why, instead) = if in_transaction {
         (
@@ -410,7 +410,18 @@ impl Gate {
                 let (name, sql) = messages::parse_parts(body);
                 // Its errors count until the next Sync's ReadyForQuery.
                 let until = self.ready_sent + 1;
-                let stop = self.statement_text(sql, tx_status, search_path, until, false, true);
+                let stop =
+                    match self.statement_text(sql, tx_status, search_path, until, false, true) {
+                        // A prepared COMMIT may be executed once sequences were
+                        // deferred (drivers keep it): remembered, held at its
+                        // Execute only then.
+                        Stop::Go if interest(sql, self.strings) == Interest::Commit => {
+                            Stop::Hold(HeldWork::Commit {
+                                sql: String::from_utf8_lossy(sql).into_owned(),
+                            })
+                        }
+                        stop => stop,
+                    };
                 // A statement of the same name replaces the last one.
                 if !self.prepared.is_empty() {
                     self.prepared.remove(name);
@@ -443,6 +454,9 @@ impl Gate {
             b'E' => {
                 let portal = messages::execute_portal(body);
                 match self.portals.remove(portal) {
+                    Some((HeldWork::Commit { .. }, _)) if self.deferred.is_empty() => {
+                        Passage::Forward
+                    }
                     Some((work, notes)) => {
                         self.notes = Some(notes);
                         Passage::HoldExecute(work)

@@ -140,6 +140,28 @@ impl Relay {
         Ok(for_client)
     }
 
+    /// Answers a rewrite that must run outside a transaction block but came
+    /// inside one (a prepared statement judged when the session was idle):
+    /// in a failed transaction as Postgres would (25P02), else refused.
+    pub(super) async fn rewrite_refused(&mut self, rewrite: &Rewrite) -> Result<Vec<u8>, RelayEnd> {
+        let mut for_client = Vec::new();
+        let status = if self.state.tx_status == b'E' {
+            let outcome = self.client_statement(&rewrite.original).await?;
+            for_client.extend_from_slice(&outcome.frames);
+            outcome.status
+        } else {
+            // Like a failing statement, it leaves the transaction failed.
+            let status = self
+                .own_statement("SELECT 1/0", &mut for_client)
+                .await?
+                .status;
+            gate::cannot_rewrite_here(rewrite, true).encode(&mut for_client);
+            status
+        };
+        for_client.extend_from_slice(&exchange::ready_for_query(status));
+        Ok(for_client)
+    }
+
     /// Answers a statement whose safe sequence waits for its transaction's
     /// COMMIT as if it ran (its tag), telling the client so; the gate keeps
     /// the sequence.

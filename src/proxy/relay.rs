@@ -514,8 +514,11 @@ impl Relay {
                         let path = self.tracker.as_ref().map_or("", |t| t.search_path());
                         let passage =
                             gate.on_client(head.tag, body, st.tx_status, path, st.unsynced);
+                        // A Parse's notes stay with its statement in the gate
+                        // until its Execute.
                         if let Some(notes) = gate.take_ddl_notes() {
-                            if let Some(tracker) = self.tracker.as_mut() {
+                            if let (Some(tracker), b'Q' | b'E') = (self.tracker.as_mut(), head.tag)
+                            {
                                 tracker.annotate_ddl(notes);
                             }
                         }
@@ -597,7 +600,9 @@ impl Relay {
             return Turn::Wait;
         }
         match FrameHeader::parse(&self.from_client.buf[held.len..]) {
-            Ok(Some(next)) if next.tag == b'S' => return Turn::Run,
+            Ok(Some(next)) if next.tag == b'S' && next.total_len == messages::SYNC.len() => {
+                return Turn::Run
+            }
             Ok(None) if !self.from_client.eof => return Turn::Wait,
             _ => {}
         }
@@ -649,6 +654,13 @@ impl Relay {
             }
         }
         let answer = match &held.work {
+            // Judged at its Parse: the transaction may have changed since.
+            HeldWork::Rewrite(rewrite) if self.state.tx_status != b'I' => {
+                self.rewrite_refused(rewrite).await?
+            }
+            HeldWork::Defer(rewrite) if self.state.tx_status == b'I' => {
+                self.run_rewrite(rewrite).await?
+            }
             HeldWork::Rewrite(rewrite) => self.run_rewrite(rewrite).await?,
             HeldWork::Guard(guarded) => self.run_guarded(guarded).await?,
             HeldWork::Defer(rewrite) => self.run_defer(rewrite),

@@ -73,7 +73,10 @@ async fn http(method: &'static str, url: String, body: Option<Value>) -> (u16, V
                 .post(&url)
                 .header("content-type", "application/json")
                 .send(b.to_string()),
-            ("POST", None) => agent.post(&url).send_empty(),
+            ("POST", None) => agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send_empty(),
             _ => agent.get(&url).call(),
         }
         .unwrap_or_else(|e| panic!("{url}: {e}"));
@@ -452,6 +455,26 @@ async fn unsafe_backfills_are_refused_and_say_what_to_do() {
         .unwrap();
     let proxy = start_proxy(cluster).await;
     let req = |table: &str, set: &str| json!({"table": table, "set": set, "database": db});
+    // A POST a web page could send (no JSON content type) starts nothing.
+    let url = api(&proxy);
+    let body = req("items", "v = upper(v)").to_string();
+    let plain = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let response = agent
+            .post(&url)
+            .header("content-type", "text/plain")
+            .send(body)
+            .unwrap();
+        response.status().as_u16()
+    })
+    .await
+    .unwrap();
+    assert_eq!(plain, 400, "refused without Content-Type: application/json");
+    let (_, jobs) = http("GET", api(&proxy), None).await;
+    assert_eq!(jobs, json!([]), "no job was started");
     let mut with_key = req("logs", "msg = upper(msg)");
     with_key["key"] = json!("code");
     let subquery = "email_lower = (SELECT v FROM other WHERE other.id = items.id)";

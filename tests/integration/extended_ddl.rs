@@ -225,3 +225,43 @@ async fn prepared_ddl_runs_guarded_and_leaves_the_clients_settings_as_they_were(
         "the prepared ALTER ran guarded"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_statement_is_judged_again_where_it_runs() {
+    let (cluster, db, direct) = items_db("ext_rejudge", 50).await;
+    let proxy = TestProxy::start_with(cluster, |c| {
+        c.policy.in_transaction = ddlguard::policy::InTransaction::AfterCommit;
+    })
+    .await;
+    let mut client = crate::support::connect(&proxy.conn(&db)).await;
+    // Prepared while idle (a rewrite), executed inside a transaction block:
+    // refused there, and the transaction is failed as after an error.
+    let stmt = client
+        .prepare("CREATE INDEX items_later ON items (v)")
+        .await
+        .unwrap();
+    let tx = client.transaction().await.unwrap();
+    let err = tx.execute(&stmt, &[]).await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "55000", "{err:?}");
+    let aborted = tx.execute("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(aborted.code().unwrap().code(), "25P02");
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        count(
+            &direct,
+            "SELECT count(*) FROM pg_class WHERE relname = 'items_later'"
+        )
+        .await,
+        0
+    );
+    // Prepared inside a transaction (deferred there), executed when idle:
+    // the safe sequence runs at once.
+    let tx = client.transaction().await.unwrap();
+    let stmt = tx
+        .prepare("CREATE INDEX items_idle ON items (v)")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    client.execute(&stmt, &[]).await.unwrap();
+    assert_eq!(valid_index(&direct, "items_idle").await, 1);
+}
