@@ -314,6 +314,10 @@ proc_rss_kib() {
   awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
 }
 
+proc_anon_kib() { # resident anonymous memory (heap, stacks): RSS without the binary's pages
+  awk '/^RssAnon:/ {print $2}' "/proc/$1/status"
+}
+
 established_on() { # accepted, established TCP connections on local port $1 (IPv4+IPv6)
   local hex
   hex="$(printf '%04X' "$1")"
@@ -777,7 +781,7 @@ else
   printf '\\sleep 10 s\n' >"$TMP/idle.sql"
   IDLE_DESC="only \`\\sleep 10 s\`"
 fi
-declare -A M_BEFORE M_AFTER M_PER M_CLIENTS M_BACKENDS
+declare -A M_BEFORE M_AFTER M_PER M_ANON M_CLIENTS M_BACKENDS
 
 backend_count() { # client backends on Postgres with application_name $1
   "$PSQL" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -Atc \
@@ -785,7 +789,7 @@ backend_count() { # client backends on Postgres with application_name $1
 }
 
 measure_idle() { # target
-  local target="$1" port pid before after clients=0 backends=0 i bg out rc=0 app="e2e-idle-$1"
+  local target="$1" port pid before after anon_before anon_after clients=0 backends=0 i bg out rc=0 app="e2e-idle-$1"
   # A fresh proxy process, so allocator caches from the throughput runs do not
   # hide per-session memory; one short session first to get past lazy init.
   if [ "$target" = ddlguard ]; then
@@ -801,6 +805,7 @@ measure_idle() { # target
     PROBLEMS+=("memory: psql 'SELECT 1' via $target failed")
   sleep 1
   before="$(proc_rss_kib "$pid")"
+  anon_before="$(proc_anon_kib "$pid")"
   out="$RUNS_DIR/idle-$target.txt"
   log "memory: $IDLE_SESSIONS idle sessions -> $target (RSS before ${before} KiB)"
   PGAPPNAME="$app" "$PGBENCH" -h 127.0.0.1 -p "$port" -U postgres -n -c "$IDLE_SESSIONS" -j 2 -T 12 \
@@ -820,6 +825,7 @@ measure_idle() { # target
   sleep 1
   clients="$(established_on "$port")"
   after="$(proc_rss_kib "$pid")"
+  anon_after="$(proc_anon_kib "$pid")"
   backends="$(backend_count "$app")"
   log "memory: $target RSS after ${after} KiB, $clients client connections, $backends server backends"
   wait "$bg" || rc=$?
@@ -835,6 +841,7 @@ measure_idle() { # target
   M_CLIENTS[$target]="$clients"
   M_BACKENDS[$target]="$backends"
   M_PER[$target]="$(awk -v a="$after" -v b="$before" -v n="$IDLE_SESSIONS" 'BEGIN { printf "%.1f\n", (a - b) / n }')"
+  M_ANON[$target]="$(awk -v a="$anon_after" -v b="$anon_before" -v n="$IDLE_SESSIONS" 'BEGIN { printf "%.1f\n", (a - b) / n }')"
 }
 
 MEM_TARGETS=(ddlguard)
@@ -925,10 +932,10 @@ AGG="median of $ROUNDS rounds"
   echo
   echo "Memory, $IDLE_SESSIONS idle sessions (pgbench -n -c $IDLE_SESSIONS -j 2 -T 12 -f idle.sql, $IDLE_DESC; fresh proxy process, RSS sampled once all are connected):"
   echo
-  echo "| proxy | RSS before KiB | RSS after KiB | KiB per idle session | client conns at sample | their server backends |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| proxy | RSS before KiB | RSS after KiB | KiB per idle session | anonymous KiB per idle session | client conns at sample | their server backends |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
   for target in "${MEM_TARGETS[@]}"; do
-    echo "| $target | ${M_BEFORE[$target]} | ${M_AFTER[$target]} | ${M_PER[$target]} | ${M_CLIENTS[$target]} | ${M_BACKENDS[$target]} |"
+    echo "| $target | ${M_BEFORE[$target]} | ${M_AFTER[$target]} | ${M_PER[$target]} | ${M_ANON[$target]} | ${M_CLIENTS[$target]} | ${M_BACKENDS[$target]} |"
   done
   echo
   echo "All runs:"
