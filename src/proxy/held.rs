@@ -109,6 +109,10 @@ fn command_tag(frames: &[u8]) -> Option<String> {
     found
 }
 
+/// Longest pause between two pre-flight looks at the blockers (each is one
+/// query on pg_locks): the DDL starts at most this long after they ended.
+const PREFLIGHT_POLL_MAX: Duration = Duration::from_millis(250);
+
 /// The savepoint guarded execution retries from inside a transaction block.
 const SAVEPOINT: &str = "ddlguard_attempt";
 
@@ -728,7 +732,8 @@ impl Relay {
             if !self.pause(pause).await {
                 return Ok(false);
             }
-            pause = (pause * 2).min(Duration::from_secs(1));
+            // Polls stay short so the DDL goes soon after the blocker ends.
+            pause = (pause * 2).min(PREFLIGHT_POLL_MAX);
         }
     }
 
