@@ -635,6 +635,17 @@ impl UsageRegistry {
             .collect()
     }
 
+    /// A copy of the entries whose analysis `keep` accepts, with their
+    /// client ids. Copied out first: resolving while iterating would hold
+    /// the map's shard locks, and `record` on the relay path would wait.
+    fn snapshot(&self, keep: impl Fn(&Analysis) -> bool) -> Vec<(u64, Entry)> {
+        self.entries
+            .iter()
+            .filter(|item| keep(&item.value().analysis))
+            .map(|item| (item.key().0, item.value().clone()))
+            .collect()
+    }
+
     /// The totals and analysis of the entries whose analysis `keep` accepts
     /// (the policy asks who used one function, sequence, type or schema while
     /// a DDL statement waits; it must not copy the whole aggregate).
@@ -642,13 +653,7 @@ impl UsageRegistry {
         &self,
         keep: impl Fn(&Analysis) -> bool,
     ) -> Vec<(UsageRecord, Arc<Analysis>)> {
-        let snapshot: Vec<(u64, Entry)> = self
-            .entries
-            .iter()
-            .filter(|item| keep(&item.value().analysis))
-            .map(|item| (item.key().0, item.value().clone()))
-            .collect();
-        snapshot
+        self.snapshot(keep)
             .into_iter()
             .filter_map(|(client, e)| {
                 let (identity, path) = self.identity(client)?;
@@ -674,14 +679,7 @@ impl UsageRegistry {
         keep: impl Fn(&Analysis) -> bool,
         catalog_of: impl Fn(&str) -> Arc<Catalog>,
     ) -> Vec<UsageRow> {
-        // Copy out first: resolving while iterating would hold the map's
-        // shard locks, and `record` on the relay path would wait for them.
-        let snapshot: Vec<(u64, Entry)> = self
-            .entries
-            .iter()
-            .filter(|item| keep(&item.value().analysis))
-            .map(|item| (item.key().0, item.value().clone()))
-            .collect();
+        let snapshot = self.snapshot(keep);
         let mut rows = Vec::new();
         for (client, e) in &snapshot {
             let Some((identity, path)) = self.identity(*client) else {

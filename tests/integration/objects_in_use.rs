@@ -9,6 +9,16 @@ use tokio_postgres::Client;
 
 /// A database with a schema `shop` (a table, a function, a sequence) and, in
 /// `public`, a function and an enum type.
+/// Then a proxy, and a session through it named `first` and one named
+/// `second` (application_name).
+async fn start(name: &str, first: &str, second: &str) -> (Client, TestProxy, Client, Client) {
+    let (cluster, db, direct) = setup(name).await;
+    let proxy = TestProxy::start(cluster).await;
+    let app = |name: &str| format!("{} application_name={name}", proxy.conn(&db));
+    let (a, b) = (connect(&app(first)).await, connect(&app(second)).await);
+    (direct, proxy, a, b)
+}
+
 async fn setup(name: &str) -> (&'static Cluster, String, Client) {
     let (cluster, db, direct) = items_db(name, 5).await;
     direct
@@ -90,12 +100,9 @@ async fn objects_left(direct: &Client) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ddl_on_objects_another_client_uses_is_refused_naming_that_client() {
-    let (cluster, db, direct) = setup("objects_in_use").await;
-    let proxy = TestProxy::start(cluster).await;
-    let app = |name: &str| format!("{} application_name={name}", proxy.conn(&db));
-    let worker = connect(&app("order_worker")).await;
+    let (direct, _proxy, worker, migrator) =
+        start("objects_in_use", "order_worker", "migrator").await;
     use_everything(&worker).await;
-    let migrator = connect(&app("migrator")).await;
     for (sql, rule, shape) in DDL {
         let err = match migrator.batch_execute(sql).await {
             Ok(()) => panic!("{sql} went through"),
@@ -117,13 +124,9 @@ async fn ddl_on_objects_another_client_uses_is_refused_naming_that_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_ddl_goes_through_when_only_the_issuer_used_the_objects() {
-    let (cluster, db, direct) = setup("objects_own_use").await;
-    let proxy = TestProxy::start(cluster).await;
-    let app = |name: &str| format!("{} application_name={name}", proxy.conn(&db));
-    let migrator = connect(&app("migrator")).await;
+    let (direct, _proxy, migrator, other) = start("objects_own_use", "migrator", "reporting").await;
     use_everything(&migrator).await;
     // Another client that used something else does not count either.
-    let other = connect(&app("reporting")).await;
     other
         .query("SELECT count(*) FROM items", &[])
         .await
