@@ -10,13 +10,17 @@ use tokio_postgres::Client;
 /// A database with a schema `shop` (a table, a function, a sequence) and, in
 /// `public`, a function and an enum type.
 /// Then a proxy, and a session through it named `first` and one named
-/// `second` (application_name).
-async fn start(name: &str, first: &str, second: &str) -> (Client, TestProxy, Client, Client) {
+/// `second` (application_name); the direct client and the database come first.
+async fn start(
+    name: &str,
+    first: &str,
+    second: &str,
+) -> ((Client, String), TestProxy, Client, Client) {
     let (cluster, db, direct) = setup(name).await;
     let proxy = TestProxy::start(cluster).await;
     let app = |name: &str| format!("{} application_name={name}", proxy.conn(&db));
     let (a, b) = (connect(&app(first)).await, connect(&app(second)).await);
-    (direct, proxy, a, b)
+    ((direct, db), proxy, a, b)
 }
 
 async fn setup(name: &str) -> (&'static Cluster, String, Client) {
@@ -100,9 +104,21 @@ async fn objects_left(direct: &Client) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ddl_on_objects_another_client_uses_is_refused_naming_that_client() {
-    let (direct, _proxy, worker, migrator) =
+    let ((direct, db), proxy, worker, migrator) =
         start("objects_in_use", "order_worker", "migrator").await;
     use_everything(&worker).await;
+    // A client that finds `shop.orders` through its search_path uses the
+    // schema too.
+    let conn = proxy.conn(&db);
+    let path_worker = connect(&format!("{conn} application_name=path_worker")).await;
+    path_worker
+        .batch_execute("SET search_path = shop, public")
+        .await
+        .unwrap();
+    path_worker
+        .query("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap();
     for (sql, rule, shape) in DDL {
         let err = match migrator.batch_execute(sql).await {
             Ok(()) => panic!("{sql} went through"),
@@ -117,6 +133,11 @@ async fn ddl_on_objects_another_client_uses_is_refused_naming_that_client() {
             "{sql}: {detail}"
         );
         assert!(!detail.contains("migrator"), "{sql}: {detail}");
+        assert_eq!(
+            detail.contains("path_worker"),
+            sql.contains("SCHEMA shop"),
+            "{sql}: {detail}"
+        );
     }
     // Nothing was executed: 2 functions, the sequence, the type, the schema.
     assert_eq!(objects_left(&direct).await, 5);
@@ -124,7 +145,8 @@ async fn ddl_on_objects_another_client_uses_is_refused_naming_that_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_ddl_goes_through_when_only_the_issuer_used_the_objects() {
-    let (direct, _proxy, migrator, other) = start("objects_own_use", "migrator", "reporting").await;
+    let ((direct, _), _proxy, migrator, other) =
+        start("objects_own_use", "migrator", "reporting").await;
     use_everything(&migrator).await;
     // Another client that used something else does not count either.
     other
