@@ -9,6 +9,7 @@ pub mod extract;
 pub mod fingerprint;
 mod lexical;
 pub mod model;
+pub mod objects;
 pub mod resolve;
 pub mod search_path;
 pub mod split;
@@ -16,7 +17,9 @@ pub mod star;
 pub mod tokens;
 
 pub use fingerprint::{fingerprint, Fingerprint};
-pub use model::{Analysis, ColumnUse, Mode, RelationName, RelationUse, StatementKind};
+pub use model::{
+    Analysis, ColumnUse, Mode, ObjectUse, ObjectUseKind, RelationName, RelationUse, StatementKind,
+};
 pub use resolve::{resolve, Dependency, QualifiedName, ResolvedUse};
 
 use sqlparser::dialect::PostgreSqlDialect;
@@ -62,6 +65,7 @@ pub fn analyze_uncached(sql: &str, fp: Fingerprint) -> Analysis {
                 .unwrap_or(StatementKind::Utility);
             let uses = x.finish();
             Analysis {
+                objects: objects::objects(&parsed),
                 changes_search_path,
                 fingerprint: fp,
                 kind,
@@ -102,6 +106,7 @@ pub fn analyze_uncached(sql: &str, fp: Fingerprint) -> Analysis {
                 parsed: false,
                 relations,
                 columns: Vec::new(),
+                objects: Vec::new(),
                 ddl,
             }
         }
@@ -142,11 +147,14 @@ pub fn analysis_bytes(a: &Analysis) -> usize {
                         .sum::<usize>()
             })
             .sum::<usize>();
+    let objects = heap_bytes(a.objects.capacity() * size_of::<ObjectUse>())
+        + a.objects.iter().map(|o| name(&o.name)).sum::<usize>();
     // The Arc's counters are allocated with the value.
     heap_bytes(size_of::<Analysis>() + 16)
         + heap_bytes(a.fingerprint.text.capacity())
         + relations
         + columns
+        + objects
 }
 
 /// Keeps the cache's byte count as analyses leave it.

@@ -126,6 +126,9 @@ pub struct Analysis {
     pub relations: Vec<RelationUse>,
     /// Columns named.
     pub columns: Vec<ColumnUse>,
+    /// Functions called, sequences read through `nextval` and the like,
+    /// and types cast to (user types only; built-in type names are not kept).
+    pub objects: Vec<ObjectUse>,
     /// Some statement of the text may change `search_path` (decided once
     /// per shape; the raw text is then parsed for the new value).
     pub changes_search_path: bool,
@@ -141,4 +144,25 @@ impl Analysis {
     pub fn changes_catalog(&self) -> bool {
         self.ddl.iter().any(|c| c.changes_catalog())
     }
+}
+
+/// What kind of non-relation object a statement uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectUseKind {
+    /// A function or procedure it calls (`f(...)`, `CALL p(...)`, `FROM f(...)`).
+    Function,
+    /// A sequence named in `nextval('s')`, `currval('s')` or `setval('s', ...)`.
+    Sequence,
+    /// A type named in a cast (`x::t`, `CAST(x AS t)`).
+    Type,
+}
+
+/// A function, sequence or type a statement uses, so that the policy can
+/// tell who still depends on it before it is dropped, renamed or moved.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectUse {
+    /// Function, sequence or type.
+    pub kind: ObjectUseKind,
+    /// The name as written, folded as Postgres folds identifiers.
+    pub name: RelationName,
 }

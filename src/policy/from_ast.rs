@@ -283,6 +283,35 @@ fn ops(ast: &Ast, idents: &mut Vec<String>) -> Vec<Op> {
                 _ => Vec::new(),
             }
         }
+        // ALTER FUNCTION / AGGREGATE and ALTER SCHEMA: the renames and moves
+        // the usage-aware rules read.
+        Ast::AlterFunction(f) => match &f.operation {
+            sqlparser::ast::AlterFunctionOperation::RenameTo { new_name } => vec![Op::Rename {
+                kind: ObjectKind::Function,
+                name: name(&f.function.name),
+                to: ident(new_name),
+            }],
+            sqlparser::ast::AlterFunctionOperation::SetSchema { schema_name } => {
+                vec![Op::SetSchema {
+                    kind: ObjectKind::Function,
+                    name: name(&f.function.name),
+                    schema: name(schema_name).name,
+                }]
+            }
+            _ => Vec::new(),
+        },
+        Ast::AlterSchema(a) => a
+            .operations
+            .iter()
+            .filter_map(|op| match op {
+                sqlparser::ast::AlterSchemaOperation::Rename { name: to } => Some(Op::Rename {
+                    kind: ObjectKind::Schema,
+                    name: name(&a.name),
+                    to: name(to).name,
+                }),
+                _ => None,
+            })
+            .collect(),
         Ast::AlterType(t) => match &t.operation {
             AlterTypeOperation::Rename(r) => vec![Op::Rename {
                 kind: ObjectKind::Type,

@@ -8,7 +8,7 @@ use super::gate::{
 };
 use super::tracker::TrackingContext;
 use crate::analysis::classify::classify;
-use crate::analysis::{fingerprint, search_path, RelationName};
+use crate::analysis::{fingerprint, search_path, ObjectUse, ObjectUseKind, RelationName};
 use crate::config::Config;
 use crate::config::PolicySettings;
 use crate::guard::lock::{strong_lock, LockMode};
@@ -16,8 +16,9 @@ use crate::guard::GuardSettings;
 use crate::policy::statement::Op;
 use crate::policy::{self, Context, Dependent, Mode, ObjectKind, Verdict};
 use crate::usage::dependents::{self, rfc3339, Target};
-use crate::usage::{now_ms, RuleHit};
+use crate::usage::{now_ms, ClientIdentity, RuleHit};
 use crate::wire::messages::ProxyError;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
@@ -227,15 +228,38 @@ impl policy::Usage for RegistryUsage<'_> {
         object: &RelationName,
         column: Option<&str>,
     ) -> Vec<Dependent> {
-        if !matches!(
-            kind,
-            ObjectKind::Table
-                | ObjectKind::View
-                | ObjectKind::MaterializedView
-                | ObjectKind::Sequence
-        ) {
-            return Vec::new();
+        match kind {
+            ObjectKind::Table | ObjectKind::View | ObjectKind::MaterializedView => {
+                self.relation_dependents(object, column)
+            }
+            // Read as a relation (`SELECT last_value FROM s`) or drawn from.
+            ObjectKind::Sequence => {
+                let mut deps = self.relation_dependents(object, None);
+                for d in self.object_dependents(|u, path| {
+                    u.kind == ObjectUseKind::Sequence && self.names(&u.name, object, path)
+                }) {
+                    if !deps.iter().any(|x| x.client == d.client) {
+                        deps.push(d);
+                    }
+                }
+                deps
+            }
+            ObjectKind::Function => self.object_dependents(|u, path| {
+                u.kind == ObjectUseKind::Function && self.names(&u.name, object, path)
+            }),
+            ObjectKind::Type => self.object_dependents(|u, path| {
+                u.kind == ObjectUseKind::Type && self.names(&u.name, object, path)
+            }),
+            ObjectKind::Schema => self.schema_dependents(&object.name),
+            _ => Vec::new(),
         }
+    }
+}
+
+impl RegistryUsage<'_> {
+    /// Clients that used the table, view or sequence `object` (or its
+    /// `column`) as a relation.
+    fn relation_dependents(&self, object: &RelationName, column: Option<&str>) -> Vec<Dependent> {
         let tracking = &self.judge.tracking;
         let me = self.facts.identity;
         // Only the shapes that name the table (any schema) are expanded.
@@ -260,14 +284,129 @@ impl policy::Usage for RegistryUsage<'_> {
         dependents::dependents(&rows, &target, self.since_ms)
             .into_iter()
             .map(|d| Dependent {
-                client: format!(
-                    "application_name {:?} (user {:?}, {})",
-                    d.client.application_name, d.client.user, d.client.client_addr
-                ),
+                client: describe_client(&d.client),
                 dependency: if d.implicit { "implicit" } else { d.dependency },
                 last_used: rfc3339(d.last_seen_ms),
                 fingerprint: d.implicit_fingerprint.unwrap_or(d.fingerprint),
             })
             .collect()
     }
+
+    /// Clients other than the issuing one, in its database and within the
+    /// window, with a statement shape using an object that `uses` accepts
+    /// (given the search_path the statement ran under).
+    fn object_dependents(&self, uses: impl Fn(&ObjectUse, &str) -> bool) -> Vec<Dependent> {
+        let me = self.facts.identity;
+        let records = self
+            .judge
+            .tracking
+            .usage
+            .statements_where(|a| !a.objects.is_empty())
+            .into_iter()
+            .filter(|(r, a)| {
+                r.client.database == me.database
+                    && r.client != *me
+                    && r.last_seen_ms >= self.since_ms
+                    && a.objects.iter().any(|u| uses(u, &r.search_path))
+            })
+            .map(|(r, _)| (r.client, r.last_seen_ms, r.calls, r.fingerprint));
+        by_client(records)
+    }
+
+    /// Clients that used a relation in `schema` (as resolved with their
+    /// search_path) or named an object qualified with it.
+    fn schema_dependents(&self, schema: &str) -> Vec<Dependent> {
+        let tracking = &self.judge.tracking;
+        let me = self.facts.identity;
+        let may_be_in_it = |a: &crate::analysis::Analysis| {
+            a.relations
+                .iter()
+                .any(|r| r.relation.schema.as_deref().is_none_or(|s| s == schema))
+        };
+        let rows = tracking
+            .usage
+            .rows_where(may_be_in_it, |db| tracking.catalogs.get(db))
+            .into_iter()
+            .filter(|r| {
+                r.client.database == me.database
+                    && r.client != *me
+                    && r.last_seen_ms >= self.since_ms
+                    && r.schema == schema
+            });
+        let objects = tracking
+            .usage
+            .statements_where(|a| {
+                a.objects
+                    .iter()
+                    .any(|u| u.name.schema.as_deref() == Some(schema))
+            })
+            .into_iter()
+            .map(|(r, _)| r)
+            .filter(|r| {
+                r.client.database == me.database
+                    && r.client != *me
+                    && r.last_seen_ms >= self.since_ms
+            })
+            .map(|r| (r.client, r.last_seen_ms, r.calls, r.fingerprint));
+        by_client(
+            rows.map(|r| (r.client, r.last_seen_ms, r.calls, r.fingerprint))
+                .chain(objects),
+        )
+    }
+
+    /// Whether a use written `used` (under the search_path `path`) may be the
+    /// object the DDL names as `object`. A name qualified on both sides must
+    /// match exactly; a qualified DDL name matches an unqualified use whose
+    /// search_path holds that schema; an unqualified one matches by name
+    /// when the issuer's search_path could find the used schema.
+    fn names(&self, used: &RelationName, object: &RelationName, path: &str) -> bool {
+        if used.name != object.name {
+            return false;
+        }
+        let on_path = |p: &str, schema: &str| {
+            let list = if p.is_empty() {
+                vec!["$user".to_string(), "public".to_string()]
+            } else {
+                search_path::split_list(p)
+            };
+            // `$user` may name any schema: assume it could be this one.
+            list.iter().any(|s| s == schema || s == "$user")
+        };
+        match (&used.schema, &object.schema) {
+            (Some(u), Some(o)) => u == o,
+            (None, Some(o)) => on_path(path, o),
+            (Some(u), None) => on_path(self.facts.search_path, u),
+            (None, None) => true,
+        }
+    }
+}
+
+/// "application_name ... (user ..., address)" as refusals name a client.
+fn describe_client(c: &ClientIdentity) -> String {
+    format!(
+        "application_name {:?} (user {:?}, {})",
+        c.application_name, c.user, c.client_addr
+    )
+}
+
+/// One dependent per client from (client, last seen, calls, fingerprint)
+/// uses: its latest use and the fingerprint of its most executed shape.
+fn by_client(uses: impl IntoIterator<Item = (ClientIdentity, u64, u64, String)>) -> Vec<Dependent> {
+    let mut by: BTreeMap<ClientIdentity, (u64, u64, String)> = BTreeMap::new();
+    for (client, last, calls, fingerprint) in uses {
+        let e = by.entry(client).or_insert((0, 0, String::new()));
+        e.0 = e.0.max(last);
+        if calls > e.1 || e.2.is_empty() {
+            e.1 = calls;
+            e.2 = fingerprint;
+        }
+    }
+    by.into_iter()
+        .map(|(client, (last, _, fingerprint))| Dependent {
+            client: describe_client(&client),
+            dependency: "explicit",
+            last_used: rfc3339(last),
+            fingerprint,
+        })
+        .collect()
 }

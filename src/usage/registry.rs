@@ -635,6 +635,34 @@ impl UsageRegistry {
             .collect()
     }
 
+    /// A copy of the entries whose analysis `keep` accepts, with their
+    /// client ids. Copied out first: resolving while iterating would hold
+    /// the map's shard locks, and `record` on the relay path would wait.
+    fn snapshot(&self, keep: impl Fn(&Analysis) -> bool) -> Vec<(u64, Entry)> {
+        self.entries
+            .iter()
+            .filter(|item| keep(&item.value().analysis))
+            .map(|item| (item.key().0, item.value().clone()))
+            .collect()
+    }
+
+    /// The totals and analysis of the entries whose analysis `keep` accepts
+    /// (the policy asks who used one function, sequence, type or schema while
+    /// a DDL statement waits; it must not copy the whole aggregate).
+    pub fn statements_where(
+        &self,
+        keep: impl Fn(&Analysis) -> bool,
+    ) -> Vec<(UsageRecord, Arc<Analysis>)> {
+        self.snapshot(keep)
+            .into_iter()
+            .filter_map(|(client, e)| {
+                let (identity, path) = self.identity(client)?;
+                let record = e.totals(identity, &path, e.analysis.fingerprint.id);
+                Some((record, e.analysis.clone()))
+            })
+            .collect()
+    }
+
     /// Every entry expanded into one row per table/column use, resolved with
     /// the catalog of the entry's database and the `search_path` the
     /// statement ran under, and as recorded where the catalog does not know
@@ -651,14 +679,7 @@ impl UsageRegistry {
         keep: impl Fn(&Analysis) -> bool,
         catalog_of: impl Fn(&str) -> Arc<Catalog>,
     ) -> Vec<UsageRow> {
-        // Copy out first: resolving while iterating would hold the map's
-        // shard locks, and `record` on the relay path would wait for them.
-        let snapshot: Vec<(u64, Entry)> = self
-            .entries
-            .iter()
-            .filter(|item| keep(&item.value().analysis))
-            .map(|item| (item.key().0, item.value().clone()))
-            .collect();
+        let snapshot = self.snapshot(keep);
         let mut rows = Vec::new();
         for (client, e) in &snapshot {
             let Some((identity, path)) = self.identity(*client) else {

@@ -20,6 +20,7 @@ mod guard;
 mod guard_options;
 mod lint;
 mod memory;
+mod objects_in_use;
 mod playbook;
 mod policy;
 mod policy_rewrites;

@@ -55,4 +55,20 @@ mod tests {
             "ALTER VIEW other RENAME TO v2",
         );
     }
+
+    #[test]
+    fn reads_alter_function_and_alter_schema_renames() {
+        assert_fires_only_when_used(
+            &RULE,
+            "ALTER FUNCTION used_f(int) RENAME TO g",
+            "used_f",
+            "ALTER FUNCTION other(int) RENAME TO g",
+        );
+        assert_fires_only_when_used(
+            &RULE,
+            "ALTER SCHEMA used_s RENAME TO s2",
+            "used_s",
+            "ALTER SCHEMA other RENAME TO s2",
+        );
+    }
 }

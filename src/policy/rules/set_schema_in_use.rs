@@ -42,4 +42,14 @@ mod tests {
             "ALTER TABLE other SET SCHEMA archive",
         );
     }
+
+    #[test]
+    fn reads_alter_function_set_schema() {
+        assert_fires_only_when_used(
+            &RULE,
+            "ALTER FUNCTION used_f(int) SET SCHEMA archive",
+            "used_f",
+            "ALTER FUNCTION other(int) SET SCHEMA archive",
+        );
+    }
 }
