@@ -145,13 +145,20 @@ impl Backfills {
     async fn store(&self) -> Arc<JobStore> {
         self.store
             .get_or_init(|| async {
-                match JobStore::open(&self.store_spec).await {
-                    Ok(s) => Arc::new(s),
-                    Err(e) => {
-                        warn!("backfill jobs kept in memory only: {e}");
-                        Arc::new(JobStore::Memory(std::sync::atomic::AtomicU64::new(1)))
+                // A store left locked by a crashed process can make an open
+                // wait: each attempt is bounded, a few are made.
+                let mut last = String::new();
+                for attempt in 1..=3 {
+                    let open = JobStore::open(&self.store_spec);
+                    match tokio::time::timeout(std::time::Duration::from_secs(10), open).await {
+                        Ok(Ok(s)) => return Arc::new(s),
+                        Ok(Err(e)) => last = e.to_string(),
+                        Err(_) => last = "opening the store took longer than 10 s".into(),
                     }
+                    warn!(attempt, "cannot open the backfill job store: {last}");
                 }
+                warn!("backfill jobs kept in memory only: {last}");
+                Arc::new(JobStore::Memory(std::sync::atomic::AtomicU64::new(1)))
             })
             .await
             .clone()

@@ -86,10 +86,14 @@ impl JobStore {
             }
             StoreSpec::Postgres(url) => {
                 let masked = spec.display();
-                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| pg_err(&masked, e))?;
-                tokio::spawn(connection);
+                // TLS as the URL's sslmode says, as the usage store connects.
+                let client =
+                    crate::usage::store::postgres::connect(url)
+                        .await
+                        .map_err(|error| StoreError::Postgres {
+                            url: masked.clone(),
+                            error,
+                        })?;
                 client
                     .batch_execute(POSTGRES_SCHEMA)
                     .await

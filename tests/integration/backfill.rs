@@ -641,16 +641,18 @@ fn after_a_crash_the_job_resumes_from_its_last_key() {
     let at_kill = rt.block_on(scalar(&direct, "SELECT count(*) FROM items WHERE n > 0"));
     assert!(at_kill < rows, "the job finished before the crash");
 
-    let proxy = BinProxy::spawn(&dir, port, &text);
+    let mut proxy = BinProxy::spawn(&dir, port, &text);
     let deadline = Instant::now() + Duration::from_secs(60);
     let first = loop {
         let answer = bin_job(&http, 1);
         if let Some(j) = answer.clone().filter(|j| j["id"] == 1) {
             break j;
         }
+        // Its own process, not another test's that took the port meanwhile.
+        let exited = proxy.child.try_wait().ok().flatten();
         assert!(
-            Instant::now() < deadline,
-            "job 1 not back after the restart (last answer {answer:?}):\n{}",
+            exited.is_none() && Instant::now() < deadline,
+            "job 1 not back after the restart (last answer {answer:?}, exited: {exited:?}):\n{}",
             proxy.log()
         );
         std::thread::sleep(Duration::from_millis(50));

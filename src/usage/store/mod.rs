@@ -2,7 +2,7 @@
 //! embedded default) or `postgres://...` (one history for a fleet of proxies).
 
 mod ddl;
-mod postgres;
+pub(crate) mod postgres;
 mod resolved;
 mod sqlite;
 

@@ -75,7 +75,7 @@ fn pg_text(e: &tokio_postgres::Error) -> String {
 
 /// Connects as libpq would with this URL: `sslmode` (default `prefer`) and
 /// `sslrootcert` choose TLS, with SCRAM channel binding over it.
-async fn connect(url: &str) -> Result<Client, String> {
+pub(crate) async fn connect(url: &str) -> Result<Client, String> {
     use crate::net::pg_tls::{url_tls, RustlsMake};
     use crate::net::settings::{UpstreamConfig, UpstreamTls};
     let tls = url_tls(url)?;
