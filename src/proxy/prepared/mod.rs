@@ -74,6 +74,7 @@ pub enum Interest {
 pub struct Recovery {
     name: Vec<u8>,
     sql: String,
+    original: String,
     param_types: Vec<u8>,
     shape: Vec<u8>,
     params: Option<Vec<u8>>,
@@ -96,6 +97,7 @@ impl Recovery {
         Plan {
             name: &self.name,
             sql: &self.sql,
+            original: &self.original,
             param_types: &self.param_types,
             shape: &self.shape,
             params: self.params.as_deref(),
@@ -436,6 +438,7 @@ impl Prepared {
         Ok(Recovery {
             name: c.statement,
             sql: pinned,
+            original: s.sql.clone(),
             param_types: s.param_types.clone(),
             params: s.params.clone(),
             shape,

@@ -21,6 +21,9 @@ pub struct Plan<'a> {
     pub name: &'a [u8],
     /// The pinned text.
     pub sql: &'a str,
+    /// The text the client parsed it with (put back if the replacement
+    /// fails, so the client's statement is never left closed).
+    pub original: &'a str,
     /// Parameter types as the client parsed the statement with.
     pub param_types: &'a [u8],
     /// The remembered RowDescription body.
@@ -80,6 +83,17 @@ pub async fn run(
     out.extend_from_slice(&SYNC);
     let replies = round_trip(server, buf, &out, for_client).await?;
     if replies.iter().any(|(tag, _)| *tag == b'E') {
+        // The Close took effect and the Parse did not: the client's name
+        // gets its own text back, as it had before (its next execution
+        // then fails as it would have without the proxy).
+        let mut out = messages::target_message(b'C', b'S', plan.name);
+        out.extend(messages::parse_typed(
+            plan.name,
+            plan.original,
+            plan.param_types,
+        ));
+        out.extend_from_slice(&SYNC);
+        round_trip(server, buf, &out, for_client).await?;
         return Ok(Err(Refusal::ReplaceFailed));
     }
     Ok(Ok(()))
