@@ -184,12 +184,25 @@ impl Backfills {
 
     async fn load(self: &Arc<Self>) {
         let store = self.store().await;
-        let jobs = match store.load().await {
-            Ok(jobs) => jobs,
-            Err(e) => {
-                warn!("cannot read stored backfill jobs: {e}");
-                return;
+        let mut jobs = None;
+        // Bounded like the open: a read that waits on a store a crashed
+        // process left busy is tried again.
+        for attempt in 1..=3 {
+            match tokio::time::timeout(std::time::Duration::from_secs(10), store.load()).await {
+                Ok(Ok(found)) => {
+                    jobs = Some(found);
+                    break;
+                }
+                Ok(Err(e)) => warn!(attempt, "cannot read stored backfill jobs: {e}"),
+                Err(_) => warn!(
+                    attempt,
+                    "reading stored backfill jobs took longer than 10 s"
+                ),
             }
+        }
+        let Some(jobs) = jobs else {
+            warn!("stored backfill jobs not loaded; running jobs of this proxy do not resume");
+            return;
         };
         let (mut mine, mut resumed) = (0, 0);
         for job in jobs {
