@@ -55,7 +55,15 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 
 /// Builds the client-facing TLS acceptor from PEM files.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+    Ok(acceptor_and_end_point(cert, key)?.0)
+}
+
+/// The acceptor and the `tls-server-end-point` hash of the certificate it
+/// serves, from one read of the file (a certificate rotated between two
+/// reads would make every SCRAM-SHA-256-PLUS login fail its binding check).
+pub fn acceptor_and_end_point(cert: &Path, key: &Path) -> Result<(TlsAcceptor, Vec<u8>), TlsError> {
     let certs = load_certs(cert)?;
+    let bound = end_point(&certs[0]);
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
         path: key.to_path_buf(),
         reason: e.to_string(),
@@ -67,18 +75,11 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     // As Postgres 17: a client that offers ALPN must offer "postgresql";
     // direct TLS (no SSLRequest) requires it.
     config.alpn_protocols = vec![ALPN.to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok((TlsAcceptor::from(Arc::new(config)), bound))
 }
 
 /// The ALPN protocol name of Postgres (PostgreSQL 17, `sslnegotiation=direct`).
 pub const ALPN: &[u8] = b"postgresql";
-
-/// The `tls-server-end-point` channel binding data (RFC 5929) of the
-/// certificate in the PEM file `cert`: what SCRAM-SHA-256-PLUS binds to.
-pub fn end_point_of_file(cert: &Path) -> Result<Vec<u8>, TlsError> {
-    let certs = load_certs(cert)?;
-    Ok(end_point(&certs[0]))
-}
 
 /// The `tls-server-end-point` hash of a DER certificate: the certificate
 /// hashed with its signature's hash algorithm, SHA-256 for MD5, SHA-1 and

@@ -39,10 +39,10 @@ impl Settings {
     /// Builds the TLS objects a configuration needs.
     pub fn new(config: Config) -> Result<Settings, TlsError> {
         let (acceptor, end_point) = match (&config.server.tls_cert, &config.server.tls_key) {
-            (Some(cert), Some(key)) => (
-                Some(tls::acceptor(cert, key)?),
-                Some(tls::end_point_of_file(cert)?),
-            ),
+            (Some(cert), Some(key)) => {
+                let (acceptor, end_point) = tls::acceptor_and_end_point(cert, key)?;
+                (Some(acceptor), Some(end_point))
+            }
             _ => (None, None),
         };
         let upstream = Arc::new(Upstream::new(config.upstream.clone())?);
