@@ -271,7 +271,14 @@ pub struct Gate {
 /// What judging a message's statements came to.
 enum Stop {
     Go,
-    Refuse { cut: usize, marker: String },
+    /// A COMMIT alone while nothing is deferred: it goes as sent, but a
+    /// prepared one is remembered (sequences may be deferred before a
+    /// driver executes it).
+    LoneCommit,
+    Refuse {
+        cut: usize,
+        marker: String,
+    },
     Hold(HeldWork),
 }
 
@@ -398,7 +405,7 @@ impl Gate {
                 let until = self.ready_sent;
                 let may_hold = !unsynced;
                 match self.statement_text(sql, tx_status, search_path, until, true, may_hold) {
-                    Stop::Go => Passage::Forward,
+                    Stop::Go | Stop::LoneCommit => Passage::Forward,
                     Stop::Refuse { cut, marker } => {
                         let sql = String::from_utf8_lossy(&sql[..cut]);
                         Passage::Replace(messages::query(&format!("{sql}SELECT {marker}()")))
@@ -410,18 +417,7 @@ impl Gate {
                 let (name, sql) = messages::parse_parts(body);
                 // Its errors count until the next Sync's ReadyForQuery.
                 let until = self.ready_sent + 1;
-                let stop =
-                    match self.statement_text(sql, tx_status, search_path, until, false, true) {
-                        // A prepared COMMIT may be executed once sequences were
-                        // deferred (drivers keep it): remembered, held at its
-                        // Execute only then.
-                        Stop::Go if interest(sql, self.strings) == Interest::Commit => {
-                            Stop::Hold(HeldWork::Commit {
-                                sql: String::from_utf8_lossy(sql).into_owned(),
-                            })
-                        }
-                        stop => stop,
-                    };
+                let stop = self.statement_text(sql, tx_status, search_path, until, false, true);
                 // A statement of the same name replaces the last one.
                 if !self.prepared.is_empty() {
                     self.prepared.remove(name);
@@ -431,6 +427,15 @@ impl Gate {
                         Passage::Replace(messages::parse(name, &format!("SELECT {marker}()")))
                     }
                     Stop::Go => Passage::Forward,
+                    // Drivers keep a prepared COMMIT: its Execute is held
+                    // once sequences were deferred by then.
+                    Stop::LoneCommit => {
+                        let sql = String::from_utf8_lossy(sql).into_owned();
+                        let work = HeldWork::Commit { sql };
+                        self.prepared
+                            .insert(name.to_vec(), (work, DdlNotes::forwarded()));
+                        Passage::Forward
+                    }
                     // Parsing it runs nothing: its Execute is held.
                     Stop::Hold(work) => {
                         let notes = self.notes.clone().unwrap_or_else(DdlNotes::forwarded);
@@ -522,7 +527,7 @@ impl Gate {
                 until_ready,
                 false,
             ) {
-                Stop::Go => {}
+                Stop::Go | Stop::LoneCommit => {}
                 stop => return stop,
             }
         }
@@ -563,8 +568,11 @@ impl Gate {
             }
             Interest::Commit => {
                 self.pending_block = Some(false);
-                if self.deferred.is_empty() || !may_rewrite {
+                if !may_rewrite {
                     return Stop::Go;
+                }
+                if self.deferred.is_empty() {
+                    return Stop::LoneCommit;
                 }
                 let sql = String::from_utf8_lossy(statement).into_owned();
                 return Stop::Hold(HeldWork::Commit { sql });
@@ -650,7 +658,7 @@ impl Gate {
             Stop::Hold(HeldWork::Build { .. } | HeldWork::Commit { .. }) | Stop::Go if warned => {
                 "warn"
             }
-            Stop::Hold(_) | Stop::Go => "forward",
+            Stop::Hold(_) | Stop::Go | Stop::LoneCommit => "forward",
         };
         self.notes = Some(DdlNotes {
             rules,

@@ -225,3 +225,24 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_commit_kept_by_the_driver_runs_the_deferred_sequence() {
+    let (cluster, db, direct) = items_db("after_commit_prepared", 50).await;
+    let proxy = TestProxy::start_with(cluster, after_commit).await;
+    let client = crate::support::connect(&proxy.conn(&db)).await;
+    // Prepared while nothing is deferred, as JDBC keeps its COMMIT.
+    let commit = client.prepare("COMMIT").await.unwrap();
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute("CREATE INDEX items_kept ON items (v)")
+        .await
+        .unwrap();
+    assert!(!relation_exists(&direct, "items_kept").await);
+    client.execute(&commit, &[]).await.unwrap();
+    assert_eq!(
+        valid_index(&direct, "items_kept").await,
+        1,
+        "built after the prepared COMMIT"
+    );
+}
