@@ -155,10 +155,7 @@ impl Relay {
             outcome.status
         } else {
             // Like a failing statement, it leaves the transaction failed.
-            let status = self
-                .own_statement("SELECT 1/0", &mut for_client)
-                .await?
-                .status;
+            let status = self.fail_transaction(&mut for_client).await?;
             gate::cannot_rewrite_here(rewrite, true).encode(&mut for_client);
             status
         };
@@ -345,7 +342,7 @@ impl Relay {
                 None => match build {
                     Some(settings) => {
                         let timeout = settings.build_statement_timeout;
-                        self.run_build(&step.sql, timeout, false, Some(&mut *for_client))
+                        self.run_build(&step.sql, timeout, false, false, for_client)
                             .await?
                     }
                     None => self.own_statement(&step.sql, for_client).await?,
@@ -408,10 +405,7 @@ impl Relay {
             if in_transaction {
                 // A cancelled statement leaves its transaction failed, as in
                 // Postgres: fail one there.
-                status = self
-                    .own_statement("SELECT 1/0", &mut for_client)
-                    .await?
-                    .status;
+                status = self.fail_transaction(&mut for_client).await?;
             }
             cancelled_error().encode(&mut for_client);
             for_client.extend_from_slice(&exchange::ready_for_query(status));
@@ -559,24 +553,26 @@ impl Relay {
         }
     }
 
+    /// Fails the open transaction block as a failing statement would (the
+    /// proxy answered the client's statement with an error of its own);
+    /// returns the status after it.
+    async fn fail_transaction(&mut self, for_client: &mut Vec<u8>) -> Result<u8, RelayEnd> {
+        Ok(self.own_statement("SELECT 1/0", for_client).await?.status)
+    }
+
     /// Runs a long build (CREATE INDEX CONCURRENTLY, ...) under `timeout`
     /// as its statement_timeout (zero: none) instead of the session's, and
-    /// puts the session's back. A client's own statement (`own` is `None`)
-    /// keeps its replies in the outcome's frames; a step of the proxy's own
-    /// sends asynchronous messages to `own`.
+    /// puts the session's back. `keep`: the client's own statement, whose
+    /// replies go in the outcome's frames (else a step of the proxy's own).
+    /// Asynchronous messages of the proxy's statements go to `for_client`.
     pub(super) async fn run_build(
         &mut self,
         sql: &str,
         timeout: Duration,
         in_transaction: bool,
-        own: Option<&mut Vec<u8>>,
+        keep: bool,
+        for_client: &mut Vec<u8>,
     ) -> Result<exchange::Outcome, RelayEnd> {
-        let mut scratch = Vec::new();
-        let clients_own = own.is_none();
-        let for_client = match own {
-            Some(v) => v,
-            None => &mut scratch,
-        };
         let shown = self
             .own_statement("SHOW statement_timeout", for_client)
             .await?;
@@ -597,7 +593,7 @@ impl Relay {
             )
             .await?;
         }
-        let mut o = if clients_own {
+        let mut o = if keep {
             self.client_statement(sql).await?
         } else {
             self.own_statement(sql, for_client).await?
@@ -610,7 +606,6 @@ impl Relay {
                 o.status = self.own_statement(&restore, for_client).await?.status;
             }
         }
-        o.frames.extend_from_slice(&scratch);
         Ok(o)
     }
 

@@ -112,6 +112,27 @@ pub struct ProtocolState {
 }
 
 impl ProtocolState {
+    /// A client message of type `tag` goes to the server.
+    fn on_client(&mut self, tag: u8) {
+        match tag {
+            b'Q' | b'F' => self.awaiting_ready += 1,
+            b'S' => {
+                self.awaiting_ready += 1;
+                self.unsynced = false;
+                self.syncs_since_execute += 1;
+            }
+            b'E' => {
+                self.unsynced = true;
+                self.syncs_since_execute = 0;
+            }
+            b'P' | b'B' | b'D' | b'C' | b'H' => self.unsynced = true,
+            b'X' => self.terminated = true,
+            b'c' | b'f' => self.copy_in = false,
+            b'd' | b'p' => {}
+            _ => self.unknown_client += 1,
+        }
+    }
+
     /// True while a statement may be running on the server for this client
     /// (and needs a CancelRequest to stop). A COPY FROM STDIN waits for the
     /// client instead: `finish_server` ends it with CopyFail.
@@ -487,23 +508,7 @@ impl Relay {
                     st.tx_status,
                 );
             }
-            match head.tag {
-                b'Q' | b'F' => st.awaiting_ready += 1,
-                b'S' => {
-                    st.awaiting_ready += 1;
-                    st.unsynced = false;
-                    st.syncs_since_execute += 1;
-                }
-                b'E' => {
-                    st.unsynced = true;
-                    st.syncs_since_execute = 0;
-                }
-                b'P' | b'B' | b'D' | b'C' | b'H' => st.unsynced = true,
-                b'X' => st.terminated = true,
-                b'c' | b'f' => st.copy_in = false,
-                b'd' | b'p' => {}
-                _ => st.unknown_client += 1,
-            }
+            st.on_client(head.tag);
             if reads {
                 let body = &lane.buf[lane.ready + 5..lane.ready + head.total_len];
                 if let Some(tracker) = self.tracker.as_mut() {
@@ -667,8 +672,11 @@ impl Relay {
             HeldWork::Commit { sql } => self.run_commit(sql).await?,
             HeldWork::Build { sql, timeout } => {
                 let in_transaction = self.state.tx_status != b'I';
-                let o = self.run_build(sql, *timeout, in_transaction, None).await?;
-                let mut answer = o.frames;
+                let mut answer = Vec::new();
+                let o = self
+                    .run_build(sql, *timeout, in_transaction, true, &mut answer)
+                    .await?;
+                answer.extend_from_slice(&o.frames);
                 answer.extend_from_slice(&exchange::ready_for_query(o.status));
                 answer
             }
@@ -693,8 +701,7 @@ impl Relay {
     fn take_client_sync(&mut self) {
         exchange::discard(&mut self.from_client.buf, messages::SYNC.len());
         let st = &mut self.state;
-        st.awaiting_ready += 1;
-        st.unsynced = false;
+        st.on_client(b'S');
         let now = Instant::now();
         if let Some(tracker) = self.tracker.as_mut() {
             tracker.on_client(b'S', &[], now);
