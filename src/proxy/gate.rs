@@ -282,14 +282,34 @@ enum Stop {
     Hold(HeldWork),
 }
 
-/// The guarded form of `statement` when it takes a strong lock.
-pub(super) fn guarded(
+/// What the session runs itself for a DDL statement under guarded
+/// execution, from one classification: guarded, when it takes a strong
+/// lock; a long build, under the build statement_timeout; else nothing.
+pub(super) fn guard_work(
     statement: &str,
     in_transaction: bool,
     settings: &GuardSettings,
-) -> Option<Guarded> {
+) -> Option<HeldWork> {
     let classified = classify(&fingerprint(statement).text);
-    let (lock, relations) = lock::strong_lock(&classified)?;
+    match guarded(statement, &classified, in_transaction, settings) {
+        Some(g) => Some(HeldWork::Guard(g)),
+        None if lock::is_long_build(&classified) => Some(HeldWork::Build {
+            sql: statement.to_string(),
+            timeout: settings.build_statement_timeout,
+        }),
+        None => None,
+    }
+}
+
+/// The guarded form of `statement` (classified as `classified`) when it
+/// takes a strong lock.
+fn guarded(
+    statement: &str,
+    classified: &crate::analysis::classify::Classified,
+    in_transaction: bool,
+    settings: &GuardSettings,
+) -> Option<Guarded> {
+    let (lock, relations) = lock::strong_lock(classified)?;
     Some(Guarded {
         sql: statement.to_string(),
         command: classified.command.to_uppercase(),
@@ -609,16 +629,12 @@ impl Gate {
             other => other,
         };
         let guard = |policy: &GatePolicy| match (&policy.guard, may_rewrite) {
-            (Some(settings), true) => match guarded(statement, in_transaction, settings) {
-                Some(g) => {
-                    self.stats.guarded.fetch_add(1, Ordering::Relaxed);
-                    Stop::Hold(HeldWork::Guard(g))
-                }
-                None if lock::is_long_build(&classify(&fingerprint(statement).text)) => {
-                    Stop::Hold(HeldWork::Build {
-                        sql: statement.to_string(),
-                        timeout: settings.build_statement_timeout,
-                    })
+            (Some(settings), true) => match guard_work(statement, in_transaction, settings) {
+                Some(work) => {
+                    if matches!(work, HeldWork::Guard(_)) {
+                        self.stats.guarded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Stop::Hold(work)
                 }
                 None => Stop::Go,
             },

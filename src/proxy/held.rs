@@ -6,11 +6,9 @@
 //! did, then ReadyForQuery.
 
 use super::exchange;
-use super::gate::{self, Gate, GateStats, Guarded, Rewrite};
+use super::gate::{self, Gate, GateStats, Guarded, HeldWork, Rewrite};
 use super::relay::{Relay, RelayEnd};
-use crate::analysis::classify::classify;
-use crate::analysis::fingerprint;
-use crate::guard::{self, backoff, blockers, lock};
+use crate::guard::{self, backoff, blockers};
 use crate::policy::tokens::literal;
 use crate::usage::DdlNotes;
 use crate::wire::messages::{self, ErrorFields, ProxyError};
@@ -315,38 +313,33 @@ impl Relay {
             // A step that takes a strong lock (ADD CONSTRAINT ... NOT VALID,
             // SET NOT NULL, ...) runs guarded like any such DDL; a long
             // build under the build statement_timeout.
-            let guarded = rewrite
+            let work = rewrite
                 .guard
                 .as_ref()
-                .and_then(|settings| gate::guarded(&step.sql, false, settings));
-            let build = rewrite
-                .guard
-                .as_ref()
-                .filter(|_| lock::is_long_build(&classify(&fingerprint(&step.sql).text)));
-            let o = match guarded {
-                Some(g) => match self.guarded_attempts(&g, false, for_client).await? {
-                    Some(done) if done.cancelled => {
-                        return Ok(Steps {
-                            status: done.status,
-                            end: StepsEnd::Cancelled,
-                        });
+                .and_then(|settings| gate::guard_work(&step.sql, false, settings));
+            let o = match work {
+                Some(HeldWork::Guard(g)) => {
+                    match self.guarded_attempts(&g, false, for_client).await? {
+                        Some(done) if done.cancelled => {
+                            return Ok(Steps {
+                                status: done.status,
+                                end: StepsEnd::Cancelled,
+                            });
+                        }
+                        Some(done) => {
+                            copy_async_frames(&done.outcome.frames, for_client);
+                            let mut o = done.outcome;
+                            o.status = done.status;
+                            o
+                        }
+                        None => self.own_statement(&step.sql, for_client).await?,
                     }
-                    Some(done) => {
-                        copy_async_frames(&done.outcome.frames, for_client);
-                        let mut o = done.outcome;
-                        o.status = done.status;
-                        o
-                    }
-                    None => self.own_statement(&step.sql, for_client).await?,
-                },
-                None => match build {
-                    Some(settings) => {
-                        let timeout = settings.build_statement_timeout;
-                        self.run_build(&step.sql, timeout, false, false, for_client)
-                            .await?
-                    }
-                    None => self.own_statement(&step.sql, for_client).await?,
-                },
+                }
+                Some(HeldWork::Build { timeout, .. }) => {
+                    self.run_build(&step.sql, timeout, false, false, for_client)
+                        .await?
+                }
+                _ => self.own_statement(&step.sql, for_client).await?,
             };
             status = o.status;
             match o.error {
