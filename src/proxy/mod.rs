@@ -2,6 +2,7 @@
 //! connector and TLS live in [`crate::net`]).
 
 mod buffers;
+mod closing;
 mod exchange;
 pub mod gate;
 mod handshake;

@@ -1,6 +1,7 @@
 //! One client session from accept to close: opening, upstream connection,
 //! authentication, relay, and the way it ends.
 
+use super::closing::unless_closing;
 use super::gate::{Gate, JudgeSource};
 use super::handshake::{self, Opening, StartupError};
 use super::prepared::Prepared;
@@ -262,10 +263,7 @@ async fn start(
 async fn relay_session(mut relay: Box<Relay>, upstream: Arc<Upstream>, shared: &Shared) {
     let mut phase = shared.phase();
     let end = loop {
-        let end = tokio::select! {
-            end = relay.run() => Some(end),
-            _ = reached(&mut phase, Phase::Closing) => None,
-        };
+        let end = unless_closing(&mut phase, std::pin::pin!(relay.run())).await;
         if !matches!(end, Some(RelayEnd::Held)) {
             break end;
         }
@@ -273,9 +271,8 @@ async fn relay_session(mut relay: Box<Relay>, upstream: Arc<Upstream>, shared: &
         // upstream, then relaying goes on.
         // Boxed: the held work's state is large and rare; inline, it would
         // stay in every session's task.
-        let held = tokio::select! {
-            held = Box::pin(relay.run_held()) => held,
-            _ = reached(&mut phase, Phase::Closing) => break None,
+        let Some(held) = unless_closing(&mut phase, Box::pin(relay.run_held())).await else {
+            break None;
         };
         if let Err(end) = held {
             break Some(end);
