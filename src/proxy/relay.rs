@@ -58,6 +58,18 @@ pub enum RelayEnd {
     Recover,
 }
 
+/// The time a batch of messages was read, taken from the clock the first
+/// time the tracker asks for it: a relay without usage tracking never reads
+/// the clock, one with it reads it once per read from a socket.
+#[derive(Default)]
+struct LazyNow(Option<Instant>);
+
+impl LazyNow {
+    fn get(&mut self) -> Instant {
+        *self.0.get_or_insert_with(Instant::now)
+    }
+}
+
 /// A client message the gate holds, at the front of the client lane.
 struct Held {
     /// Its length in bytes.
@@ -245,23 +257,21 @@ impl Relay {
 
     /// Relays until one side closes or fails.
     pub async fn run(&mut self) -> RelayEnd {
-        let now = Instant::now();
-        if let Err(e) = self.scan_client(now) {
+        if let Err(e) = self.scan_client() {
             return RelayEnd::Protocol(e);
         }
-        self.scan_server(now);
+        self.scan_server();
         loop {
             match std::future::poll_fn(|cx| self.poll_relay(cx)).await {
                 RelayEnd::Recover => {
                     if let Err(end) = self.recover_prepared().await {
                         return end;
                     }
-                    let now = Instant::now();
-                    if let Err(e) = self.scan_client(now) {
+                    if let Err(e) = self.scan_client() {
                         return RelayEnd::Protocol(e);
                     }
                     self.return_held_replies();
-                    self.scan_server(now);
+                    self.scan_server();
                 }
                 end => return end,
             }
@@ -315,7 +325,7 @@ impl Relay {
         }
         let lane = &mut self.from_server;
         splice(&mut lane.buf, lane.ready, 0, frames);
-        self.scan_server(Instant::now());
+        self.scan_server();
     }
 
     /// Frames the prepared-statement hooks stopped holding back.
@@ -329,13 +339,19 @@ impl Relay {
     }
 
     fn poll_relay(&mut self, cx: &mut Context<'_>) -> Poll<RelayEnd> {
+        // A socket that said Pending in this call has the task's waker and
+        // cannot have become ready since (the runtime reads readiness
+        // between polls of the task): it is not asked again until the next
+        // wakeup. Each extra ask locks the socket's waiter list.
+        let mut client_waits = false;
+        let mut server_waits = false;
         loop {
             let mut progress = false;
 
             let holding =
                 self.held.is_some() || self.prepared.as_ref().is_some_and(Prepared::holds_client);
             let hold_room = !holding || self.from_client.buf.len() < HIGH_WATER;
-            if !self.draining && hold_room && self.from_client.may_read() {
+            if !client_waits && !self.draining && hold_room && self.from_client.may_read() {
                 match poll_fill(&mut self.client, &mut self.from_client.buf, cx) {
                     Poll::Ready(Ok(0)) => {
                         self.from_client.eof = true;
@@ -345,7 +361,7 @@ impl Relay {
                         self.traffic
                             .from_clients
                             .fetch_add(n as u64, Ordering::Relaxed);
-                        if let Err(e) = self.scan_client(Instant::now()) {
+                        if let Err(e) = self.scan_client() {
                             return Poll::Ready(RelayEnd::Protocol(e));
                         }
                         self.return_held_replies();
@@ -353,10 +369,10 @@ impl Relay {
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ClientIo(e)),
-                    Poll::Pending => {}
+                    Poll::Pending => client_waits = true,
                 }
             }
-            if self.from_server.may_read() {
+            if !server_waits && self.from_server.may_read() {
                 match poll_fill(&mut self.server, &mut self.from_server.buf, cx) {
                     Poll::Ready(Ok(0)) => {
                         self.from_server.eof = true;
@@ -366,12 +382,12 @@ impl Relay {
                         self.traffic
                             .from_server
                             .fetch_add(n as u64, Ordering::Relaxed);
-                        self.scan_server(Instant::now());
+                        self.scan_server();
                         self.place_notices();
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ServerIo(e)),
-                    Poll::Pending => {}
+                    Poll::Pending => server_waits = true,
                 }
             }
 
@@ -399,7 +415,7 @@ impl Relay {
                     Turn::Wait => {}
                     Turn::Run => return Poll::Ready(RelayEnd::Held),
                     Turn::Released => {
-                        if let Err(e) = self.scan_client(Instant::now()) {
+                        if let Err(e) = self.scan_client() {
                             return Poll::Ready(RelayEnd::Protocol(e));
                         }
                         continue;
@@ -451,7 +467,8 @@ impl Relay {
     /// Frames newly read client bytes. Message bodies are read only when the
     /// tracker needs them (Query, Parse, Bind, Execute, Close); everything
     /// else passes through unread, even while it is still arriving.
-    fn scan_client(&mut self, now: Instant) -> Result<(), WireError> {
+    fn scan_client(&mut self) -> Result<(), WireError> {
+        let mut now = LazyNow::default();
         let lane = &mut self.from_client;
         loop {
             if self.held.is_some() || self.prepared.as_ref().is_some_and(Prepared::holds_client) {
@@ -512,7 +529,7 @@ impl Relay {
             if reads {
                 let body = &lane.buf[lane.ready + 5..lane.ready + head.total_len];
                 if let Some(tracker) = self.tracker.as_mut() {
-                    tracker.on_client(head.tag, body, now);
+                    tracker.on_client(head.tag, body, now.get());
                 }
                 let passage = match self.gate.as_mut() {
                     Some(gate) if gate_reads => {
@@ -571,7 +588,7 @@ impl Relay {
                 continue;
             }
             if let Some(tracker) = self.tracker.as_mut() {
-                tracker.on_client(head.tag, &[], now);
+                tracker.on_client(head.tag, &[], now.get());
             }
             if let Some(gate) = self.gate.as_mut() {
                 if matches!(head.tag, b'S' | b'F') {
@@ -721,7 +738,7 @@ impl Relay {
             0,
             for_client,
         );
-        self.scan_server(Instant::now());
+        self.scan_server();
     }
 
     /// Runs one statement of the proxy's own on the server.
@@ -770,7 +787,8 @@ impl Relay {
     /// Frames newly read server bytes; ReadyForQuery and ErrorResponse (and
     /// ParameterStatus when tracking) are read whole, being small; everything
     /// else passes through unread.
-    fn scan_server(&mut self, now: Instant) {
+    fn scan_server(&mut self) {
+        let mut now = LazyNow::default();
         let lane = &mut self.from_server;
         loop {
             let avail = lane.buf.len() - lane.ready;
@@ -834,7 +852,7 @@ impl Relay {
                     }
                     let body = &lane.buf[lane.ready + 5..lane.ready + total_len];
                     if let Some(tracker) = self.tracker.as_mut() {
-                        tracker.on_server(head.tag, body, now);
+                        tracker.on_server(head.tag, body, now.get());
                     }
                     if head.tag == b'S' {
                         if let Some(gate) = self.gate.as_mut() {
@@ -858,7 +876,7 @@ impl Relay {
                 }
                 b'C' | b'I' | b's' | b'1' => {
                     if let Some(tracker) = self.tracker.as_mut() {
-                        tracker.on_server(head.tag, &[], now);
+                        tracker.on_server(head.tag, &[], now.get());
                     }
                 }
                 b'G' => {
