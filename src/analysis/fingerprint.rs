@@ -34,7 +34,14 @@ enum Tok {
 
 /// Builds the fingerprint of `sql`.
 pub fn fingerprint(sql: &str) -> Fingerprint {
-    let mut out = Normalizer::with_capacity(sql.len());
+    fingerprint_in(sql, String::new())
+}
+
+/// Builds the fingerprint of `sql` in `buf` (cleared first), whose capacity
+/// it reuses: the analysis cache looks up every simple-protocol statement
+/// by fingerprint, and on a hit the text is only compared, then given back.
+pub fn fingerprint_in(sql: &str, buf: String) -> Fingerprint {
+    let mut out = Normalizer::with_buffer(buf, sql.len());
     let b = sql.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -319,9 +326,11 @@ struct Normalizer {
 }
 
 impl Normalizer {
-    fn with_capacity(n: usize) -> Self {
+    fn with_buffer(mut text: String, n: usize) -> Self {
+        text.clear();
+        text.reserve(n.min(4096));
         Normalizer {
-            text: String::with_capacity(n.min(4096)),
+            text,
             prev: None,
             prev_punct: 0,
             literals: 0,

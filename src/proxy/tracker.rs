@@ -10,7 +10,7 @@ use crate::analysis::search_path::{self, SearchPathChange};
 use crate::analysis::{Analysis, Analyzer};
 use crate::catalog::Catalogs;
 use crate::net::upstream::Upstream;
-use crate::usage::{now_ms, ClientId, ClientIdentity, DdlLog, DdlNotes, UsageRegistry};
+use crate::usage::{now_ms, wall_ms_at, ClientId, ClientIdentity, DdlLog, DdlNotes, UsageRegistry};
 use std::collections::VecDeque;
 
 /// Statement and portal names are hashed on every Bind and Execute: a fast
@@ -93,7 +93,7 @@ pub struct Tracker {
 
 /// Splits off a NUL-terminated string.
 fn cstr(body: &[u8]) -> (&[u8], &[u8]) {
-    match body.iter().position(|&b| b == 0) {
+    match memchr::memchr(0, body) {
         Some(i) => (&body[..i], &body[i + 1..]),
         None => (body, &[]),
     }
@@ -481,11 +481,12 @@ impl Tracker {
     ) {
         if let Some(a) = analysis {
             let us = now.saturating_duration_since(start).as_micros() as u64;
-            self.ctx.usage.record(&client, &a, us, error);
+            let at_ms = wall_ms_at(now);
+            self.ctx.usage.record_at(&client, &a, us, error, at_ms);
             if !a.ddl.is_empty() {
                 self.ctx
                     .ddl
-                    .record(&self.identity, &a, now_ms(), us, error, notes.as_deref());
+                    .record(&self.identity, &a, at_ms, us, error, notes.as_deref());
             }
             if error.is_none() && a.changes_catalog() {
                 // The schema changed (not for VACUUM, GRANT, CREATE INDEX,

@@ -20,6 +20,7 @@ mod recorded;
 mod registry;
 pub mod store;
 pub mod timeline;
+mod wall;
 
 pub use clients::ClientId;
 pub use ddl_log::{DdlEvent, DdlLog, DdlNotes, RuleHit};
@@ -28,3 +29,4 @@ pub use flusher::Flusher;
 pub use histogram::{LatencyHistogram, SparseHistogram};
 pub use identity::ClientIdentity;
 pub use registry::{now_ms, Deltas, ErrorRow, UsageRecord, UsageRegistry, UsageRow, UsageStats};
+pub use wall::wall_ms_at;

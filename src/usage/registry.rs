@@ -316,7 +316,19 @@ impl UsageRegistry {
         latency_us: u64,
         error: Option<[u8; 5]>,
     ) {
-        let now = now_ms();
+        self.record_at(client, analysis, latency_us, error, now_ms());
+    }
+
+    /// [`record`](Self::record) at `now` (ms since the Unix epoch), for a
+    /// caller that has the time already.
+    pub fn record_at(
+        &self,
+        client: &ClientId,
+        analysis: &Arc<Analysis>,
+        latency_us: u64,
+        error: Option<[u8; 5]>,
+        now: u64,
+    ) {
         self.kinds
             .record(analysis.kind, latency_us, error.is_some());
         let key = (client.id(), analysis.fingerprint.id);
