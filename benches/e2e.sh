@@ -44,10 +44,11 @@
 #                        and report this build's cost against it (an A/B of
 #                        a change in one run)
 #   PERF=1               also count each proxy's context switches and CPU
-#                        migrations per transaction (perf stat -p), and run a
-#                        short extra pass per target under `strace -c -f` for
-#                        syscalls per transaction (strace slows the proxy: that
-#                        pass is reported apart and never in the CPU figures)
+#                        migrations per transaction (perf stat -p), and run
+#                        short extra passes per target under `strace -c -f`
+#                        (syscalls per transaction) and `perf record` (CPU
+#                        split into user space and kernel); both slow the
+#                        proxy: reported apart, never in the CPU figures
 #   PROFILE=1            perf record (-g, 999 Hz) of ddlguard during its round-1
 #                        runs; the top of `perf report` per mode and client
 #                        count goes to the runs dir (a profile says where time
@@ -812,6 +813,41 @@ if [ "${PERF:-0}" = 1 ] && command -v strace >/dev/null; then
   done
 fi
 
+# ------------------------------------------------------- user vs kernel --
+# Where each proxy's CPU goes: a separate pass per target, mode and client
+# count under `perf record -F 4999 -e cpu-clock` (no call graphs), samples
+# split into the proxy's own code (user space: the proxy, libc, the vDSO)
+# and the kernel's. Sampling adds to the CPU it measures, so these passes
+# are reported apart and never in the CPU figures; the split is what
+# compares: the kernel's share is the same TCP work for every proxy.
+declare -A U_USER U_KERN
+if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+  for target in "${TARGETS[@]}"; do
+    pid="$(target_pid "$target")"
+    [ -n "$pid" ] || continue
+    for mode in "${MODE_LIST[@]}"; do
+      for c in "${CLIENT_LIST[@]}"; do
+        out="$RUNS_DIR/split-$mode-c$c-$target.txt"
+        log "user/kernel split: -M $mode -c $c -> $target (5s under perf record -F 4999)"
+        perf record -q -F 4999 -e cpu-clock -p "${pid// /,}" -o "$out.data" >/dev/null 2>&1 &
+        spid=$!
+        sleep 0.3
+        run_waited "$out" "$PGBENCH" -h 127.0.0.1 -p "$(target_port "$target")" -U postgres -n -S -M "$mode" -c "$c" -j 2 -T 5 postgres || true
+        kill -INT "$spid" 2>/dev/null || true
+        wait "$spid" 2>/dev/null || true
+        n="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out" | head -n 1)"
+        if [ -n "$n" ] && [ "$n" -gt 0 ] && [ -f "$out.data" ]; then
+          read -r u k < <(perf report -i "$out.data" --sort dso --stdio -F sample,dso 2>/dev/null |
+            awk '$1 ~ /^[0-9]+$/ { if ($2 ~ /kernel/) k += $1; else u += $1 } END { print u + 0, k + 0 }')
+          U_USER["$mode|$c|$target"]="$(awk -v s="$u" -v n="$n" 'BEGIN { printf "%.2f", s / 4999 * 1e6 / n }')"
+          U_KERN["$mode|$c|$target"]="$(awk -v s="$k" -v n="$n" 'BEGIN { printf "%.2f", s / 4999 * 1e6 / n }')"
+        fi
+        rm -f "$out.data"
+      done
+    done
+  done
+fi
+
 # ----------------------------------------------------------------- memory --
 if [ "$IDLE_WARM" = 1 ]; then
   printf 'SELECT 1;\n\\sleep 10 s\n' >"$TMP/idle.sql"
@@ -959,6 +995,30 @@ AGG="median of $ROUNDS rounds"
       done
     done
     echo
+    if [ "${#U_USER[@]}" -gt 0 ]; then
+      echo "User space and kernel, µs per transaction (a separate 5 s pass per cell under perf record -F 4999; sampling inflates both, compare within a row):"
+      echo
+      hdr="| mode | clients |"
+      sep="|---|---:|"
+      for target in "${TARGETS[@]}"; do
+        [ "$target" = direct ] && continue
+        hdr="$hdr $target user | $target kernel |"
+        sep="$sep---:|---:|"
+      done
+      echo "$hdr"
+      echo "$sep"
+      for mode in "${MODE_LIST[@]}"; do
+        for c in "${CLIENT_LIST[@]}"; do
+          row="| $mode | $c |"
+          for target in "${TARGETS[@]}"; do
+            [ "$target" = direct ] && continue
+            row="$row ${U_USER["$mode|$c|$target"]:-n/a} | ${U_KERN["$mode|$c|$target"]:-n/a} |"
+          done
+          echo "$row"
+        done
+      done
+      echo
+    fi
     echo "Syscalls per transaction (a separate 5 s pass per target under strace -c -f, -c 8):"
     echo
     for mode in "${MODE_LIST[@]}"; do
