@@ -21,7 +21,7 @@ pub struct Fingerprint {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tok {
+pub(crate) enum Tok {
     /// A word: keyword or unquoted identifier (already lower-cased).
     Word,
     /// A quoted identifier.
@@ -42,6 +42,47 @@ pub fn fingerprint(sql: &str) -> Fingerprint {
 /// by fingerprint, and on a hit the text is only compared, then given back.
 pub fn fingerprint_in(sql: &str, buf: String) -> Fingerprint {
     let mut out = Normalizer::with_buffer(buf, sql.len());
+    lex(sql, &mut out);
+    out.finish()
+}
+
+/// What the lexer emits, token by token. The normalizer builds the
+/// fingerprint from these calls alone (it never sees the text itself), so
+/// two texts whose calls are equal up to the literals have one fingerprint:
+/// what lets [`super::shape_key`] stand in for it as a cache key.
+pub(crate) trait Sink {
+    /// A literal (its value is never passed on).
+    fn literal(&mut self);
+    /// Our own fold marker comment, `/*, ... */`.
+    fn fold_marker(&mut self);
+    /// A quoted identifier or an operator, as written.
+    fn push(&mut self, tok: Tok, s: &str);
+    /// A keyword or unquoted identifier, as written.
+    fn word(&mut self, w: &str);
+    /// One of `( ) , ; [ ] . :`.
+    fn punct(&mut self, c: u8);
+}
+
+impl Sink for Normalizer {
+    fn literal(&mut self) {
+        Normalizer::literal(self);
+    }
+    fn fold_marker(&mut self) {
+        Normalizer::fold_marker(self);
+    }
+    fn push(&mut self, tok: Tok, s: &str) {
+        Normalizer::push(self, tok, s);
+    }
+    fn word(&mut self, w: &str) {
+        Normalizer::word(self, w);
+    }
+    fn punct(&mut self, c: u8) {
+        Normalizer::punct(self, c);
+    }
+}
+
+/// The lexer: skips whitespace and comments, tells `out` every token.
+pub(crate) fn lex<S: Sink>(sql: &str, out: &mut S) {
     let b = sql.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -166,7 +207,6 @@ pub fn fingerprint_in(sql: &str, buf: String) -> Fingerprint {
             }
         }
     }
-    out.finish()
 }
 
 /// Appends a decimal number without the formatting machinery.

@@ -8,10 +8,12 @@ mod corpus_test;
 pub mod extract;
 pub mod fingerprint;
 mod lexical;
+mod memo;
 pub mod model;
 pub mod objects;
 pub mod resolve;
 pub mod search_path;
+mod shape_key;
 pub mod split;
 pub mod star;
 pub mod tokens;
@@ -205,6 +207,8 @@ const SCRATCH_KEEP: usize = 64 * 1024;
 /// that differ only in literals share one analysis, so a repeated shape
 /// costs a lex and a hash lookup, never a parse.
 pub struct Analyzer {
+    /// Tells this analyzer's entries in the per-thread memo from another's.
+    id: u64,
     cache: ShapeCache,
     /// Estimated bytes of the cached analyses (updated on insert and evict).
     bytes: CacheBytes,
@@ -217,7 +221,9 @@ impl Analyzer {
     pub fn new(capacity: usize) -> Analyzer {
         let capacity = capacity.max(16);
         let bytes = CacheBytes::default();
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Analyzer {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             cache: ShapeCache::with(
                 capacity,
                 capacity as u64,
@@ -232,6 +238,15 @@ impl Analyzer {
 
     /// The analysis of `sql`, from the cache when its shape was seen before.
     pub fn analyze(&self, sql: &str) -> Arc<Analysis> {
+        let (analysis, remembered) = memo::memoized(self.id, sql, || self.analyze_shared(sql));
+        if remembered {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        analysis
+    }
+
+    /// The analysis of `sql` from the shared cache (or a new one, cached).
+    fn analyze_shared(&self, sql: &str) -> Arc<Analysis> {
         let fp = fingerprint_in(sql, SCRATCH.take());
         if let Some(hit) = self.cache.get(&fp.id) {
             // A 64-bit collision is astronomically rare, but never wrong.
