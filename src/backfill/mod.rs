@@ -28,6 +28,10 @@ use store::JobStore;
 use tokio::sync::{watch, OnceCell};
 use tracing::{info, warn};
 
+/// The pause before the next attempt to open or read the job store grows
+/// by this much per attempt.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What a runner is told between batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -146,7 +150,11 @@ impl Backfills {
         self.store
             .get_or_init(|| async {
                 // A store left locked by a crashed process can make an open
-                // wait: each attempt is bounded, a few are made.
+                // wait: each attempt is bounded, a few are made. And a new
+                // SQLite file that the usage store sets up at the same moment
+                // answers "database is locked" at once (SQLite skips the busy
+                // timeout where waiting could deadlock): the next attempt
+                // comes after a pause, when that setup is over.
                 let mut last = String::new();
                 for attempt in 1..=3 {
                     let open = JobStore::open(&self.store_spec);
@@ -156,6 +164,9 @@ impl Backfills {
                         Err(_) => last = "opening the store took longer than 10 s".into(),
                     }
                     warn!(attempt, "cannot open the backfill job store: {last}");
+                    if attempt < 3 {
+                        tokio::time::sleep(RETRY_PAUSE * attempt).await;
+                    }
                 }
                 warn!("backfill jobs kept in memory only: {last}");
                 Arc::new(JobStore::Memory(std::sync::atomic::AtomicU64::new(1)))
@@ -198,6 +209,9 @@ impl Backfills {
                     attempt,
                     "reading stored backfill jobs took longer than 10 s"
                 ),
+            }
+            if attempt < 3 {
+                tokio::time::sleep(RETRY_PAUSE * attempt).await;
             }
         }
         let Some(jobs) = jobs else {
