@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 const CLIENTS: usize = 40;
 const SHAPES: usize = 60;
 const COLUMNS: usize = 20;
+/// Report reads during the measurement: a stalled relay shows once per read.
+const STALLS: usize = 5;
 
 fn workdir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -135,7 +137,7 @@ async fn a_large_usage_report_does_not_stall_relayed_sessions() {
         })
     };
     let during = round_trips(&probe, 300, || {
-        passes.load(Ordering::Relaxed) >= 3 || reader.is_finished()
+        passes.load(Ordering::Relaxed) >= STALLS || reader.is_finished()
     })
     .await;
     stop.store(true, Ordering::Relaxed);
@@ -148,7 +150,7 @@ async fn a_large_usage_report_does_not_stall_relayed_sessions() {
     let max = |t: &[Duration]| t.last().copied().unwrap_or_default();
     let p99 = |t: &[Duration]| t[t.len() * 99 / 100];
     eprintln!(
-        "SELECT 1 round trips: without a report max {:?} p99 {:?} (n={}); during {} full reports of {} rows (largest page {} bytes) max {:?} third longest {:?} p99 {:?} (n={})",
+        "SELECT 1 round trips: without a report max {:?} p99 {:?} (n={}); during {} full reports of {} rows (largest page {} bytes) max {:?} {STALLS}th longest {:?} p99 {:?} (n={})",
         max(&baseline),
         p99(&baseline),
         baseline.len(),
@@ -156,7 +158,7 @@ async fn a_large_usage_report_does_not_stall_relayed_sessions() {
         rows_seen.load(Ordering::Relaxed),
         largest_page.load(Ordering::Relaxed),
         max(&during),
-        during[during.len() - 3],
+        during[during.len() - STALLS],
         p99(&during),
         during.len()
     );
@@ -166,14 +168,15 @@ async fn a_large_usage_report_does_not_stall_relayed_sessions() {
         "every usage row is served once across the pages"
     );
     // Generous: a stalled relay thread waits for the whole report, once per
-    // report read (at least 3 of them), so the third-longest round trip
-    // shows a stall while up to two scheduling outliers of a busy machine
-    // (other tests run in parallel) do not.
+    // report read (at least STALLS of them), so the STALLS-th longest round
+    // trip shows a stall while up to STALLS - 1 scheduling outliers of a
+    // busy machine (other tests run in parallel) do not. With 3, one CI run
+    // in about ten failed on a third outlier of 32 ms against a 30 ms bound.
     let bound = max(&baseline).max(p99(&baseline) * 4) * 10;
-    let third = during[during.len() - 3];
+    let nth = during[during.len() - STALLS];
     assert!(
-        third <= bound,
-        "relayed latency during the reports (third longest {third:?}) exceeds 10x the baseline ({bound:?}); {}",
+        nth <= bound,
+        "relayed latency during the reports ({STALLS}th longest {nth:?}) exceeds 10x the baseline ({bound:?}); {}",
         proxy.log().lines().rev().take(5).collect::<Vec<_>>().join("\n")
     );
 }
