@@ -34,14 +34,7 @@ pub(crate) enum Tok {
 
 /// Builds the fingerprint of `sql`.
 pub fn fingerprint(sql: &str) -> Fingerprint {
-    fingerprint_in(sql, String::new())
-}
-
-/// Builds the fingerprint of `sql` in `buf` (cleared first), whose capacity
-/// it reuses: the analysis cache looks up every simple-protocol statement
-/// by fingerprint, and on a hit the text is only compared, then given back.
-pub fn fingerprint_in(sql: &str, buf: String) -> Fingerprint {
-    let mut out = Normalizer::with_buffer(buf, sql.len());
+    let mut out = Normalizer::with_capacity(sql.len());
     lex(sql, &mut out);
     out.finish()
 }
@@ -366,11 +359,9 @@ struct Normalizer {
 }
 
 impl Normalizer {
-    fn with_buffer(mut text: String, n: usize) -> Self {
-        text.clear();
-        text.reserve(n.min(4096));
+    fn with_capacity(n: usize) -> Self {
         Normalizer {
-            text,
+            text: String::with_capacity(n.min(4096)),
             prev: None,
             prev_punct: 0,
             literals: 0,

@@ -44,21 +44,24 @@ pub(super) fn memoized(
     if sql.len() > MAX_SQL {
         return (compute(), false);
     }
-    let (key, hit) = MEMO.with(|m| {
+    // One access to the thread's memo on a hit: the key is built in place.
+    let miss = MEMO.with(|m| {
         let mut m = m.borrow_mut();
+        let m = &mut *m;
         if m.owner != owner {
             m.map.clear();
             m.owner = owner;
         }
-        let mut key = std::mem::take(&mut m.key);
-        shape_key(sql, &mut key);
-        let hit = m.map.get(key.as_slice()).cloned();
-        (key, hit)
+        shape_key(sql, &mut m.key);
+        match m.map.get(m.key.as_slice()) {
+            Some(hit) => Err(hit.clone()),
+            None => Ok(std::mem::take(&mut m.key)),
+        }
     });
-    if let Some(hit) = hit {
-        MEMO.with(|m| m.borrow_mut().key = key);
-        return (hit, true);
-    }
+    let key = match miss {
+        Ok(key) => key,
+        Err(hit) => return (hit, true),
+    };
     let analysis = compute();
     MEMO.with(|m| {
         let mut m = m.borrow_mut();
@@ -71,4 +74,35 @@ pub(super) fn memoized(
         m.key = key;
     });
     (analysis, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analysis::{fingerprint, Analyzer};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_remembered_shape_is_the_shared_caches_analysis() {
+        let a = Analyzer::new(16);
+        let first = a.analyze("SELECT email FROM users WHERE id = 1");
+        let again = a.analyze("SELECT email FROM users WHERE id = 2");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(
+            again.fingerprint,
+            fingerprint("SELECT email FROM users WHERE id = 2")
+        );
+        assert_eq!(a.stats.hits.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn an_analyzer_never_gets_anothers_entries() {
+        let a = Analyzer::new(16);
+        let b = Analyzer::new(16);
+        a.analyze("SELECT email FROM users WHERE id = 1");
+        // Same thread, same shape, another analyzer: analysed (and cached)
+        // by that analyzer, not taken from the memo `a` filled.
+        b.analyze("SELECT email FROM users WHERE id = 2");
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.stats.misses.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
 }

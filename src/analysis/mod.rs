@@ -18,7 +18,7 @@ pub mod split;
 pub mod star;
 pub mod tokens;
 
-pub use fingerprint::{fingerprint, fingerprint_in, Fingerprint};
+pub use fingerprint::{fingerprint, Fingerprint};
 pub use model::{
     Analysis, ColumnUse, Mode, ObjectUse, ObjectUseKind, RelationName, RelationUse, StatementKind,
 };
@@ -193,16 +193,6 @@ pub struct AnalyzerStats {
     pub unparsed: AtomicU64,
 }
 
-thread_local! {
-    /// The buffer each thread normalizes statement texts in (see
-    /// [`Analyzer::analyze`]): a hit allocates nothing.
-    static SCRATCH: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
-}
-
-/// The largest scratch buffer kept between statements (a rare huge
-/// statement's buffer is freed rather than held by the thread).
-const SCRATCH_KEEP: usize = 64 * 1024;
-
 /// The bounded, concurrent analysis cache keyed by fingerprint id: texts
 /// that differ only in literals share one analysis, so a repeated shape
 /// costs a lex and a hash lookup, never a parse.
@@ -247,21 +237,15 @@ impl Analyzer {
 
     /// The analysis of `sql` from the shared cache (or a new one, cached).
     fn analyze_shared(&self, sql: &str) -> Arc<Analysis> {
-        let fp = fingerprint_in(sql, SCRATCH.take());
+        let fp = fingerprint(sql);
         if let Some(hit) = self.cache.get(&fp.id) {
             // A 64-bit collision is astronomically rare, but never wrong.
             if hit.fingerprint.text == fp.text {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                if fp.text.capacity() <= SCRATCH_KEEP {
-                    SCRATCH.set(fp.text);
-                }
                 return hit;
             }
         }
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
-        let mut fp = fp;
-        // The buffer may have been grown by a longer statement before.
-        fp.text.shrink_to_fit();
         let id = fp.id;
         let analysis = Arc::new(analyze_uncached(sql, fp));
         if !analysis.parsed {

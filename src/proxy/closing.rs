@@ -121,7 +121,14 @@ mod tests {
             let _ = tx.send(Phase::Closing);
             tx
         });
-        let out = unless_closing(&mut rx, std::future::pending::<()>()).await;
+        // Bounded: a phase change that never reached the session would
+        // otherwise hang the test instead of failing it.
+        let out = tokio::time::timeout(
+            Duration::from_secs(10),
+            unless_closing(&mut rx, std::future::pending::<()>()),
+        )
+        .await
+        .expect("the session saw the phase change");
         assert_eq!(out, None);
         let _tx = closer.await;
     }
