@@ -59,6 +59,12 @@
 #                        1 when more than one: PgBouncer's way to use more
 #                        cores); CPU and memory are summed over them. Pair
 #                        with WORKERS=N for a like-for-like N-core comparison
+#   EPOLL_RELAY=false    ddlguard's server.epoll_relay (unset: the default,
+#                        on): false relays every session on its tokio task
+#   BASELINE_EPOLL_RELAY=true|false  the same for the BASELINE_BIN target, so
+#                        BASELINE_BIN=<this build> BASELINE_EPOLL_RELAY=false
+#                        is an A/B of the epoll relay in one run (unset: the
+#                        key is left out, for builds that predate it)
 #   DDLGUARD_EXTRA_CONFIG=TEXT  appended verbatim to the generated ddlguard
 #                        config (after its [log] section: start it with a
 #                        new [table] header unless it is meant for [log])
@@ -478,8 +484,8 @@ run_waited "$TMP/pgbench-init.log" "$PGBENCH" -h 127.0.0.1 -p "$PG_PORT" -U post
 # --------------------------------------------------------------- ddlguard --
 DG_PORT=""
 DG_CONF="$TMP/ddlguard.toml"
-write_ddlguard_conf() { # [tracking on|off] [conf file]; picks a fresh port (a restart must not trip over TIME_WAIT)
-  local tracking="${1:-${TRACKING:-on}}" conf="${2:-$DG_CONF}"
+write_ddlguard_conf() { # [tracking on|off] [conf file] [epoll_relay true|false|""]; picks a fresh port (a restart must not trip over TIME_WAIT)
+  local tracking="${1:-${TRACKING:-on}}" conf="${2:-$DG_CONF}" epoll="${3-${EPOLL_RELAY:-}}"
   [ "$tracking" = compare ] && tracking=on
   DG_PORT="$(free_port)" || die "no free port"
   {
@@ -489,6 +495,7 @@ write_ddlguard_conf() { # [tracking on|off] [conf file]; picks a fresh port (a r
 listen = "127.0.0.1:$DG_PORT"
 max_client_connections = 1000
 worker_threads = ${WORKERS:-1}
+$([ -n "$epoll" ] && echo "epoll_relay = $epoll")
 
 [upstream]
 host = "127.0.0.1"
@@ -558,7 +565,7 @@ BASE_PORT=""
 BASE_PID=""
 start_ddlguard_base() { # BASELINE_BIN: another build, same config, one more target
   local keep="$DG_PORT" logf="$TMP/ddlguard-base.log"
-  write_ddlguard_conf "${TRACKING:-on}" "$TMP/ddlguard-base.toml"
+  write_ddlguard_conf "${TRACKING:-on}" "$TMP/ddlguard-base.toml" "${BASELINE_EPOLL_RELAY:-}"
   BASE_PORT="$DG_PORT"
   DG_PORT="$keep"
   "${AS_DAEMON[@]}" env -u RUST_LOG "$BASELINE_BIN" serve --config "$TMP/ddlguard-base.toml" >"$logf" 2>&1 </dev/null &
@@ -976,7 +983,7 @@ AGG="median of $ROUNDS rounds"
     compare_table ddlguard-notrack "Usage tracking on vs off (the same binary, one more target in the same rotation):" "tracking on" "tracking off"
   fi
   if [ -n "${BASELINE_BIN:-}" ]; then
-    compare_table ddlguard-base "This build vs BASELINE_BIN ($BASELINE_BIN), same config, one more target in the same rotation:" "this" "base"
+    compare_table ddlguard-base "This build vs BASELINE_BIN ($BASELINE_BIN)${BASELINE_EPOLL_RELAY:+ with epoll_relay = $BASELINE_EPOLL_RELAY}, one more target in the same rotation:" "this" "base"
   fi
   if [ "${PERF:-0}" = 1 ]; then
     echo

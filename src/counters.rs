@@ -20,6 +20,9 @@ pub struct Counters {
     /// Logins refused for a wrong password or an unknown user (28P01),
     /// checked by the proxy (`auth.mode = "proxy"`) or by the upstream.
     pub auth_failures: AtomicU64,
+    /// Sessions relayed by an epoll loop now (`server.epoll_relay`): plain
+    /// sessions in their relay phase; the others are on their tasks.
+    pub epoll_sessions: AtomicU64,
 }
 
 /// Bytes relayed by all sessions, each way.

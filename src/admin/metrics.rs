@@ -59,6 +59,12 @@ impl Collector for ProxyCollector {
             "Client sessions open now (relayed and admin console)",
             h.active_sessions() as i64,
         )?;
+        gauge(
+            &mut e,
+            "ddlguard_sessions_epoll_relay",
+            "Sessions relayed by an epoll loop now (server.epoll_relay: plain sessions in their relay phase)",
+            c.epoll_sessions.load(Ordering::Relaxed) as i64,
+        )?;
         counter(
             &mut e,
             "ddlguard_sessions",

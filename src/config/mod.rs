@@ -189,6 +189,11 @@ pub struct ServerConfig {
     /// session threads, each a single-thread runtime that keeps its sessions
     /// for life; 0 = one per CPU core. Needs a restart.
     pub worker_threads: usize,
+    /// Relay plain (non-TLS) sessions on an epoll loop per session thread
+    /// instead of through the async runtime: the same relay for about 1 µs
+    /// less CPU per transaction. `false` relays every session on its task,
+    /// as TLS sessions always are. Needs a restart.
+    pub epoll_relay: bool,
     /// PEM certificate chain; with `tls_key` it enables TLS towards clients.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert: Option<PathBuf>,
@@ -206,6 +211,7 @@ impl Default for ServerConfig {
             max_message_size: ByteSize(256 << 20),
             shutdown_grace: HumanDuration(Duration::from_secs(30)),
             worker_threads: 1,
+            epoll_relay: true,
             tls_cert: None,
             tls_key: None,
         }

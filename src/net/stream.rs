@@ -14,12 +14,21 @@ pub enum Stream {
     Accepted(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     /// TLS initiated by the proxy (upstream side).
     Connected(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// The socket is on loan to the epoll relay (`proxy::direct`), which
+    /// drives plain sessions without the runtime; I/O through this value
+    /// fails until the socket comes back.
+    Lent,
+}
+
+/// The error I/O on a [`Stream::Lent`] gets.
+fn lent() -> io::Error {
+    io::Error::other("the socket is lent to the epoll relay")
 }
 
 impl Stream {
     /// True when the connection is encrypted.
     pub fn is_tls(&self) -> bool {
-        !matches!(self, Stream::Plain(_))
+        matches!(self, Stream::Accepted(_) | Stream::Connected(_))
     }
 
     /// The `tls-server-end-point` hash of the upstream's certificate, when
@@ -63,6 +72,7 @@ impl AsyncRead for Stream {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Accepted(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Connected(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Lent => Poll::Ready(Err(lent())),
         }
     }
 }
@@ -77,6 +87,7 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Accepted(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Connected(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Lent => Poll::Ready(Err(lent())),
         }
     }
 
@@ -85,6 +96,7 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Accepted(s) => Pin::new(s).poll_flush(cx),
             Stream::Connected(s) => Pin::new(s).poll_flush(cx),
+            Stream::Lent => Poll::Ready(Ok(())),
         }
     }
 
@@ -93,6 +105,7 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Accepted(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Connected(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Lent => Poll::Ready(Ok(())),
         }
     }
 }

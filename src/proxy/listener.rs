@@ -142,6 +142,11 @@ impl Server {
                 }
             },
         };
+        // With one session thread (this one), its epoll relay.
+        let direct = match workers {
+            None => super::direct::start_for(&shared, "ddlguard-relay"),
+            Some(_) => None,
+        };
         info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "ddlguard accepting connections");
         loop {
             tokio::select! {
@@ -151,7 +156,7 @@ impl Server {
                         match &workers {
                             Some(w) => w.dispatch(tcp, peer, guard),
                             None => {
-                                tokio::spawn(session::run(tcp, peer, shared.clone(), guard));
+                                tokio::spawn(session::run(tcp, peer, shared.clone(), guard, direct.clone()));
                             }
                         }
                     }

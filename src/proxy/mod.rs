@@ -3,6 +3,7 @@
 
 mod buffers;
 mod closing;
+pub mod direct;
 mod exchange;
 pub mod gate;
 mod handshake;

@@ -255,27 +255,46 @@ impl Relay {
         }
     }
 
-    /// Relays until one side closes or fails.
+    /// Relays until one side closes or fails, on the session's task.
     pub async fn run(&mut self) -> RelayEnd {
-        if let Err(e) = self.scan_client() {
-            return RelayEnd::Protocol(e);
+        if let Err(end) = self.rescan() {
+            return end;
         }
-        self.scan_server();
         loop {
-            match std::future::poll_fn(|cx| self.poll_relay(cx)).await {
+            match std::future::poll_fn(|cx| self.step(&mut Polled(cx))).await {
                 RelayEnd::Recover => {
-                    if let Err(end) = self.recover_prepared().await {
+                    if let Err(end) = self.recover().await {
                         return end;
                     }
-                    if let Err(e) = self.scan_client() {
-                        return RelayEnd::Protocol(e);
-                    }
-                    self.return_held_replies();
-                    self.scan_server();
                 }
                 end => return end,
             }
         }
+    }
+
+    /// Frames what the buffers hold that was not framed yet (bytes read
+    /// during startup, or put back after work the session did itself):
+    /// called before relaying starts or resumes.
+    pub(super) fn rescan(&mut self) -> Result<(), RelayEnd> {
+        self.scan_client().map_err(RelayEnd::Protocol)?;
+        self.return_held_replies();
+        self.scan_server();
+        Ok(())
+    }
+
+    /// Runs a due prepared-statement recovery (after [`RelayEnd::Recover`]),
+    /// then frames what waited behind it.
+    pub(super) async fn recover(&mut self) -> Result<(), RelayEnd> {
+        self.recover_prepared().await?;
+        self.rescan()
+    }
+
+    /// True when both sockets are plain TCP the epoll relay can drive.
+    pub(super) fn plain(&self) -> bool {
+        matches!(
+            (&self.client, &self.server),
+            (Stream::Plain(_), Stream::Plain(_))
+        )
     }
 
     /// Re-prepares the statement whose batch failed with "cached plan must
@@ -338,11 +357,15 @@ impl Relay {
         }
     }
 
-    fn poll_relay(&mut self, cx: &mut Context<'_>) -> Poll<RelayEnd> {
-        // A socket that said Pending in this call has the task's waker and
-        // cannot have become ready since (the runtime reads readiness
-        // between polls of the task): it is not asked again until the next
-        // wakeup. Each extra ask locks the socket's waiter list.
+    /// Reads, frames and writes both directions until neither moves, or
+    /// until the relay has to stop (the end says why). `Pending` means both
+    /// sockets wait for readiness `io` will report.
+    pub(super) fn step<I: RelayIo>(&mut self, io: &mut I) -> Poll<RelayEnd> {
+        // A socket that said Pending in this call waits for readiness that
+        // cannot have come since (the runtime reads readiness between polls
+        // of the task; the epoll relay between steps): it is not asked again
+        // until the next wakeup. Each extra ask locks the socket's waiter
+        // list (or costs a syscall).
         let mut client_waits = false;
         let mut server_waits = false;
         loop {
@@ -352,7 +375,12 @@ impl Relay {
                 self.held.is_some() || self.prepared.as_ref().is_some_and(Prepared::holds_client);
             let hold_room = !holding || self.from_client.buf.len() < HIGH_WATER;
             if !client_waits && !self.draining && hold_room && self.from_client.may_read() {
-                match poll_fill(&mut self.client, &mut self.from_client.buf, cx) {
+                match fill(
+                    io,
+                    Side::Client,
+                    &mut self.client,
+                    &mut self.from_client.buf,
+                ) {
                     Poll::Ready(Ok(0)) => {
                         self.from_client.eof = true;
                         progress = true;
@@ -373,7 +401,12 @@ impl Relay {
                 }
             }
             if !server_waits && self.from_server.may_read() {
-                match poll_fill(&mut self.server, &mut self.from_server.buf, cx) {
+                match fill(
+                    io,
+                    Side::Server,
+                    &mut self.server,
+                    &mut self.from_server.buf,
+                ) {
                     Poll::Ready(Ok(0)) => {
                         self.from_server.eof = true;
                         progress = true;
@@ -391,12 +424,12 @@ impl Relay {
                 }
             }
 
-            match poll_drain(&mut self.server, &mut self.from_client, cx) {
+            match drain(io, Side::Server, &mut self.server, &mut self.from_client) {
                 Poll::Ready(Ok(moved)) => progress |= moved,
                 Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ServerIo(e)),
                 Poll::Pending => {}
             }
-            match poll_drain(&mut self.client, &mut self.from_server, cx) {
+            match drain(io, Side::Client, &mut self.client, &mut self.from_server) {
                 Poll::Ready(Ok(moved)) => progress |= moved,
                 Poll::Ready(Err(e)) => return Poll::Ready(RelayEnd::ClientIo(e)),
                 Poll::Pending => {}
@@ -461,7 +494,7 @@ impl Relay {
             p.abandon();
         }
         self.return_held_replies();
-        std::future::poll_fn(|cx| self.poll_relay(cx)).await
+        std::future::poll_fn(|cx| self.step(&mut Polled(cx))).await
     }
 
     /// Frames newly read client bytes. Message bodies are read only when the
@@ -961,27 +994,83 @@ fn splice(buf: &mut BytesMut, at: usize, len: usize, frame: &[u8]) {
     buf.extend_from_slice(&tail);
 }
 
+/// Which socket of a session an I/O call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    /// The client connection.
+    Client,
+    /// The upstream connection.
+    Server,
+}
+
+/// How [`Relay::step`] reads and writes its sockets: through the runtime
+/// (a task's `Context`, [`Polled`]) or directly (the epoll relay, which
+/// keeps the sockets itself and leaves `stream` as [`Stream::Lent`]).
+/// `Pending` means the socket waits for readiness that wakes the step again.
+pub(super) trait RelayIo {
+    /// Reads once into `buf`'s spare capacity (at least a quarter chunk).
+    fn read(
+        &mut self,
+        side: Side,
+        stream: &mut Stream,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>>;
+    /// Writes once from `bytes`.
+    fn write(&mut self, side: Side, stream: &mut Stream, bytes: &[u8]) -> Poll<io::Result<usize>>;
+    /// Flushes what a write left buffered (TLS); plain sockets have nothing.
+    fn flush(&mut self, side: Side, stream: &mut Stream) -> Poll<io::Result<()>>;
+}
+
+/// The relay's I/O on the session's task: each socket's readiness comes
+/// from the runtime, with the task's waker.
+struct Polled<'a, 'b>(&'a mut Context<'b>);
+
+impl RelayIo for Polled<'_, '_> {
+    fn read(
+        &mut self,
+        _: Side,
+        stream: &mut Stream,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        let read = pin!(stream.read_buf(buf));
+        read.poll(self.0)
+    }
+
+    fn write(&mut self, _: Side, stream: &mut Stream, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        std::pin::Pin::new(stream).poll_write(self.0, bytes)
+    }
+
+    fn flush(&mut self, _: Side, stream: &mut Stream) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(stream).poll_flush(self.0)
+    }
+}
+
 /// Reads once into `buf`, reserving a chunk first.
-fn poll_fill(
+fn fill<I: RelayIo>(
+    io: &mut I,
+    side: Side,
     stream: &mut Stream,
     buf: &mut BytesMut,
-    cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
     if buf.capacity() == 0 {
         *buf = buffers::take();
     } else if buf.capacity() - buf.len() < READ_CHUNK / 4 {
         buf.reserve(READ_CHUNK);
     }
-    let read = pin!(stream.read_buf(buf));
-    read.poll(cx)
+    io.read(side, stream, buf)
 }
 
 /// Writes the lane's ready bytes to `out` until it would block, then flushes.
 /// Returns whether anything moved.
-fn poll_drain(out: &mut Stream, lane: &mut Lane, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+fn drain<I: RelayIo>(
+    io: &mut I,
+    side: Side,
+    out: &mut Stream,
+    lane: &mut Lane,
+) -> Poll<io::Result<bool>> {
     let mut moved = false;
     while lane.ready > 0 {
-        match std::pin::Pin::new(&mut *out).poll_write(cx, &lane.buf[..lane.ready]) {
+        match io.write(side, out, &lane.buf[..lane.ready]) {
             Poll::Ready(Ok(0)) => {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::WriteZero,
@@ -1005,7 +1094,7 @@ fn poll_drain(out: &mut Stream, lane: &mut Lane, cx: &mut Context<'_>) -> Poll<i
         }
     }
     if lane.needs_flush {
-        match std::pin::Pin::new(&mut *out).poll_flush(cx) {
+        match io.flush(side, out) {
             Poll::Ready(Ok(())) => lane.needs_flush = false,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => {}

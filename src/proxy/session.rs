@@ -2,6 +2,7 @@
 //! authentication, relay, and the way it ends.
 
 use super::closing::unless_closing;
+use super::direct::EpollRelay;
 use super::gate::{Gate, JudgeSource};
 use super::handshake::{self, Opening, StartupError};
 use super::prepared::Prepared;
@@ -34,7 +35,16 @@ const LINGER: Duration = Duration::from_secs(2);
 
 /// Runs one accepted connection to its end. Never panics on peer input;
 /// every failure ends this session only.
-pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, guard: SessionGuard) {
+///
+/// `direct` is the epoll relay of the thread the session runs on, if any:
+/// the session's plain relay phase runs there.
+pub async fn run(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    guard: SessionGuard,
+    direct: Option<Arc<EpollRelay>>,
+) {
     let span = tracing::info_span!(
         "session",
         id = guard.id,
@@ -88,7 +98,7 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>, guard: S
                 return;
             }
         };
-        relay_session(relay, upstream, &shared).await;
+        relay_session(relay, upstream, &shared, direct.as_deref()).await;
         drop(guard);
     }
     .instrument(span)
@@ -260,21 +270,53 @@ async fn start(
 }
 
 /// The relay phase and the orderly end of the session.
-async fn relay_session(mut relay: Box<Relay>, upstream: Arc<Upstream>, shared: &Shared) {
+async fn relay_session(
+    mut relay: Box<Relay>,
+    upstream: Arc<Upstream>,
+    shared: &Shared,
+    direct: Option<&EpollRelay>,
+) {
     let mut phase = shared.phase();
+    let key = relay.backend_key.clone();
     let end = loop {
-        let end = unless_closing(&mut phase, std::pin::pin!(relay.run())).await;
-        if !matches!(end, Some(RelayEnd::Held)) {
-            break end;
-        }
-        // A rewrite: the proxy runs the safe sequence on this session's
-        // upstream, then relaying goes on.
-        // Boxed: the held work's state is large and rare; inline, it would
-        // stay in every session's task.
-        let Some(held) = unless_closing(&mut phase, Box::pin(relay.run_held())).await else {
+        let end = match direct {
+            // Boxed: it waits for the whole relay phase, and inline its
+            // state would add to every session's task.
+            Some(direct) if relay.plain() => {
+                match Box::pin(on_loop(direct, relay, &mut phase, shared)).await {
+                    Ok((back, end)) => {
+                        relay = back;
+                        end
+                    }
+                    Err(lost) => {
+                        tracing::error!("{lost}; the session is closed");
+                        if let Some(key) = &key {
+                            shared.cancels.remove(key);
+                        }
+                        return;
+                    }
+                }
+            }
+            _ => unless_closing(&mut phase, std::pin::pin!(relay.run())).await,
+        };
+        type Work<'a> =
+            std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RelayEnd>> + Send + 'a>>;
+        let work: Work<'_> = match end {
+            // On the task, `run` does the recovery itself.
+            Some(RelayEnd::Recover) => Box::pin(relay.recover()),
+            Some(RelayEnd::Held) => {
+                // A rewrite: the proxy runs the safe sequence on this
+                // session's upstream, then relaying goes on.
+                // Boxed: the held work's state is large and rare; inline, it
+                // would stay in every session's task.
+                Box::pin(relay.run_held())
+            }
+            end => break end,
+        };
+        let Some(done) = unless_closing(&mut phase, work).await else {
             break None;
         };
-        if let Err(end) = held {
+        if let Err(end) = done {
             break Some(end);
         }
     };
@@ -291,7 +333,6 @@ async fn relay_session(mut relay: Box<Relay>, upstream: Arc<Upstream>, shared: &
         .counters
         .unknown_server_messages
         .fetch_add(st.unknown_server, Ordering::Relaxed);
-    let key = relay.backend_key.clone();
     let cancel_if_busy = |reason: &str| {
         if let (true, Some(key)) = (st.busy(), key.clone()) {
             info!("cancelling the running statement upstream: {reason}");
@@ -375,6 +416,29 @@ async fn relay_session(mut relay: Box<Relay>, upstream: Arc<Upstream>, shared: &
     }
 }
 
+/// Relays on the epoll loop, counted in `ddlguard_sessions_epoll_relay`
+/// meanwhile.
+async fn on_loop(
+    direct: &EpollRelay,
+    relay: Box<Relay>,
+    phase: &mut tokio::sync::watch::Receiver<Phase>,
+    shared: &Shared,
+) -> Result<(Box<Relay>, Option<RelayEnd>), super::direct::Lost> {
+    /// Uncounts the session however the wait ends.
+    struct Counted<'a>(&'a std::sync::atomic::AtomicU64);
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    shared
+        .counters
+        .epoll_sessions
+        .fetch_add(1, Ordering::Relaxed);
+    let _counted = Counted(&shared.counters.epoll_sessions);
+    direct.relay(relay, phase).await
+}
+
 /// Forwards a CancelRequest to the upstream that owns the key; unknown keys
 /// are ignored, as Postgres ignores them.
 async fn forward_cancel(shared: &Shared, key: &[u8]) {
@@ -430,7 +494,7 @@ mod tests {
                 super::super::shared::Settings::new(crate::config::Config::default()).unwrap();
             let shared = super::Shared::new(settings);
             let guard = shared.open_session();
-            let f = super::run(c, a, shared, guard);
+            let f = super::run(c, a, shared, guard, None);
             let bytes = size(&f);
             assert!(bytes <= 2048, "a session's future is {bytes} bytes");
         });

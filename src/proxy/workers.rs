@@ -5,7 +5,9 @@
 //! more threads add throughput without adding CPU per transaction (a
 //! work-stealing runtime pays for its cross-thread wakeups on every
 //! message). The acceptor hands each new connection to the worker with the
-//! fewest sessions.
+//! fewest sessions. With `server.epoll_relay`, each worker has an epoll
+//! relay thread of its own (`ddlguard-relay-N`, see `proxy::direct`) that
+//! relays its plain sessions.
 
 use super::session;
 use super::shared::{SessionGuard, Shared};
@@ -66,6 +68,10 @@ impl Workers {
                 .name(format!("ddlguard-worker-{i}"))
                 .spawn(move || {
                     runtime.block_on(async move {
+                        // Started on this runtime: what its sessions' relay
+                        // spawns runs here.
+                        let direct =
+                            super::direct::start_for(&shared, &format!("ddlguard-relay-{i}"));
                         // Ends when the acceptor is gone, which is after the
                         // sessions have drained (see `Server::run`).
                         while let Some(job) = rx.recv().await {
@@ -79,8 +85,9 @@ impl Workers {
                             };
                             let counted = Counted(count.clone());
                             let shared = shared.clone();
+                            let direct = direct.clone();
                             tokio::spawn(async move {
-                                session::run(tcp, job.peer, shared, job.guard).await;
+                                session::run(tcp, job.peer, shared, job.guard, direct).await;
                                 drop(counted);
                             });
                         }

@@ -13,6 +13,7 @@ mod cli;
 mod clients;
 mod console;
 mod ddl_log;
+mod epoll_relay;
 mod examples;
 mod extended_ddl;
 mod faults;

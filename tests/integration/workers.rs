@@ -47,6 +47,10 @@ async fn sessions_on_worker_threads_relay_cancel_record_and_drain() {
         threads_named("ddlguard-worker") >= before + 2,
         "two session threads run"
     );
+    assert!(
+        threads_named("ddlguard-relay-") >= 2,
+        "each session thread has its epoll relay"
+    );
 
     // A cancel reaches the session whatever thread it lives on.
     let client = proxy.connect(&db).await;

@@ -8,6 +8,7 @@ use crate::config::Config;
 pub const RESTART_KEYS: &[&str] = &[
     "server.listen",
     "server.worker_threads",
+    "server.epoll_relay",
     "upstream.user",
     "upstream.password_env",
     "admin.http_listen",

@@ -28,7 +28,10 @@ pub fn test_config(cluster: &Cluster) -> Config {
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.upstream.port = cluster.port;
-    config.upstream.tls = UpstreamTls::Prefer;
+    // Plain upstream: sessions take the epoll relay, the path plain sessions
+    // take in production (TLS ones stay on their tasks); the TLS tests set
+    // their own mode, and `relay::over_tls_upstream_*` runs the relay over TLS.
+    config.upstream.tls = UpstreamTls::Disable;
     // Tests that want a persistent store set one; none writes into the repo.
     config.usage.store = ddlguard::usage::store::StoreSpec::Memory;
     // No fixed HTTP port shared by parallel tests; report tests turn it on.

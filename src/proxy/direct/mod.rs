@@ -1,0 +1,228 @@
+//! The epoll relay: one thread per session thread that drives every plain
+//! (non-TLS) session in its relay phase from a single `epoll` loop, with
+//! direct `recv`/`send`, instead of through the runtime.
+//!
+//! A relayed transaction wakes the proxy twice. Through tokio each wakeup
+//! costs readiness bookkeeping on both sockets (their waiter lists), a task
+//! schedule, poll and idle transition and the reader/writer wrappers:
+//! measured at about 0.9 µs of user CPU per transaction, more than the relay
+//! and usage tracking together (issue 17, `benches/README.md`). Here a
+//! wakeup is an event in a batch, a table lookup and the same synchronous
+//! [`Relay::step`] the task runs: framing, tracking and the statement gate
+//! are unchanged.
+//!
+//! A session comes here when relaying starts or resumes and goes back to its
+//! task for everything that waits on something other than its two sockets:
+//! a statement the gate holds, a prepared statement's recovery, the end of
+//! the session, and the proxy's closing phase (the task recalls it). TLS
+//! sessions stay on their task.
+
+mod event_loop;
+mod socket_io;
+
+use super::relay::{Relay, RelayEnd};
+use super::shared::{reached, Phase};
+use crate::net::stream::Stream;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use tokio::sync::{oneshot, watch};
+use tracing::warn;
+
+/// What the loop is asked to do.
+enum Command {
+    /// Relay this session.
+    Adopt(Lent),
+    /// Give this session back (the proxy is closing).
+    Recall(u64),
+    /// End the loop, giving every session back.
+    Stop,
+}
+
+/// A session on loan: its relay state and its two sockets.
+struct Lent {
+    id: u64,
+    relay: Box<Relay>,
+    client: std::net::TcpStream,
+    server: std::net::TcpStream,
+    span: tracing::Span,
+    back: oneshot::Sender<Returned>,
+}
+
+/// A session the loop gives back.
+struct Returned {
+    relay: Box<Relay>,
+    client: std::net::TcpStream,
+    server: std::net::TcpStream,
+    why: Why,
+}
+
+/// Why a session came back.
+enum Why {
+    /// The relay stopped: ended, or needs the session's task.
+    Ended(RelayEnd),
+    /// The task asked for it back, or the loop stopped.
+    Recalled,
+    /// The loop could not register its sockets; the task relays it.
+    NotAdopted(io::Error),
+}
+
+/// The session's relay state was lost: the loop panicked while it held it
+/// (its sockets are closed). Only that session ends.
+#[derive(Debug, thiserror::Error)]
+#[error("the epoll relay lost the session")]
+pub struct Lost;
+
+/// A running epoll relay thread; stopped when dropped.
+pub struct EpollRelay {
+    commands: mpsc::Sender<Command>,
+    waker: mio::Waker,
+    next_id: AtomicU64,
+}
+
+impl EpollRelay {
+    /// Starts the loop on a thread of its own named `name`. Called on the
+    /// session thread's runtime: what the relay starts in the background
+    /// (a catalog refresh after DDL) is spawned there.
+    pub fn start(name: String) -> io::Result<Arc<EpollRelay>> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+        let poll = mio::Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), event_loop::WAKER)?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new().name(name).spawn(move || {
+            let _runtime = runtime.enter();
+            event_loop::run(poll, rx)
+        })?;
+        Ok(Arc::new(EpollRelay {
+            commands: tx,
+            waker,
+            next_id: AtomicU64::new(1),
+        }))
+    }
+
+    fn send(&self, command: Command) -> Result<(), Command> {
+        let sent = self.commands.send(command).map_err(|e| e.0);
+        if sent.is_ok() {
+            if let Err(e) = self.waker.wake() {
+                warn!("cannot wake the epoll relay: {e}");
+            }
+        }
+        sent
+    }
+
+    /// Relays a session whose sockets are both plain TCP (see
+    /// [`Relay::plain`]) on the loop until it ends, needs its task
+    /// (`Held`, `Recover`) or the proxy reaches [`Phase::Closing`] (then
+    /// `None`, as `unless_closing` answers). The relay comes back with its
+    /// sockets in place either way, unless the loop lost it.
+    pub async fn relay(
+        &self,
+        mut relay: Box<Relay>,
+        phase: &mut watch::Receiver<Phase>,
+    ) -> Result<(Box<Relay>, Option<RelayEnd>), Lost> {
+        let (client, server) = match take_sockets(&mut relay) {
+            Ok(pair) => pair,
+            Err(e) => return Ok((relay, Some(RelayEnd::ClientIo(e)))),
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (back, mut returned) = oneshot::channel();
+        let lent = Lent {
+            id,
+            relay,
+            client,
+            server,
+            span: tracing::Span::current(),
+            back,
+        };
+        if let Err(Command::Adopt(lent)) = self.send(Command::Adopt(lent)) {
+            // The loop is gone: relay on the task.
+            let Lent {
+                mut relay,
+                client,
+                server,
+                ..
+            } = lent;
+            if let Err(e) = put_sockets(&mut relay, client, server) {
+                return Ok((relay, Some(RelayEnd::ClientIo(e))));
+            }
+            let end = super::closing::unless_closing(phase, std::pin::pin!(relay.run())).await;
+            return Ok((relay, end));
+        }
+        let returned = tokio::select! {
+            biased;
+            r = &mut returned => r,
+            () = reached(phase, Phase::Closing) => {
+                // Answered with the session either way: recalled, or ended
+                // on its own just before.
+                let _ = self.send(Command::Recall(id));
+                returned.await
+            }
+        };
+        let Returned {
+            mut relay,
+            client,
+            server,
+            why,
+        } = returned.map_err(|_| Lost)?;
+        if let Err(e) = put_sockets(&mut relay, client, server) {
+            return Ok((relay, Some(RelayEnd::ClientIo(e))));
+        }
+        match why {
+            Why::Ended(end) => Ok((relay, Some(end))),
+            Why::Recalled => Ok((relay, None)),
+            Why::NotAdopted(e) => {
+                warn!("the epoll relay cannot take the session ({e}); it is relayed on its task");
+                let end = super::closing::unless_closing(phase, std::pin::pin!(relay.run())).await;
+                Ok((relay, end))
+            }
+        }
+    }
+}
+
+/// The epoll relay for one session thread when `server.epoll_relay` is
+/// on; `None` (sessions relay on their tasks) when it is off or cannot start.
+pub fn start_for(shared: &super::shared::Shared, name: &str) -> Option<Arc<EpollRelay>> {
+    if !shared.settings().config.server.epoll_relay {
+        return None;
+    }
+    EpollRelay::start(name.to_string())
+        .inspect_err(|e| {
+            tracing::error!(
+                "cannot start the epoll relay thread: {e}; sessions are relayed on their tasks"
+            )
+        })
+        .ok()
+}
+
+impl Drop for EpollRelay {
+    fn drop(&mut self) {
+        let _ = self.send(Command::Stop);
+    }
+}
+
+/// Takes both plain sockets out of the runtime (deregistered from its
+/// reactor), leaving [`Stream::Lent`] in their place.
+fn take_sockets(relay: &mut Relay) -> io::Result<(std::net::TcpStream, std::net::TcpStream)> {
+    let client = std::mem::replace(&mut relay.client, Stream::Lent);
+    let server = std::mem::replace(&mut relay.server, Stream::Lent);
+    match (client, server) {
+        (Stream::Plain(c), Stream::Plain(s)) => Ok((c.into_std()?, s.into_std()?)),
+        (client, server) => {
+            relay.client = client;
+            relay.server = server;
+            Err(io::Error::other("only plain TCP sessions can be lent"))
+        }
+    }
+}
+
+/// Gives the sockets back to the runtime (registered with this thread's
+/// reactor).
+fn put_sockets(
+    relay: &mut Relay,
+    client: std::net::TcpStream,
+    server: std::net::TcpStream,
+) -> io::Result<()> {
+    relay.client = Stream::Plain(tokio::net::TcpStream::from_std(client)?);
+    relay.server = Stream::Plain(tokio::net::TcpStream::from_std(server)?);
+    Ok(())
+}
