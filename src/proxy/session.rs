@@ -499,4 +499,39 @@ mod tests {
             assert!(bytes <= 2048, "a session's future is {bytes} bytes");
         });
     }
+    /// A session relayed by the epoll loop waits in the task for its relay
+    /// to come back: what it keeps meanwhile is per idle session too.
+    #[test]
+    fn a_session_on_the_epoll_loop_waits_in_a_small_future() {
+        fn size<F: std::future::Future>(_: &F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let settings =
+                super::super::shared::Settings::new(crate::config::Config::default()).unwrap();
+            let shared = super::Shared::new(settings);
+            let direct = super::EpollRelay::start("ddlguard-relay-test".into()).unwrap();
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let c = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (s, _) = l.accept().await.unwrap();
+            let plain = crate::net::stream::Stream::Plain;
+            let relay = Box::new(super::Relay::new(
+                plain(c),
+                plain(s),
+                Default::default(),
+                Default::default(),
+                1 << 20,
+            ));
+            let mut phase = shared.phase();
+            let f = super::on_loop(&direct, relay, &mut phase, &shared);
+            let bytes = size(&f);
+            assert!(bytes <= 512, "the wait on the epoll loop is {bytes} bytes");
+        });
+    }
 }

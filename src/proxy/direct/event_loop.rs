@@ -9,6 +9,7 @@ use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
+use std::time::Duration;
 use tokio::sync::oneshot;
 use tracing::{error, warn};
 
@@ -35,7 +36,13 @@ struct Session {
 struct Table {
     slots: Vec<Option<Session>>,
     free: Vec<usize>,
+    /// Slots emptied in this batch: reused only after it, so that a later
+    /// event of the batch for the old session cannot reach a new one.
+    released: Vec<usize>,
     by_id: HashMap<u64, usize>,
+    /// Sessions whose step ran out of budget: stepped again after the
+    /// others (see `socket_io::BUDGET`).
+    again: Vec<usize>,
 }
 
 impl Table {
@@ -58,7 +65,7 @@ impl Table {
     fn remove(&mut self, slot: usize) -> Option<Session> {
         let session = self.slots.get_mut(slot)?.take()?;
         self.by_id.remove(&session.id);
-        self.free.push(slot);
+        self.released.push(slot);
         Some(session)
     }
 }
@@ -68,20 +75,26 @@ pub fn run(mut poll: Poll, commands: mpsc::Receiver<Command>) {
     let mut table = Table::default();
     let mut events = Events::with_capacity(BATCH);
     loop {
-        if let Err(e) = poll.poll(&mut events, None) {
+        // Sessions that still have work do not wait for an event.
+        let wait = if table.again.is_empty() {
+            None
+        } else {
+            Some(Duration::ZERO)
+        };
+        if let Err(e) = poll.poll(&mut events, wait) {
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            // Nothing can be relayed without epoll: give every session back
+            // Nothing can be relayed without epoll: every session goes back
             // to its task, which relays it itself.
             error!("the epoll relay failed ({e}); its sessions go back to their tasks");
-            give_all_back(&poll, &mut table);
+            stop(&poll, &commands, &mut table);
             return;
         }
         for event in events.iter() {
             if event.token() == WAKER {
                 if !take_commands(&poll, &commands, &mut table) {
-                    give_all_back(&poll, &mut table);
+                    stop(&poll, &commands, &mut table);
                     return;
                 }
                 continue;
@@ -94,6 +107,11 @@ pub fn run(mut poll: Poll, commands: mpsc::Receiver<Command>) {
             session.ready[event.token().0 % 2].update(event);
             step(&poll, &mut table, slot);
         }
+        for slot in std::mem::take(&mut table.again) {
+            step(&poll, &mut table, slot);
+        }
+        let released = std::mem::take(&mut table.released);
+        table.free.extend(released);
     }
 }
 
@@ -109,6 +127,25 @@ fn take_commands(poll: &Poll, commands: &mpsc::Receiver<Command>, table: &mut Ta
             }
             Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return false,
             Err(mpsc::TryRecvError::Empty) => return true,
+        }
+    }
+}
+
+/// Ends the loop: every session it relays, and every one still on its way
+/// to it, goes back to its task to be relayed there.
+fn stop(poll: &Poll, commands: &mpsc::Receiver<Command>, table: &mut Table) {
+    for slot in 0..table.slots.len() {
+        give_back(poll, table, slot, Why::LoopGone);
+    }
+    while let Ok(command) = commands.try_recv() {
+        if let Command::Adopt(lent) = command {
+            let returned = Returned {
+                relay: lent.relay,
+                client: lent.client,
+                server: lent.server,
+                why: Why::LoopGone,
+            };
+            let _ = lent.back.send(returned);
         }
     }
 }
@@ -175,16 +212,14 @@ fn step(poll: &Poll, table: &mut Table, slot: usize) {
         ..
     } = session;
     let _entered = span.enter();
-    let mut io = SocketIo {
-        client,
-        server,
-        ready,
-    };
+    let mut io = SocketIo::new(client, server, ready);
     // A panic in one session's relay (a bug) ends that session, as a
     // panicking task would, not the loop and every session on it.
     let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| relay.step(&mut io)));
+    let exhausted = io.exhausted;
     drop(_entered);
     match stepped {
+        Ok(std::task::Poll::Pending) if exhausted => table.again.push(slot),
         Ok(std::task::Poll::Pending) => {}
         Ok(std::task::Poll::Ready(end)) => give_back(poll, table, slot, Why::Ended(end)),
         Err(_) => drop_panicked(poll, table, slot),
@@ -222,11 +257,5 @@ fn give_back(poll: &Poll, table: &mut Table, slot: usize, why: Why) {
         // Its task is gone (the runtime is shutting down): nothing to relay.
         let _entered = session.span.enter();
         warn!("a session's task ended while the epoll relay held it");
-    }
-}
-
-fn give_all_back(poll: &Poll, table: &mut Table) {
-    for slot in 0..table.slots.len() {
-        give_back(poll, table, slot, Why::Recalled);
     }
 }

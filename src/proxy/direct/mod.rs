@@ -65,6 +65,8 @@ enum Why {
     Recalled,
     /// The loop could not register its sockets; the task relays it.
     NotAdopted(io::Error),
+    /// The loop stopped (epoll failed); the task relays it.
+    LoopGone,
 }
 
 /// The session's relay state was lost: the loop panicked while it held it
@@ -120,9 +122,13 @@ impl EpollRelay {
         mut relay: Box<Relay>,
         phase: &mut watch::Receiver<Phase>,
     ) -> Result<(Box<Relay>, Option<RelayEnd>), Lost> {
+        if *phase.borrow() >= Phase::Closing {
+            // As `unless_closing`: no relaying once the proxy is closing.
+            return Ok((relay, None));
+        }
         let (client, server) = match take_sockets(&mut relay) {
             Ok(pair) => pair,
-            Err(e) => return Ok((relay, Some(RelayEnd::ClientIo(e)))),
+            Err(end) => return Ok((relay, Some(end))),
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (back, mut returned) = oneshot::channel();
@@ -137,16 +143,12 @@ impl EpollRelay {
         if let Err(Command::Adopt(lent)) = self.send(Command::Adopt(lent)) {
             // The loop is gone: relay on the task.
             let Lent {
-                mut relay,
+                relay,
                 client,
                 server,
                 ..
             } = lent;
-            if let Err(e) = put_sockets(&mut relay, client, server) {
-                return Ok((relay, Some(RelayEnd::ClientIo(e))));
-            }
-            let end = super::closing::unless_closing(phase, std::pin::pin!(relay.run())).await;
-            return Ok((relay, end));
+            return Ok(on_task(relay, client, server, phase).await);
         }
         let returned = tokio::select! {
             biased;
@@ -164,17 +166,20 @@ impl EpollRelay {
             server,
             why,
         } = returned.map_err(|_| Lost)?;
-        if let Err(e) = put_sockets(&mut relay, client, server) {
-            return Ok((relay, Some(RelayEnd::ClientIo(e))));
+        match why {
+            Why::NotAdopted(e) => {
+                warn!("the epoll relay cannot take the session ({e}); it is relayed on its task");
+                return Ok(on_task(relay, client, server, phase).await);
+            }
+            Why::LoopGone => return Ok(on_task(relay, client, server, phase).await),
+            Why::Ended(_) | Why::Recalled => {}
+        }
+        if let Err(end) = put_sockets(&mut relay, client, server) {
+            return Ok((relay, Some(end)));
         }
         match why {
             Why::Ended(end) => Ok((relay, Some(end))),
-            Why::Recalled => Ok((relay, None)),
-            Why::NotAdopted(e) => {
-                warn!("the epoll relay cannot take the session ({e}); it is relayed on its task");
-                let end = super::closing::unless_closing(phase, std::pin::pin!(relay.run())).await;
-                Ok((relay, end))
-            }
+            _ => Ok((relay, None)),
         }
     }
 }
@@ -200,17 +205,41 @@ impl Drop for EpollRelay {
     }
 }
 
+/// Relays on the session's task (the loop did not take the session, or
+/// stopped).
+async fn on_task(
+    mut relay: Box<Relay>,
+    client: std::net::TcpStream,
+    server: std::net::TcpStream,
+    phase: &mut watch::Receiver<Phase>,
+) -> (Box<Relay>, Option<RelayEnd>) {
+    if let Err(end) = put_sockets(&mut relay, client, server) {
+        return (relay, Some(end));
+    }
+    // Boxed: rare, and inline the relay's state would stay in the future
+    // every session on the loop keeps while it waits.
+    let end = super::closing::unless_closing(phase, Box::pin(relay.run())).await;
+    (relay, end)
+}
+
 /// Takes both plain sockets out of the runtime (deregistered from its
-/// reactor), leaving [`Stream::Lent`] in their place.
-fn take_sockets(relay: &mut Relay) -> io::Result<(std::net::TcpStream, std::net::TcpStream)> {
+/// reactor), leaving [`Stream::Lent`] in their place. A failure ends the
+/// session, as a failed read of that socket would.
+fn take_sockets(relay: &mut Relay) -> Result<(std::net::TcpStream, std::net::TcpStream), RelayEnd> {
     let client = std::mem::replace(&mut relay.client, Stream::Lent);
     let server = std::mem::replace(&mut relay.server, Stream::Lent);
     match (client, server) {
-        (Stream::Plain(c), Stream::Plain(s)) => Ok((c.into_std()?, s.into_std()?)),
+        (Stream::Plain(c), Stream::Plain(s)) => {
+            let client = c.into_std().map_err(RelayEnd::ClientIo)?;
+            let server = s.into_std().map_err(RelayEnd::ServerIo)?;
+            Ok((client, server))
+        }
         (client, server) => {
             relay.client = client;
             relay.server = server;
-            Err(io::Error::other("only plain TCP sessions can be lent"))
+            Err(RelayEnd::ClientIo(io::Error::other(
+                "only plain TCP sessions can be lent",
+            )))
         }
     }
 }
@@ -221,8 +250,10 @@ fn put_sockets(
     relay: &mut Relay,
     client: std::net::TcpStream,
     server: std::net::TcpStream,
-) -> io::Result<()> {
-    relay.client = Stream::Plain(tokio::net::TcpStream::from_std(client)?);
-    relay.server = Stream::Plain(tokio::net::TcpStream::from_std(server)?);
+) -> Result<(), RelayEnd> {
+    let client = tokio::net::TcpStream::from_std(client).map_err(RelayEnd::ClientIo)?;
+    relay.client = Stream::Plain(client);
+    let server = tokio::net::TcpStream::from_std(server).map_err(RelayEnd::ServerIo)?;
+    relay.server = Stream::Plain(server);
     Ok(())
 }

@@ -52,6 +52,14 @@ impl Readiness {
     }
 }
 
+/// Socket calls one [`Relay::step`] may make before it yields to the other
+/// sessions of the loop (tokio's per-task budget is 128 too): a session
+/// streaming a large result to a fast client would otherwise keep the loop
+/// for as long as the stream lasts.
+///
+/// [`Relay::step`]: super::super::relay::Relay::step
+pub const BUDGET: u32 = 128;
+
 /// One session's sockets and their readiness, for one [`Relay::step`].
 ///
 /// [`Relay::step`]: super::super::relay::Relay::step
@@ -59,23 +67,54 @@ pub struct SocketIo<'a> {
     pub client: &'a mio::net::TcpStream,
     pub server: &'a mio::net::TcpStream,
     pub ready: &'a mut [Readiness; 2],
+    /// Socket calls left in this step.
+    pub budget: u32,
+    /// The budget ran out while a socket was still ready: the loop steps
+    /// the session again after the others had their turn (no event will
+    /// come for readiness it already reported).
+    pub exhausted: bool,
 }
 
 impl SocketIo<'_> {
+    /// One session's I/O for a step, with a full budget.
+    pub fn new<'a>(
+        client: &'a mio::net::TcpStream,
+        server: &'a mio::net::TcpStream,
+        ready: &'a mut [Readiness; 2],
+    ) -> SocketIo<'a> {
+        SocketIo {
+            client,
+            server,
+            ready,
+            budget: BUDGET,
+            exhausted: false,
+        }
+    }
+
     fn socket(&mut self, side: Side) -> (&mio::net::TcpStream, &mut Readiness) {
         match side {
             Side::Client => (self.client, &mut self.ready[0]),
             Side::Server => (self.server, &mut self.ready[1]),
         }
     }
+
+    /// Takes one call from the budget; false (and `exhausted`) when none is left.
+    fn spend(&mut self) -> bool {
+        if self.budget == 0 {
+            self.exhausted = true;
+            return false;
+        }
+        self.budget -= 1;
+        true
+    }
 }
 
 impl RelayIo for SocketIo<'_> {
     fn read(&mut self, side: Side, _: &mut Stream, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
-        let (socket, ready) = self.socket(side);
-        if !ready.readable {
+        if !self.socket(side).1.readable || !self.spend() {
             return Poll::Pending;
         }
+        let (socket, ready) = self.socket(side);
         loop {
             let room = buf.capacity() - buf.len();
             return match recv_into(socket, buf) {
@@ -97,10 +136,10 @@ impl RelayIo for SocketIo<'_> {
     }
 
     fn write(&mut self, side: Side, _: &mut Stream, bytes: &[u8]) -> Poll<io::Result<usize>> {
-        let (mut socket, ready) = self.socket(side);
-        if !ready.writable {
+        if !self.socket(side).1.writable || !self.spend() {
             return Poll::Pending;
         }
+        let (mut socket, ready) = self.socket(side);
         loop {
             return match socket.write(bytes) {
                 Ok(n) => {
@@ -180,11 +219,7 @@ mod tests {
         for event in events.iter() {
             ready[0].update(event);
         }
-        let mut io = SocketIo {
-            client: &ours,
-            server: &ours,
-            ready: &mut ready,
-        };
+        let mut io = SocketIo::new(&ours, &ours, &mut ready);
         let mut buf = BytesMut::with_capacity(1024);
         let mut lent = Stream::Lent;
         let first = io.read(Side::Client, &mut lent, &mut buf);
