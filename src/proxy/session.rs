@@ -473,47 +473,46 @@ pub(super) async fn send_frame(client: &mut Stream, frame: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    fn size<F: std::future::Future>(_: &F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Runs `test` on a single-thread runtime with a default proxy state.
+    fn with_shared<F: std::future::Future>(test: impl FnOnce(Arc<super::Shared>) -> F) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let settings =
+            super::super::shared::Settings::new(crate::config::Config::default()).unwrap();
+        // Made inside: the proxy state starts tasks of its own.
+        rt.block_on(async { test(super::Shared::new(settings)).await });
+    }
+
     /// The task of every session holds this future for its whole life, idle
     /// or not: the large, rare states (startup, console, held DDL work, the
     /// relay's buffers and state) are boxed so that an idle session costs
     /// little (issue: memory per idle session).
     #[test]
     fn an_idle_sessions_task_stays_small() {
-        fn size<F: std::future::Future>(_: &F) -> usize {
-            std::mem::size_of::<F>()
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        with_shared(|shared| async move {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let a = l.local_addr().unwrap();
             let c = tokio::net::TcpStream::connect(a).await.unwrap();
-            let settings =
-                super::super::shared::Settings::new(crate::config::Config::default()).unwrap();
-            let shared = super::Shared::new(settings);
             let guard = shared.open_session();
             let f = super::run(c, a, shared, guard, None);
             let bytes = size(&f);
             assert!(bytes <= 2048, "a session's future is {bytes} bytes");
         });
     }
+
     /// A session relayed by the epoll loop waits in the task for its relay
     /// to come back: what it keeps meanwhile is per idle session too.
     #[test]
     fn a_session_on_the_epoll_loop_waits_in_a_small_future() {
-        fn size<F: std::future::Future>(_: &F) -> usize {
-            std::mem::size_of::<F>()
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let settings =
-                super::super::shared::Settings::new(crate::config::Config::default()).unwrap();
-            let shared = super::Shared::new(settings);
+        with_shared(|shared| async move {
             let direct = super::EpollRelay::start("ddlguard-relay-test".into()).unwrap();
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let c = tokio::net::TcpStream::connect(l.local_addr().unwrap())
