@@ -80,8 +80,8 @@ pub struct Tracker {
     path_ids: Vec<(String, ClientId)>,
     database: String,
     upstream: Arc<Upstream>,
-    statements: HashMap<Vec<u8>, Arc<Analysis>>,
-    portals: HashMap<Vec<u8>, Arc<Analysis>>,
+    statements: ByName<Arc<Analysis>>,
+    portals: ByName<Arc<Analysis>>,
     /// Prepared statements and portals that change `search_path` when
     /// executed (drivers cache and re-execute them); usually empty.
     statement_paths: HashMap<Vec<u8>, SearchPathChange>,
@@ -89,6 +89,53 @@ pub struct Tracker {
     pending: VecDeque<Pending>,
     /// Next sequence number for a message answered by ReadyForQuery.
     seq: u64,
+}
+
+/// Prepared statements or portals by name. The unnamed one, which most
+/// drivers bind every execution to, has a field of its own: a Bind and an
+/// Execute of it neither hash nor compare a name (the map's key compare was
+/// the largest user-space item of a prepared-protocol transaction).
+struct ByName<V> {
+    unnamed: Option<V>,
+    named: HashMap<Vec<u8>, V>,
+}
+
+impl<V> Default for ByName<V> {
+    fn default() -> Self {
+        ByName {
+            unnamed: None,
+            named: HashMap::default(),
+        }
+    }
+}
+
+impl<V> ByName<V> {
+    fn get(&self, name: &[u8]) -> Option<&V> {
+        if name.is_empty() {
+            self.unnamed.as_ref()
+        } else {
+            self.named.get(name)
+        }
+    }
+
+    /// Sets `name`; a name already there keeps its key (no allocation).
+    fn insert(&mut self, name: &[u8], value: V) {
+        if name.is_empty() {
+            self.unnamed = Some(value);
+        } else if let Some(slot) = self.named.get_mut(name) {
+            *slot = value;
+        } else {
+            self.named.insert(name.to_vec(), value);
+        }
+    }
+
+    fn remove(&mut self, name: &[u8]) {
+        if name.is_empty() {
+            self.unnamed = None;
+        } else {
+            self.named.remove(name);
+        }
+    }
 }
 
 /// Splits off a NUL-terminated string.
@@ -122,8 +169,8 @@ impl Tracker {
             path: PathState::new(path),
             database,
             upstream,
-            statements: HashMap::default(),
-            portals: HashMap::default(),
+            statements: ByName::default(),
+            portals: ByName::default(),
             statement_paths: HashMap::default(),
             portal_paths: HashMap::default(),
             pending: VecDeque::new(),
@@ -254,7 +301,7 @@ impl Tracker {
                 let change = changes.pop();
                 match &analysis {
                     Some(a) => {
-                        self.statements.insert(name.to_vec(), a.clone());
+                        self.statements.insert(name, a.clone());
                     }
                     None => {
                         self.statements.remove(name);
@@ -282,7 +329,7 @@ impl Tracker {
                 match self.statements.get(statement) {
                     Some(a) => {
                         let a = a.clone();
-                        self.portals.insert(portal.to_vec(), a);
+                        self.portals.insert(portal, a);
                     }
                     None => {
                         self.portals.remove(portal);
@@ -582,5 +629,21 @@ mod tests {
                 (Some("c".into()), DdlNotes::forwarded()),
             ]
         );
+    }
+
+    #[test]
+    fn the_unnamed_and_named_entries_are_kept_apart() {
+        let mut by = super::ByName::default();
+        by.insert(b"", 1);
+        by.insert(b"s1", 2);
+        assert_eq!((by.get(b""), by.get(b"s1")), (Some(&1), Some(&2)));
+        by.insert(b"", 3);
+        by.insert(b"s1", 4);
+        assert_eq!((by.get(b""), by.get(b"s1")), (Some(&3), Some(&4)));
+        by.remove(b"");
+        assert_eq!((by.get(b""), by.get(b"s1")), (None, Some(&4)));
+        by.remove(b"s1");
+        assert_eq!(by.get(b"s1"), None);
+        assert!(by.named.is_empty());
     }
 }
