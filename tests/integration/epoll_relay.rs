@@ -10,12 +10,9 @@ use std::time::{Duration, Instant};
 
 /// A value of `/metrics`, by the start of its line.
 fn metric(proxy: &TestProxy, line: &str) -> u64 {
-    let metrics = ddlguard::admin::metrics::render(&proxy.handle).unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(line))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {line} in\n{metrics}"))
+    proxy
+        .metric(line)
+        .unwrap_or_else(|| panic!("no {line} in /metrics"))
 }
 
 /// Sessions on the epoll loop now.

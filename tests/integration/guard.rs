@@ -11,12 +11,8 @@ use tokio_postgres::Client;
 
 /// Statements the proxy ran under guarded execution, from `/metrics`.
 fn guarded(proxy: &TestProxy) -> u64 {
-    let metrics = ddlguard::admin::metrics::render(&proxy.handle).unwrap();
-    let line = r#"ddlguard_gate_statements_total{outcome="guarded"} "#;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(line))
-        .and_then(|n| n.trim().parse().ok())
+    proxy
+        .metric(r#"ddlguard_gate_statements_total{outcome="guarded"} "#)
         .unwrap_or(0)
 }
 

@@ -166,20 +166,18 @@ impl EpollRelay {
             server,
             why,
         } = returned.map_err(|_| Lost)?;
-        match why {
+        let end = match why {
             Why::NotAdopted(e) => {
                 warn!("the epoll relay cannot take the session ({e}); it is relayed on its task");
                 return Ok(on_task(relay, client, server, phase).await);
             }
             Why::LoopGone => return Ok(on_task(relay, client, server, phase).await),
-            Why::Ended(_) | Why::Recalled => {}
-        }
-        if let Err(end) = put_sockets(&mut relay, client, server) {
-            return Ok((relay, Some(end)));
-        }
-        match why {
-            Why::Ended(end) => Ok((relay, Some(end))),
-            _ => Ok((relay, None)),
+            Why::Ended(end) => Some(end),
+            Why::Recalled => None,
+        };
+        match put_sockets(&mut relay, client, server) {
+            Ok(()) => Ok((relay, end)),
+            Err(failed) => Ok((relay, Some(failed))),
         }
     }
 }

@@ -73,6 +73,16 @@ impl TestProxy {
         )
     }
 
+    /// The value of the `/metrics` line that starts with `line` (name,
+    /// labels and the space before the value).
+    pub fn metric(&self, line: &str) -> Option<u64> {
+        let metrics = ddlguard::admin::metrics::render(&self.handle).unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
     /// Connects through the proxy as the superuser.
     pub async fn connect(&self, db: &str) -> Client {
         connect(&self.conn(db)).await
