@@ -3,7 +3,7 @@
 
 use super::socket_io::{Readiness, SocketIo};
 use super::{Command, Lent, Returned, Why};
-use crate::proxy::relay::Relay;
+use crate::proxy::relay::{Relay, WakeupClock};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
@@ -75,6 +75,9 @@ pub fn run(mut poll: Poll, commands: mpsc::Receiver<Command>) {
     let mut table = Table::default();
     let mut events = Events::with_capacity(BATCH);
     loop {
+        // One clock read (if any session tracks usage) stamps everything
+        // this batch brought.
+        let mut clock = WakeupClock::default();
         // Sessions that still have work do not wait for an event.
         let wait = if table.again.is_empty() {
             None
@@ -105,10 +108,10 @@ pub fn run(mut poll: Poll, commands: mpsc::Receiver<Command>) {
                 continue;
             };
             session.ready[event.token().0 % 2].update(event);
-            step(&poll, &mut table, slot);
+            step(&poll, &mut table, slot, &mut clock);
         }
         for slot in std::mem::take(&mut table.again) {
-            step(&poll, &mut table, slot);
+            step(&poll, &mut table, slot, &mut clock);
         }
         let released = std::mem::take(&mut table.released);
         table.free.extend(released);
@@ -191,7 +194,7 @@ fn adopt(poll: &Poll, table: &mut Table, lent: Lent) {
         None => return,
     };
     match rescanned {
-        Ok(Ok(())) => step(poll, table, slot),
+        Ok(Ok(())) => step(poll, table, slot, &mut WakeupClock::default()),
         Ok(Err(end)) => give_back(poll, table, slot, Why::Ended(end)),
         Err(_) => drop_panicked(poll, table, slot),
     }
@@ -199,7 +202,7 @@ fn adopt(poll: &Poll, table: &mut Table, lent: Lent) {
 
 /// Relays what the session's sockets allow; gives the session back when
 /// the relay stops.
-fn step(poll: &Poll, table: &mut Table, slot: usize) {
+fn step(poll: &Poll, table: &mut Table, slot: usize, clock: &mut WakeupClock) {
     let Some(Some(session)) = table.slots.get_mut(slot) else {
         return;
     };
@@ -215,7 +218,7 @@ fn step(poll: &Poll, table: &mut Table, slot: usize) {
     let mut io = SocketIo::new(client, server, ready);
     // A panic in one session's relay (a bug) ends that session, as a
     // panicking task would, not the loop and every session on it.
-    let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| relay.step(&mut io)));
+    let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| relay.step(&mut io, clock)));
     let exhausted = io.exhausted;
     drop(_entered);
     match stepped {
