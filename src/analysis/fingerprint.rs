@@ -9,7 +9,7 @@
 use xxhash_rust::xxh3::xxh3_64;
 
 /// What a folded list keeps after its first item: `in($1 /*, ... */)`.
-const FOLD_MARKER: &str = "/*, ... */";
+pub(crate) const FOLD_MARKER: &str = "/*, ... */";
 
 /// A normalized statement text and its stable 64-bit id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +44,10 @@ pub fn fingerprint(sql: &str) -> Fingerprint {
 /// two texts whose calls are equal up to the literals have one fingerprint:
 /// what lets [`super::shape_key`] stand in for it as a cache key.
 pub(crate) trait Sink {
-    /// A literal (its value is never passed on).
-    fn literal(&mut self);
+    /// A literal at `start..end` of the text (its value is never passed on).
+    fn literal(&mut self, start: usize, end: usize);
+    /// A comment at `start..end` (the fold marker is also told apart).
+    fn comment(&mut self, start: usize, end: usize);
     /// Our own fold marker comment, `/*, ... */`.
     fn fold_marker(&mut self);
     /// A quoted identifier or an operator, as written.
@@ -57,9 +59,10 @@ pub(crate) trait Sink {
 }
 
 impl Sink for Normalizer {
-    fn literal(&mut self) {
+    fn literal(&mut self, _: usize, _: usize) {
         Normalizer::literal(self);
     }
+    fn comment(&mut self, _: usize, _: usize) {}
     fn fold_marker(&mut self) {
         Normalizer::fold_marker(self);
     }
@@ -89,12 +92,15 @@ pub(crate) fn lex<S: Sink>(sql: &str, out: &mut S) {
                 }
             }
             b'-' if b.get(i + 1) == Some(&b'-') => {
+                let start = i;
                 while i < b.len() && b[i] != b'\n' {
                     i += 1;
                 }
+                out.comment(start, i);
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
                 let end = skip_block_comment(b, i);
+                out.comment(i, end);
                 // Our own fold marker: fingerprinting a fingerprint gives it back.
                 if &b[i..end] == FOLD_MARKER.as_bytes() {
                     out.fold_marker();
@@ -102,8 +108,9 @@ pub(crate) fn lex<S: Sink>(sql: &str, out: &mut S) {
                 i = end;
             }
             b'\'' => {
+                let start = i;
                 i = skip_string(b, i + 1, false);
-                out.literal();
+                out.literal(start, i);
             }
             b'"' => {
                 let end = skip_quoted_ident(b, i + 1);
@@ -111,27 +118,30 @@ pub(crate) fn lex<S: Sink>(sql: &str, out: &mut S) {
                 i = end;
             }
             b'$' => {
+                let start = i;
                 if b.get(i + 1).is_some_and(u8::is_ascii_digit) {
                     i += 1;
                     while i < b.len() && b[i].is_ascii_digit() {
                         i += 1;
                     }
-                    out.literal();
+                    out.literal(start, i);
                 } else if let Some(end) = skip_dollar_string(b, i) {
                     i = end;
-                    out.literal();
+                    out.literal(start, i);
                 } else {
                     out.push(Tok::Punct, "$");
                     i += 1;
                 }
             }
             b'0'..=b'9' => {
+                let start = i;
                 i = skip_number(b, i);
-                out.literal();
+                out.literal(start, i);
             }
             b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                let start = i;
                 i = skip_number(b, i);
-                out.literal();
+                out.literal(start, i);
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
                 let start = i;
@@ -150,14 +160,14 @@ pub(crate) fn lex<S: Sink>(sql: &str, out: &mut S) {
                     && matches!(c | 0x20, b'e' | b'b' | b'x' | b'n')
                 {
                     i = skip_string(b, i + 1, c | 0x20 == b'e');
-                    out.literal();
+                    out.literal(start, i);
                 } else if word.len() == 1
                     && c | 0x20 == b'u'
                     && b.get(i) == Some(&b'&')
                     && b.get(i + 1) == Some(&b'\'')
                 {
                     i = skip_string(b, i + 2, false);
-                    out.literal();
+                    out.literal(start, i);
                 } else if word.len() == 1
                     && c | 0x20 == b'u'
                     && b.get(i) == Some(&b'&')

@@ -6,31 +6,32 @@
 //! touching the shared cache's locks. It is bounded (cleared when full) and
 //! belongs to one analyzer at a time.
 
-use super::shape_key::shape_key;
+use super::shape_key::{shape_key, ShapeKey};
 use super::Analysis;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Statements longer than this skip the memo (their keys would be large,
-/// and they are rarely the hot ones).
-const MAX_SQL: usize = 1024;
+/// Statements longer than this skip the memo: one that long is rarely
+/// repeated, and a miss lexes it twice (key, then fingerprint). ORM
+/// statements of a few KiB (long column lists) are memoized.
+const MAX_SQL: usize = 16 * 1024;
 /// Shapes remembered per thread.
 const CAPACITY: usize = 256;
 
 struct Memo {
     /// The analyzer the entries came from.
     owner: u64,
-    map: HashMap<Box<[u8]>, Arc<Analysis>, ahash::RandomState>,
-    /// The key being looked up (its buffer is reused).
-    key: Vec<u8>,
+    map: HashMap<ShapeKey, Arc<Analysis>, ahash::RandomState>,
+    /// The seed of this thread's shape keys.
+    seed: ahash::RandomState,
 }
 
 thread_local! {
     static MEMO: RefCell<Memo> = RefCell::new(Memo {
         owner: 0,
         map: HashMap::default(),
-        key: Vec::new(),
+        seed: ahash::RandomState::new(),
     });
 }
 
@@ -44,7 +45,7 @@ pub(super) fn memoized(
     if sql.len() > MAX_SQL {
         return (compute(), false);
     }
-    // One access to the thread's memo on a hit: the key is built in place.
+    // One access to the thread's memo on a hit.
     let miss = MEMO.with(|m| {
         let mut m = m.borrow_mut();
         let m = &mut *m;
@@ -52,10 +53,10 @@ pub(super) fn memoized(
             m.map.clear();
             m.owner = owner;
         }
-        shape_key(sql, &mut m.key);
-        match m.map.get(m.key.as_slice()) {
+        let key = shape_key(sql, &m.seed);
+        match m.map.get(&key) {
             Some(hit) => Err(hit.clone()),
-            None => Ok(std::mem::take(&mut m.key)),
+            None => Ok(key),
         }
     });
     let key = match miss {
@@ -69,9 +70,8 @@ pub(super) fn memoized(
             if m.map.len() >= CAPACITY {
                 m.map.clear();
             }
-            m.map.insert(key.as_slice().into(), analysis.clone());
+            m.map.insert(key, analysis.clone());
         }
-        m.key = key;
     });
     (analysis, false)
 }

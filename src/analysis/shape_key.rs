@@ -1,67 +1,99 @@
 //! A cheap stand-in for the fingerprint as the key of a statement's
-//! analysis: the lexer's token stream, literals reduced to a mark, words and
-//! operators as written.
+//! analysis: the statement's text as written, its literals and comments
+//! cut out, hashed.
 //!
 //! Every simple-protocol statement is looked up by its shape. Normalizing
 //! it (spacing rules, lower case, list folding) and hashing the result cost
-//! more than the lookup itself; the shape key is the same lexer's output
-//! copied as is. Equal keys mean equal token streams up to literal values,
-//! and the fingerprint is built from that stream alone, so equal keys have
-//! equal fingerprints (the reverse need not hold: `SELECT` and `select`
-//! have two keys and one fingerprint, which only costs a second entry).
+//! more than the lookup itself; copying the lexer's tokens into a key and
+//! comparing it cost half of what is left. The shape key runs the same
+//! lexer, which only reports where literals and comments are, and hashes
+//! the text between them in a few long runs.
+//!
+//! Equal texts between the cut-outs, with the cut-outs of the same kinds in
+//! the same order, mean equal token streams up to literal values: the lexer
+//! starts afresh after each cut-out. The fingerprint is built from that
+//! stream alone, so equal keys have equal fingerprints (the reverse need not
+//! hold: `SELECT  a` and `select a` have two keys and one fingerprint, which
+//! only costs a second entry). The key is a 64-bit hash with a seed of the
+//! process' own and the hashed length beside it: two shapes that collide
+//! cannot be written on purpose, and by chance about once in 2^64.
 
-use super::fingerprint::{lex, Sink, Tok};
+use super::fingerprint::{lex, Sink, Tok, FOLD_MARKER};
+use std::hash::{BuildHasher, Hasher};
 
-/// Bytes that never occur in UTF-8 text (0xF5-0xFF) mark each token's kind
-/// and end, so the key is an unambiguous encoding of the token stream.
+/// Bytes that never occur in UTF-8 text (0xF5-0xFF) mark what was cut out,
+/// so the hashed bytes are an unambiguous encoding of the texts between.
 const LITERAL: u8 = 0xF5;
-const FOLD: u8 = 0xF6;
-/// 0xF7-0xFA: `PUSH` + the token kind.
-const PUSH: u8 = 0xF7;
-const WORD: u8 = 0xFB;
-const PUNCT: u8 = 0xFC;
-const END: u8 = 0xFF;
+const COMMENT: u8 = 0xF6;
+const FOLD: u8 = 0xF7;
 
-/// Writes the shape key of `sql` into `key` (cleared first).
-pub fn shape_key(sql: &str, key: &mut Vec<u8>) {
-    key.clear();
-    key.reserve(sql.len() + 16);
-    lex(sql, &mut KeySink(key));
+/// What [`shape_key`] gives: compared and hashed by the memo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ShapeKey {
+    hash: u64,
+    /// Bytes hashed, cut-out marks included.
+    len: u32,
 }
 
-struct KeySink<'a>(&'a mut Vec<u8>);
+/// The shape key of `sql`, hashed with `seed`.
+pub fn shape_key(sql: &str, seed: &ahash::RandomState) -> ShapeKey {
+    let mut sink = KeySink {
+        sql: sql.as_bytes(),
+        hasher: seed.build_hasher(),
+        from: 0,
+        len: 0,
+    };
+    lex(sql, &mut sink);
+    sink.cut(sql.len(), None);
+    ShapeKey {
+        hash: sink.hasher.finish(),
+        len: sink.len as u32,
+    }
+}
+
+struct KeySink<'a> {
+    sql: &'a [u8],
+    hasher: ahash::AHasher,
+    /// Where the text not hashed yet starts.
+    from: usize,
+    len: usize,
+}
+
+impl KeySink<'_> {
+    /// Hashes the text up to `start`, then `mark`.
+    fn cut(&mut self, start: usize, mark: Option<u8>) {
+        if let Some(run) = self.sql.get(self.from..start) {
+            if !run.is_empty() {
+                self.hasher.write(run);
+                self.len += run.len();
+            }
+        }
+        if let Some(m) = mark {
+            self.hasher.write_u8(m);
+            self.len += 1;
+        }
+    }
+}
 
 impl Sink for KeySink<'_> {
-    fn literal(&mut self) {
-        self.0.push(LITERAL);
+    fn literal(&mut self, start: usize, end: usize) {
+        self.cut(start, Some(LITERAL));
+        self.from = end;
     }
 
-    fn fold_marker(&mut self) {
-        self.0.push(FOLD);
+    fn comment(&mut self, start: usize, end: usize) {
+        let fold = self.sql.get(start..end) == Some(FOLD_MARKER.as_bytes());
+        self.cut(start, Some(if fold { FOLD } else { COMMENT }));
+        self.from = end;
     }
 
-    fn push(&mut self, tok: Tok, s: &str) {
-        let kind = match tok {
-            Tok::Word => 0,
-            Tok::Quoted => 1,
-            Tok::Literal => 2,
-            Tok::Punct => 3,
-        };
-        self.0.push(PUSH + kind);
-        self.0.extend_from_slice(s.as_bytes());
-        self.0.push(END);
-    }
+    fn fold_marker(&mut self) {}
 
-    fn word(&mut self, w: &str) {
-        self.0.push(WORD);
-        self.0.extend_from_slice(w.as_bytes());
-        self.0.push(END);
-    }
+    fn push(&mut self, _: Tok, _: &str) {}
 
-    fn punct(&mut self, c: u8) {
-        self.0.push(PUNCT);
-        self.0.push(c);
-    }
+    fn word(&mut self, _: &str) {}
+
+    fn punct(&mut self, _: u8) {}
 }
 
 #[cfg(test)]
@@ -69,10 +101,11 @@ mod tests {
     use super::*;
     use crate::analysis::fingerprint;
 
-    fn key(sql: &str) -> Vec<u8> {
-        let mut k = Vec::new();
-        shape_key(sql, &mut k);
-        k
+    fn key(sql: &str) -> ShapeKey {
+        thread_local! {
+            static SEED: ahash::RandomState = ahash::RandomState::new();
+        }
+        SEED.with(|seed| shape_key(sql, seed))
     }
 
     #[test]
@@ -84,6 +117,15 @@ mod tests {
         assert_eq!(
             key("UPDATE t SET v = 'a''b', w = E'\\n' WHERE id IN (1, 2)"),
             key("UPDATE t SET v = 'x', w = E'y' WHERE id IN (3, 4)")
+        );
+        // Comments too (sqlcommenter puts a trace id in each statement).
+        assert_eq!(
+            key("SELECT a FROM t /* traceparent='00-4bf92f' */"),
+            key("SELECT a FROM t /* traceparent='00-00f067' */")
+        );
+        assert_eq!(
+            key("SELECT a -- one\nFROM t"),
+            key("SELECT a -- two\nFROM t")
         );
     }
 
@@ -97,6 +139,13 @@ mod tests {
             ("SELECT \"A\" FROM t", "SELECT a FROM t"),
             ("SELECT x<>1", "SELECT x<1"),
             ("SELECT (1, 2)", "SELECT (1, 2, 3)"),
+            ("SELECT a FROM t", "SELECT a FROM t WHERE true"),
+            ("SELECT a/**/b", "SELECT ab"),
+            ("SELECT 1 -- c\n", "SELECT 1 -- c\n+ 2"),
+            (
+                "SELECT * FROM t WHERE id IN (1 /*, ... */)",
+                "SELECT * FROM t WHERE id IN (1 /* c */)",
+            ),
         ];
         for (a, b) in pairs {
             assert_ne!(key(a), key(b), "{a} vs {b}");
@@ -163,7 +212,7 @@ mod tests {
             all.push(c.sql);
             all.push(shifted);
         }
-        let keyed: Vec<(Vec<u8>, String)> =
+        let keyed: Vec<(ShapeKey, String)> =
             all.iter().map(|s| (key(s), fingerprint(s).text)).collect();
         let mut shared = 0;
         for (i, (ka, fa)) in keyed.iter().enumerate() {
