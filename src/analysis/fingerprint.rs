@@ -77,6 +77,20 @@ impl Sink for Normalizer {
     }
 }
 
+/// Bytes that continue a word: letters, digits, `_`, `$` and every byte of
+/// a multi-byte character. A table: words are most of a statement's bytes,
+/// and one lookup per byte is cheaper than four comparisons.
+static IN_WORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+        c += 1;
+    }
+    t
+};
+
 /// The lexer: skips whitespace and comments, tells `out` every token.
 pub(crate) fn lex<S: Sink>(sql: &str, out: &mut S) {
     let b = sql.as_bytes();
@@ -145,12 +159,8 @@ pub(crate) fn lex<S: Sink>(sql: &str, out: &mut S) {
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
                 let start = i;
-                while i < b.len()
-                    && (b[i].is_ascii_alphanumeric()
-                        || b[i] == b'_'
-                        || b[i] == b'$'
-                        || b[i] >= 0x80)
-                {
+                i += 1;
+                while i < b.len() && IN_WORD[b[i] as usize] {
                     i += 1;
                 }
                 let word = &sql[start..i];
