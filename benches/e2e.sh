@@ -288,10 +288,16 @@ USED_PORTS=" "
 port_busy() { # true when something accepts on 127.0.0.1:$1
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
+# Ports are chosen below the kernel's ephemeral range: a port in it can be
+# taken by an outgoing connection between the check and the bind (a run
+# failed so, right after another run's thousands of connections).
+EPHEMERAL_LOW="$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
 free_port() {
-  local p i
+  local p i lo=10000 span
+  span=$((EPHEMERAL_LOW - lo))
+  [ "$span" -ge 1000 ] || { lo=20000 span=40000; }
   for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((lo + RANDOM % span))
     case "$USED_PORTS" in *" $p "*) continue ;; esac
     if ! port_busy "$p"; then
       USED_PORTS="$USED_PORTS$p "
