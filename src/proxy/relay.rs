@@ -64,7 +64,7 @@ pub enum RelayEnd {
 /// The epoll relay shares one across all the sessions of an epoll batch
 /// (a clock read was 30-40 ns here, two per transaction); outside a step
 /// each framing pass starts a fresh one.
-#[derive(Default, Clone, Copy)]
+#[derive(Default)]
 pub(super) struct WakeupClock(Option<Instant>);
 
 impl WakeupClock {
