@@ -153,3 +153,36 @@ async fn closing_recalls_sessions_from_the_loop_and_ends_them_with_57p01() {
         .expect("the proxy stops once its sessions ended")
         .unwrap();
 }
+
+/// The loop stamps each wakeup once (one clock read shared by an epoll
+/// batch): a statement's latency still runs from the wakeup that brought
+/// its Query or Execute to the one that brought its answer, on both
+/// protocols. A clock kept across wakeups would record these as 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_on_the_loop_spans_the_statement() {
+    let (cluster, db, _direct) = items_db("epoll_latency", 10).await;
+    let proxy = TestProxy::start(cluster).await;
+    let client = proxy.connect(&db).await;
+    client.batch_execute("SELECT 1").await.unwrap();
+    wait_on_loop(&proxy, 1).await;
+    client
+        .batch_execute("SELECT pg_sleep(0.25), count(*) FROM items")
+        .await
+        .unwrap();
+    client
+        .query("SELECT pg_sleep($1), min(id) FROM items", &[&0.25f64])
+        .await
+        .unwrap();
+    let slept: Vec<(String, u64)> = proxy
+        .handle
+        .usage()
+        .statements()
+        .into_iter()
+        .filter(|r| r.fingerprint.contains("pg_sleep"))
+        .map(|r| (r.fingerprint, r.max_us))
+        .collect();
+    assert_eq!(slept.len(), 2, "{slept:?}");
+    for (fingerprint, max_us) in slept {
+        assert!(max_us >= 250_000, "{fingerprint}: {max_us} µs");
+    }
+}
