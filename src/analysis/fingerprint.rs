@@ -9,7 +9,7 @@
 use xxhash_rust::xxh3::xxh3_64;
 
 /// What a folded list keeps after its first item: `in($1 /*, ... */)`.
-pub(crate) const FOLD_MARKER: &str = "/*, ... */";
+const FOLD_MARKER: &str = "/*, ... */";
 
 /// A normalized statement text and its stable 64-bit id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,9 +46,10 @@ pub fn fingerprint(sql: &str) -> Fingerprint {
 pub(crate) trait Sink {
     /// A literal at `start..end` of the text (its value is never passed on).
     fn literal(&mut self, start: usize, end: usize);
-    /// A comment at `start..end` (the fold marker is also told apart).
+    /// A comment at `start..end`.
     fn comment(&mut self, start: usize, end: usize);
-    /// Our own fold marker comment, `/*, ... */`.
+    /// Our own fold marker comment, `/*, ... */` (told right after its
+    /// `comment`).
     fn fold_marker(&mut self);
     /// A quoted identifier or an operator, as written.
     fn push(&mut self, tok: Tok, s: &str);

@@ -18,7 +18,7 @@
 //! process' own and the hashed length beside it: two shapes that collide
 //! cannot be written on purpose, and by chance about once in 2^64.
 
-use super::fingerprint::{lex, Sink, Tok, FOLD_MARKER};
+use super::fingerprint::{lex, Sink, Tok};
 use std::hash::{BuildHasher, Hasher};
 
 /// Bytes that never occur in UTF-8 text (0xF5-0xFF) mark what was cut out,
@@ -82,12 +82,15 @@ impl Sink for KeySink<'_> {
     }
 
     fn comment(&mut self, start: usize, end: usize) {
-        let fold = self.sql.get(start..end) == Some(FOLD_MARKER.as_bytes());
-        self.cut(start, Some(if fold { FOLD } else { COMMENT }));
+        self.cut(start, Some(COMMENT));
         self.from = end;
     }
 
-    fn fold_marker(&mut self) {}
+    /// Follows the marker's `comment`: its mark goes right after.
+    fn fold_marker(&mut self) {
+        self.hasher.write_u8(FOLD);
+        self.len += 1;
+    }
 
     fn push(&mut self, _: Tok, _: &str) {}
 
