@@ -33,6 +33,7 @@ die() { echo "instructions.sh: $*" >&2; exit 1; }
 command -v valgrind >/dev/null || die "valgrind not found (apt-get install valgrind)"
 command -v callgrind_control >/dev/null || die "callgrind_control not found (part of valgrind)"
 command -v pgbench >/dev/null || die "pgbench not found"
+command -v python3 >/dev/null || die "python3 not found (it picks free ports)"
 [ -x "$BIN" ] || die "$BIN is not an executable (cargo build --release, or set DDLGUARD_BIN)"
 pg_isready -q -h 127.0.0.1 -p "$PGPORT" || die "no Postgres on 127.0.0.1:$PGPORT"
 [ $((TXNS % CLIENTS)) = 0 ] || die "TXNS must be a multiple of CLIENTS"
