@@ -3,10 +3,13 @@
 //!
 //! A session thread sees the same few statement shapes over and over; this
 //! answers them without normalizing the text, hashing the fingerprint or
-//! touching the shared cache's locks. It is bounded (cleared when full) and
-//! belongs to one analyzer at a time.
+//! touching the shared cache's locks. It holds each shape's
+//! [`Template`], which the session keeps to recognize its next statement
+//! without even this lookup. It is bounded (cleared when full) and belongs
+//! to one analyzer at a time.
 
 use super::shape_key::{shape_key, ShapeKey};
+use super::template::Template;
 use super::Analysis;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -22,7 +25,7 @@ const CAPACITY: usize = 256;
 struct Memo {
     /// The analyzer the entries came from.
     owner: u64,
-    map: HashMap<ShapeKey, Arc<Analysis>, ahash::RandomState>,
+    map: HashMap<ShapeKey, Arc<Template>, ahash::RandomState>,
     /// The seed of this thread's shape keys.
     seed: ahash::RandomState,
 }
@@ -35,15 +38,16 @@ thread_local! {
     });
 }
 
-/// The analysis of `sql` remembered for analyzer `owner` on this thread,
-/// else `compute`'s, then remembered. Says whether it was remembered.
+/// The template of `sql`'s shape remembered for analyzer `owner` on this
+/// thread, else one of `sql` with `compute`'s analysis, then remembered.
+/// Says whether it was remembered.
 pub(super) fn memoized(
     owner: u64,
     sql: &str,
     compute: impl FnOnce() -> Arc<Analysis>,
-) -> (Arc<Analysis>, bool) {
+) -> (Arc<Template>, bool) {
     if sql.len() > MAX_SQL {
-        return (compute(), false);
+        return (Arc::new(Template::new(owner, sql, compute())), false);
     }
     // One access to the thread's memo on a hit.
     let miss = MEMO.with(|m| {
@@ -63,17 +67,17 @@ pub(super) fn memoized(
         Ok(key) => key,
         Err(hit) => return (hit, true),
     };
-    let analysis = compute();
+    let template = Arc::new(Template::new(owner, sql, compute()));
     MEMO.with(|m| {
         let mut m = m.borrow_mut();
         if m.owner == owner {
             if m.map.len() >= CAPACITY {
                 m.map.clear();
             }
-            m.map.insert(key, analysis.clone());
+            m.map.insert(key, template.clone());
         }
     });
-    (analysis, false)
+    (template, false)
 }
 
 #[cfg(test)]

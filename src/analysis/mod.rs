@@ -16,6 +16,7 @@ pub mod search_path;
 mod shape_key;
 pub mod split;
 pub mod star;
+mod template;
 pub mod tokens;
 
 pub use fingerprint::{fingerprint, Fingerprint};
@@ -23,6 +24,7 @@ pub use model::{
     Analysis, ColumnUse, Mode, ObjectUse, ObjectUseKind, RelationName, RelationUse, StatementKind,
 };
 pub use resolve::{resolve, Dependency, QualifiedName, ResolvedUse};
+pub use template::Template;
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -228,11 +230,34 @@ impl Analyzer {
 
     /// The analysis of `sql`, from the cache when its shape was seen before.
     pub fn analyze(&self, sql: &str) -> Arc<Analysis> {
-        let (analysis, remembered) = memo::memoized(self.id, sql, || self.analyze_shared(sql));
+        self.template(sql).analysis().clone()
+    }
+
+    /// The analysis of `sql` for a session whose previous statement's
+    /// template is `last`: recognized by it when `sql` has its shape (no
+    /// lexing), else as [`Analyzer::analyze`] does. `last` becomes the
+    /// template of `sql`'s shape.
+    pub fn analyze_after(&self, sql: &str, last: &mut Option<Arc<Template>>) -> Arc<Analysis> {
+        if let Some(t) = last.as_ref() {
+            if t.owner() == self.id && t.matches(sql) {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                return t.analysis().clone();
+            }
+        }
+        let t = self.template(sql);
+        let analysis = t.analysis().clone();
+        *last = Some(t);
+        analysis
+    }
+
+    /// The template of `sql`'s shape, from the thread's memo when it was
+    /// seen there, else with the shared cache's (or a new) analysis.
+    fn template(&self, sql: &str) -> Arc<Template> {
+        let (template, remembered) = memo::memoized(self.id, sql, || self.analyze_shared(sql));
         if remembered {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
         }
-        analysis
+        template
     }
 
     /// The analysis of `sql` from the shared cache (or a new one, cached).

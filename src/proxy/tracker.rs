@@ -7,7 +7,7 @@
 
 use super::path_state::PathState;
 use crate::analysis::search_path::{self, SearchPathChange};
-use crate::analysis::{Analysis, Analyzer};
+use crate::analysis::{Analysis, Analyzer, Template};
 use crate::catalog::Catalogs;
 use crate::net::upstream::Upstream;
 use crate::usage::{now_ms, wall_ms_at, ClientId, ClientIdentity, DdlLog, DdlNotes, UsageRegistry};
@@ -89,6 +89,9 @@ pub struct Tracker {
     pending: VecDeque<Pending>,
     /// Next sequence number for a message answered by ReadyForQuery.
     seq: u64,
+    /// The template of the statement text analysed last: the next text of
+    /// its shape is recognized without lexing.
+    last: Option<Arc<Template>>,
 }
 
 /// Prepared statements or portals by name. The unnamed one, which most
@@ -175,6 +178,7 @@ impl Tracker {
             portal_paths: HashMap::default(),
             pending: VecDeque::new(),
             seq: 0,
+            last: None,
         }
     }
 
@@ -395,11 +399,11 @@ impl Tracker {
 
     /// Analyses a statement text; also returns the `search_path` changes its
     /// statements make, in order (applied to the statements sent after it).
-    fn analyze(&self, sql: &[u8]) -> (Option<Arc<Analysis>>, Vec<SearchPathChange>) {
+    fn analyze(&mut self, sql: &[u8]) -> (Option<Arc<Analysis>>, Vec<SearchPathChange>) {
         let Ok(sql) = std::str::from_utf8(sql) else {
             return (None, Vec::new());
         };
-        let analysis = self.ctx.analyzer.analyze(sql);
+        let analysis = self.ctx.analyzer.analyze_after(sql, &mut self.last);
         let changes = if analysis.changes_search_path {
             search_path::parse_changes(sql)
         } else {
