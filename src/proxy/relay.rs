@@ -14,6 +14,7 @@ use super::prepared::{self, Interest, Prepared};
 use super::tracker::Tracker;
 pub use crate::counters::Traffic;
 use crate::net::stream::Stream;
+use crate::usage::Tick;
 use crate::wire::messages;
 use crate::wire::{FrameHeader, WireError};
 use bytes::{Buf, BytesMut};
@@ -65,11 +66,11 @@ pub enum RelayEnd {
 /// (a clock read was 30-40 ns here, two per transaction); outside a step
 /// each framing pass starts a fresh one.
 #[derive(Default)]
-pub(super) struct WakeupClock(Option<Instant>);
+pub(super) struct WakeupClock(Option<Tick>);
 
 impl WakeupClock {
-    fn get(&mut self) -> Instant {
-        *self.0.get_or_insert_with(Instant::now)
+    fn get(&mut self) -> Tick {
+        *self.0.get_or_insert_with(Tick::now)
     }
 }
 
@@ -761,7 +762,7 @@ impl Relay {
         exchange::discard(&mut self.from_client.buf, messages::SYNC.len());
         let st = &mut self.state;
         st.on_client(b'S');
-        let now = Instant::now();
+        let now = Tick::now();
         if let Some(tracker) = self.tracker.as_mut() {
             tracker.on_client(b'S', &[], now);
         }

@@ -10,14 +10,13 @@ use crate::analysis::search_path::{self, SearchPathChange};
 use crate::analysis::{Analysis, Analyzer, Template};
 use crate::catalog::Catalogs;
 use crate::net::upstream::Upstream;
-use crate::usage::{now_ms, wall_ms_at, ClientId, ClientIdentity, DdlLog, DdlNotes, UsageRegistry};
+use crate::usage::{now_ms, ClientId, ClientIdentity, DdlLog, DdlNotes, Tick, UsageRegistry};
 use std::collections::VecDeque;
 
 /// Statement and portal names are hashed on every Bind and Execute: a fast
 /// non-cryptographic hasher (names come from the session's own client).
 type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// An execution whose answer has not come back yet.
 enum Pending {
@@ -25,7 +24,7 @@ enum Pending {
     Simple {
         analysis: Option<Arc<Analysis>>,
         client: ClientId,
-        start: Instant,
+        start: Tick,
         error: Option<[u8; 5]>,
         /// Sequence number among the messages answered by ReadyForQuery.
         seq: u64,
@@ -37,7 +36,7 @@ enum Pending {
     Execute {
         analysis: Option<Arc<Analysis>>,
         client: ClientId,
-        start: Instant,
+        start: Tick,
         /// What the gate and the guard did with it (DDL log).
         notes: Option<Box<DdlNotes>>,
     },
@@ -47,7 +46,7 @@ enum Pending {
     Parse {
         analysis: Option<Arc<Analysis>>,
         client: ClientId,
-        start: Instant,
+        start: Tick,
     },
     /// A Sync: done at ReadyForQuery.
     Sync { seq: u64 },
@@ -268,7 +267,7 @@ impl Tracker {
     }
 
     /// A client message (body given for the types `wants_client_body` names).
-    pub fn on_client(&mut self, tag: u8, body: &[u8], now: Instant) {
+    pub fn on_client(&mut self, tag: u8, body: &[u8], now: Tick) {
         match tag {
             b'Q' => {
                 let (sql, _) = cstr(body);
@@ -432,7 +431,7 @@ impl Tracker {
     }
 
     /// A server message (body given for the types `wants_server_body` names).
-    pub fn on_server(&mut self, tag: u8, body: &[u8], now: Instant) {
+    pub fn on_server(&mut self, tag: u8, body: &[u8], now: Tick) {
         match tag {
             b'1' => self.parse_complete(),
             b'S' => {
@@ -525,14 +524,14 @@ impl Tracker {
         &mut self,
         analysis: Option<Arc<Analysis>>,
         client: ClientId,
-        start: Instant,
-        now: Instant,
+        start: Tick,
+        now: Tick,
         error: Option<[u8; 5]>,
         notes: Option<Box<DdlNotes>>,
     ) {
         if let Some(a) = analysis {
-            let us = now.saturating_duration_since(start).as_micros() as u64;
-            let at_ms = wall_ms_at(now);
+            let us = now.micros_since(start);
+            let at_ms = now.wall_ms();
             self.ctx.usage.record_at(&client, &a, us, error, at_ms);
             if !a.ddl.is_empty() {
                 self.ctx
@@ -594,7 +593,7 @@ mod tests {
     }
 
     fn query(t: &mut Tracker, sql: &str) {
-        let now = Instant::now();
+        let now = Tick::now();
         t.on_client(b'Q', format!("{sql}\0").as_bytes(), now);
         t.on_server(b'C', b"OK\0", now);
         t.on_server(b'Z', b"I", now);
@@ -610,15 +609,15 @@ mod tests {
             lock_wait_ms: 200,
             ..DdlNotes::default()
         };
-        t.on_client(b'Q', b"ALTER TABLE a ADD COLUMN x int\0", Instant::now());
+        t.on_client(b'Q', b"ALTER TABLE a ADD COLUMN x int\0", Tick::now());
         t.annotate_ddl(notes.clone());
-        t.on_server(b'Z', b"I", Instant::now());
+        t.on_server(b'Z', b"I", Tick::now());
         // Not annotated: forwarded.
         query(&mut t, "ALTER TABLE b ADD COLUMN x int");
         // Notes of a statement that logged nothing end at its ReadyForQuery.
-        t.on_client(b'Q', b"SELECT 1\0", Instant::now());
+        t.on_client(b'Q', b"SELECT 1\0", Tick::now());
         t.annotate_ddl(notes.clone());
-        t.on_server(b'Z', b"I", Instant::now());
+        t.on_server(b'Z', b"I", Tick::now());
         query(&mut t, "ALTER TABLE c ADD COLUMN x int");
         let got: Vec<(Option<String>, DdlNotes)> = ddl
             .events()

@@ -29,4 +29,4 @@ pub use flusher::Flusher;
 pub use histogram::{LatencyHistogram, SparseHistogram};
 pub use identity::ClientIdentity;
 pub use registry::{now_ms, Deltas, ErrorRow, UsageRecord, UsageRegistry, UsageRow, UsageStats};
-pub use wall::wall_ms_at;
+pub use wall::Tick;
