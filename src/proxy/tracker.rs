@@ -11,6 +11,7 @@ use crate::analysis::{Analysis, Analyzer, Template};
 use crate::catalog::Catalogs;
 use crate::net::upstream::Upstream;
 use crate::usage::{now_ms, ClientId, ClientIdentity, DdlLog, DdlNotes, Tick, UsageRegistry};
+use crate::wire::messages::cstr;
 use std::collections::VecDeque;
 
 /// Statement and portal names are hashed on every Bind and Execute: a fast
@@ -137,14 +138,6 @@ impl<V> ByName<V> {
         } else {
             self.named.remove(name);
         }
-    }
-}
-
-/// Splits off a NUL-terminated string.
-fn cstr(body: &[u8]) -> (&[u8], &[u8]) {
-    match memchr::memchr(0, body) {
-        Some(i) => (&body[..i], &body[i + 1..]),
-        None => (body, &[]),
     }
 }
 

@@ -159,6 +159,11 @@ pub fn parse(name: &[u8], sql: &str) -> Vec<u8> {
 /// Splits a NUL-terminated string off the front of a message body; the
 /// whole rest when there is no NUL.
 pub fn cstr(body: &[u8]) -> (&[u8], &[u8]) {
+    // The unnamed statement and portal, which most Binds and Executes
+    // name: no search (memchr's setup costs more than the string).
+    if let Some((0, rest)) = body.split_first() {
+        return (&[], rest);
+    }
     match memchr::memchr(0, body) {
         Some(i) => (&body[..i], &body[i + 1..]),
         None => (body, &[]),
