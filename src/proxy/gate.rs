@@ -205,21 +205,21 @@ enum Interest {
 fn interest(statement: &[u8], strings: split::Strings) -> Interest {
     const WRITES: &[&str] = &["delete", "update", "insert", "merge"];
     let mut buf = [0u8; 16];
-    match split::first_keyword(statement, &mut buf) {
-        "create" | "alter" | "drop" | "reindex" | "cluster" | "vacuum" | "truncate" | "lock"
-        | "refresh" | "comment" => Interest::Judge { writes: false },
-        "update" | "delete" if split::has_word(statement, strings, &["where"]) => {
+    match split::first_word(statement, &mut buf) {
+        b"create" | b"alter" | b"drop" | b"reindex" | b"cluster" | b"vacuum" | b"truncate"
+        | b"lock" | b"refresh" | b"comment" => Interest::Judge { writes: false },
+        b"update" | b"delete" if split::has_word(statement, strings, &["where"]) => {
             Interest::FilteredWrite
         }
-        "update" | "delete" => Interest::Judge { writes: true },
+        b"update" | b"delete" => Interest::Judge { writes: true },
         // A write inside a CTE, EXPLAIN ANALYZE or PREPARE ... AS.
-        "with" | "explain" | "prepare" if split::has_word(statement, strings, WRITES) => {
+        b"with" | b"explain" | b"prepare" if split::has_word(statement, strings, WRITES) => {
             Interest::Judge { writes: true }
         }
-        "insert" | "merge" | "copy" => Interest::Write,
-        "begin" | "start" => Interest::Begin,
-        "commit" | "end" => Interest::Commit,
-        "rollback" | "abort" => Interest::End,
+        b"insert" | b"merge" | b"copy" => Interest::Write,
+        b"begin" | b"start" => Interest::Begin,
+        b"commit" | b"end" => Interest::Commit,
+        b"rollback" | b"abort" => Interest::End,
         _ => Interest::None,
     }
 }

@@ -502,7 +502,7 @@ impl Drop for Prepared {
 /// a star somewhere: the only statements whose shape can be pinned.
 fn pinnable(sql: &[u8]) -> bool {
     let mut word = [0u8; 16];
-    matches!(split::first_keyword(sql, &mut word), "select" | "with")
+    matches!(split::first_word(sql, &mut word), b"select" | b"with")
         && memchr::memchr(b'*', sql).is_some()
 }
 
