@@ -20,7 +20,7 @@ use crate::analysis::heap_bytes as heap;
 
 /// A minute slot of a shape's timeline with its sparse histogram (a
 /// handful of buckets: the first allocation holds four).
-pub const SLOT_BYTES: usize = size_of::<MinuteSlot>() + 4 * 8 + 16;
+pub const SLOT_BYTES: usize = size_of::<MinuteSlot>() + 4 * 4 + 16;
 
 /// A shape's own allocations besides its analysis: the all-time histogram
 /// and the timeline's buffer (four slots from the first one on).
