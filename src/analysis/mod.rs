@@ -233,21 +233,27 @@ impl Analyzer {
         self.template(sql).analysis().clone()
     }
 
-    /// The analysis of `sql` for a session whose previous statement's
-    /// template is `last`: recognized by it when `sql` has its shape (no
-    /// lexing), else as [`Analyzer::analyze`] does. `last` becomes the
-    /// template of `sql`'s shape.
-    pub fn analyze_after(&self, sql: &str, last: &mut Option<Arc<Template>>) -> Arc<Analysis> {
+    /// The analysis of the statement text `sql` for a session whose
+    /// previous statement's template is `last`: recognized by it when `sql`
+    /// has its shape (no lexing, and UTF-8 checked from the first literal
+    /// on only), else as [`Analyzer::analyze`] does; `None` when `sql` is
+    /// not UTF-8. `last` becomes the template of `sql`'s shape.
+    pub fn analyze_after(
+        &self,
+        sql: &[u8],
+        last: &mut Option<Arc<Template>>,
+    ) -> Option<Arc<Analysis>> {
         if let Some(t) = last.as_ref() {
             if t.owner() == self.id && t.matches(sql) {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                return t.analysis().clone();
+                return Some(t.analysis().clone());
             }
         }
+        let sql = std::str::from_utf8(sql).ok()?;
         let t = self.template(sql);
         let analysis = t.analysis().clone();
         *last = Some(t);
-        analysis
+        Some(analysis)
     }
 
     /// The template of `sql`'s shape, from the thread's memo when it was

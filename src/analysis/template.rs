@@ -99,15 +99,19 @@ impl Template {
 
     /// True when `sql` has this template's shape key: equal bytes between
     /// the cut-outs, and cut-outs of the same kinds (first bytes of the same
-    /// class) in their places.
-    pub fn matches(&self, sql: &str) -> bool {
+    /// class) in their places; and when it is UTF-8, so a caller can take
+    /// it as text. Only the text from the first cut-out on is checked for
+    /// UTF-8: the bytes before are the template's own.
+    pub fn matches(&self, sql: &[u8]) -> bool {
         let Some(text) = self.text.as_deref() else {
             return false;
         };
         let old = text.as_bytes();
-        let new = sql.as_bytes();
+        let new = sql;
         let mut at_old = 0usize;
         let mut at_new = 0usize;
+        // The text from the first cut-out on, and where it starts in `new`.
+        let mut tail: Option<(&str, usize)> = None;
         for span in self.spans.iter() {
             let (start, end) = (span.start as usize, span.end as usize);
             let Some(run) = old.get(at_old..start) else {
@@ -121,12 +125,21 @@ impl Template {
                 Some(&c) if class(c) == span.first => {}
                 _ => return false,
             }
+            // A cut-out starts at an ASCII byte: a char boundary.
+            let (rest, base) = match tail {
+                Some(t) => t,
+                None => match std::str::from_utf8(&new[at_new..]) {
+                    Ok(rest) => *tail.insert((rest, at_new)),
+                    Err(_) => return false,
+                },
+            };
+            let here = at_new - base;
             let mut first = FirstCut::default();
-            let next = token(sql, at_new, &mut first);
-            if first.kind != Some(span.kind) || first.start != at_new || first.end != next {
+            let next = token(rest, here, &mut first);
+            if first.kind != Some(span.kind) || first.start != here || first.end != next {
                 return false;
             }
-            at_new = next;
+            at_new = base + next;
             at_old = end;
         }
         new.get(at_new..) == old.get(at_old..)
@@ -228,46 +241,69 @@ mod tests {
     #[test]
     fn texts_that_differ_in_literals_and_comments_match() {
         let t = template("SELECT abalance FROM pgbench_accounts WHERE aid = 12345;");
-        assert!(t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 7;"));
-        assert!(t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 1.5e3;"));
-        assert!(!t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = x;"));
-        assert!(!t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 7"));
-        assert!(!t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 7;;"));
-        assert!(!t.matches("SELECT bbalance FROM pgbench_accounts WHERE aid = 7;"));
+        assert!(t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 7;".as_bytes()));
+        assert!(t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 1.5e3;".as_bytes()));
+        assert!(!t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = x;".as_bytes()));
+        assert!(!t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 7".as_bytes()));
+        assert!(!t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 7;;".as_bytes()));
+        assert!(!t.matches("SELECT bbalance FROM pgbench_accounts WHERE aid = 7;".as_bytes()));
 
         let t = template("UPDATE t SET v = 'a''b', w = E'\\n' /* trace='1' */ WHERE id IN (1, 2)");
-        assert!(t.matches("UPDATE t SET v = 'x', w = E'y' /* trace='2' */ WHERE id IN (7, 3.5)"));
-        assert!(!t.matches("UPDATE t SET v = 'x', w = E'y' WHERE id IN (3, 4)"));
-        assert!(!t.matches("UPDATE t SET v = 'x', w = y /* c */ WHERE id IN (3, 4)"));
+        assert!(t.matches(
+            "UPDATE t SET v = 'x', w = E'y' /* trace='2' */ WHERE id IN (7, 3.5)".as_bytes()
+        ));
+        assert!(!t.matches("UPDATE t SET v = 'x', w = E'y' WHERE id IN (3, 4)".as_bytes()));
+        assert!(!t.matches("UPDATE t SET v = 'x', w = y /* c */ WHERE id IN (3, 4)".as_bytes()));
         // A literal where a word was: `abc'x'` then `abc5` (one word).
         let t = template("SELECT abc'x'");
-        assert!(!t.matches("SELECT abc5"));
-        assert!(t.matches("SELECT abc'yy'"));
+        assert!(!t.matches("SELECT abc5".as_bytes()));
+        assert!(t.matches("SELECT abc'yy'".as_bytes()));
+        // Not UTF-8 in a literal: no match (the tracker analyses no such text).
+        assert!(!t.matches(b"SELECT abc'\xff'"));
+        assert!(t.matches("SELECT abc'\u{e9}'".as_bytes()));
         // A template of a long text never matches; the memo still answers.
         let long = format!("SELECT {} FROM t WHERE id = 1", "a, ".repeat(MAX_TEXT));
-        assert!(!template(&long).matches(&long));
+        assert!(!template(&long).matches(long.as_bytes()));
     }
 
     #[test]
     fn the_session_analysis_counts_a_recognized_text_as_a_hit() {
         let a = Analyzer::new(16);
         let mut last = None;
-        let first = a.analyze_after("SELECT email FROM users WHERE id = 1", &mut last);
-        let again = a.analyze_after("SELECT email FROM users WHERE id = 22", &mut last);
+        let first = a
+            .analyze_after("SELECT email FROM users WHERE id = 1".as_bytes(), &mut last)
+            .unwrap();
+        let again = a
+            .analyze_after(
+                "SELECT email FROM users WHERE id = 22".as_bytes(),
+                &mut last,
+            )
+            .unwrap();
         assert!(Arc::ptr_eq(&first, &again));
         assert_eq!(a.stats.hits.load(std::sync::atomic::Ordering::Relaxed), 1);
         assert_eq!(a.stats.misses.load(std::sync::atomic::Ordering::Relaxed), 1);
         // Another shape: analysed, and now the one recognized.
-        let other = a.analyze_after("SELECT name FROM users WHERE id = 3", &mut last);
+        let other = a
+            .analyze_after("SELECT name FROM users WHERE id = 3".as_bytes(), &mut last)
+            .unwrap();
         assert_ne!(other.fingerprint, first.fingerprint);
         assert!(last
             .as_ref()
             .is_some_and(|t| Arc::ptr_eq(t.analysis(), &other)));
         // A template of another analyzer is not used.
         let b = Analyzer::new(16);
-        let theirs = b.analyze_after("SELECT name FROM users WHERE id = 4", &mut last);
+        let theirs = b
+            .analyze_after("SELECT name FROM users WHERE id = 4".as_bytes(), &mut last)
+            .unwrap();
         assert_eq!(b.stats.misses.load(std::sync::atomic::Ordering::Relaxed), 1);
         assert!(!Arc::ptr_eq(&theirs, &other));
+        // A text that is not UTF-8 has no analysis, and the template stays.
+        assert!(b
+            .analyze_after(b"SELECT name FROM users WHERE id = '\xff'", &mut last)
+            .is_none());
+        assert!(last
+            .as_ref()
+            .is_some_and(|t| Arc::ptr_eq(t.analysis(), &theirs)));
     }
 
     /// The property the tracker relies on: a text a template matches has the
@@ -399,7 +435,7 @@ mod tests {
                 }
                 new.replace_range(from..to, &with);
                 tried += 1;
-                if t.matches(&new) {
+                if t.matches(new.as_bytes()) {
                     matched += 1;
                     assert_eq!(
                         shape_key(&old, &hash),

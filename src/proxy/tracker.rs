@@ -392,12 +392,11 @@ impl Tracker {
     /// Analyses a statement text; also returns the `search_path` changes its
     /// statements make, in order (applied to the statements sent after it).
     fn analyze(&mut self, sql: &[u8]) -> (Option<Arc<Analysis>>, Vec<SearchPathChange>) {
-        let Ok(sql) = std::str::from_utf8(sql) else {
+        let Some(analysis) = self.ctx.analyzer.analyze_after(sql, &mut self.last) else {
             return (None, Vec::new());
         };
-        let analysis = self.ctx.analyzer.analyze_after(sql, &mut self.last);
         let changes = if analysis.changes_search_path {
-            search_path::parse_changes(sql)
+            std::str::from_utf8(sql).map_or_else(|_| Vec::new(), search_path::parse_changes)
         } else {
             Vec::new()
         };
