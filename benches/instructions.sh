@@ -146,7 +146,9 @@ else
 fi
 
 echo
-echo "User-space instructions per transaction (callgrind; pgbench -S -c $CLIENTS, $TXNS transactions after a warm-up; $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown), binary $BIN):"
+# The checkout's commit names the build only when the default binary is used.
+if [ -n "${DDLGUARD_BIN:-}" ]; then BUILD="binary $BIN"; else BUILD="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown), binary $BIN"; fi
+echo "User-space instructions per transaction (callgrind; pgbench -S -c $CLIENTS, $TXNS transactions after a warm-up; $BUILD):"
 echo
 echo "| proxy | $(echo "$MODES" | sed 's/ / | /g') |"
 echo "|---|$(for _ in $MODES; do printf -- '---:|'; done)"
