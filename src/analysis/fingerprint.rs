@@ -44,28 +44,34 @@ pub fn fingerprint(sql: &str) -> Fingerprint {
 /// two texts whose calls are equal up to the literals have one fingerprint:
 /// what lets [`super::shape_key`] stand in for it as a cache key.
 pub(crate) trait Sink {
-    /// A literal at `start..end` of the text (its value is never passed on).
-    fn literal(&mut self, start: usize, end: usize);
-    /// A comment at `start..end`.
-    fn comment(&mut self, start: usize, end: usize);
-    /// Our own fold marker comment, `/*, ... */` (told right after its
-    /// `comment`).
-    fn fold_marker(&mut self);
-    /// A quoted identifier or an operator, as written.
-    fn push(&mut self, tok: Tok, s: &str);
+    /// A literal or a comment at `start..end` of the text (a literal's value
+    /// is never passed on).
+    fn cut(&mut self, kind: Cut, start: usize, end: usize);
+    /// A quoted identifier or an operator, as written. Sinks that only want
+    /// the cut-outs (the shape key, templates) keep these defaults.
+    fn push(&mut self, _tok: Tok, _s: &str) {}
     /// A keyword or unquoted identifier, as written.
-    fn word(&mut self, w: &str);
+    fn word(&mut self, _w: &str) {}
     /// One of `( ) , ; [ ] . :`.
-    fn punct(&mut self, c: u8);
+    fn punct(&mut self, _c: u8) {}
+}
+
+/// What the lexer cuts out of a statement's text: never part of its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cut {
+    Literal,
+    Comment,
+    /// Our own fold marker comment, `/*, ... */`.
+    Fold,
 }
 
 impl Sink for Normalizer {
-    fn literal(&mut self, _: usize, _: usize) {
-        Normalizer::literal(self);
-    }
-    fn comment(&mut self, _: usize, _: usize) {}
-    fn fold_marker(&mut self) {
-        Normalizer::fold_marker(self);
+    fn cut(&mut self, kind: Cut, _: usize, _: usize) {
+        match kind {
+            Cut::Literal => Normalizer::literal(self),
+            Cut::Comment => {}
+            Cut::Fold => Normalizer::fold_marker(self),
+        }
     }
     fn push(&mut self, tok: Tok, s: &str) {
         Normalizer::push(self, tok, s);
@@ -122,21 +128,23 @@ pub(crate) fn token<S: Sink>(sql: &str, mut i: usize, out: &mut S) -> usize {
                 while i < b.len() && b[i] != b'\n' {
                     i += 1;
                 }
-                out.comment(start, i);
+                out.cut(Cut::Comment, start, i);
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
                 let end = skip_block_comment(b, i);
-                out.comment(i, end);
                 // Our own fold marker: fingerprinting a fingerprint gives it back.
-                if &b[i..end] == FOLD_MARKER.as_bytes() {
-                    out.fold_marker();
-                }
+                let kind = if &b[i..end] == FOLD_MARKER.as_bytes() {
+                    Cut::Fold
+                } else {
+                    Cut::Comment
+                };
+                out.cut(kind, i, end);
                 i = end;
             }
             b'\'' => {
                 let start = i;
                 i = skip_string(b, i + 1, false);
-                out.literal(start, i);
+                out.cut(Cut::Literal, start, i);
             }
             b'"' => {
                 let end = skip_quoted_ident(b, i + 1);
@@ -150,10 +158,10 @@ pub(crate) fn token<S: Sink>(sql: &str, mut i: usize, out: &mut S) -> usize {
                     while i < b.len() && b[i].is_ascii_digit() {
                         i += 1;
                     }
-                    out.literal(start, i);
+                    out.cut(Cut::Literal, start, i);
                 } else if let Some(end) = skip_dollar_string(b, i) {
                     i = end;
-                    out.literal(start, i);
+                    out.cut(Cut::Literal, start, i);
                 } else {
                     out.push(Tok::Punct, "$");
                     i += 1;
@@ -162,12 +170,12 @@ pub(crate) fn token<S: Sink>(sql: &str, mut i: usize, out: &mut S) -> usize {
             b'0'..=b'9' => {
                 let start = i;
                 i = skip_number(b, i);
-                out.literal(start, i);
+                out.cut(Cut::Literal, start, i);
             }
             b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
                 let start = i;
                 i = skip_number(b, i);
-                out.literal(start, i);
+                out.cut(Cut::Literal, start, i);
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
                 let start = i;
@@ -182,14 +190,14 @@ pub(crate) fn token<S: Sink>(sql: &str, mut i: usize, out: &mut S) -> usize {
                     && matches!(c | 0x20, b'e' | b'b' | b'x' | b'n')
                 {
                     i = skip_string(b, i + 1, c | 0x20 == b'e');
-                    out.literal(start, i);
+                    out.cut(Cut::Literal, start, i);
                 } else if word.len() == 1
                     && c | 0x20 == b'u'
                     && b.get(i) == Some(&b'&')
                     && b.get(i + 1) == Some(&b'\'')
                 {
                     i = skip_string(b, i + 2, false);
-                    out.literal(start, i);
+                    out.cut(Cut::Literal, start, i);
                 } else if word.len() == 1
                     && c | 0x20 == b'u'
                     && b.get(i) == Some(&b'&')

@@ -18,7 +18,7 @@
 //! process' own and the hashed length beside it: two shapes that collide
 //! cannot be written on purpose, and by chance about once in 2^64.
 
-use super::fingerprint::{lex, Sink, Tok};
+use super::fingerprint::{lex, Cut, Sink};
 use std::hash::{BuildHasher, Hasher};
 
 /// Bytes that never occur in UTF-8 text (0xF5-0xFF) mark what was cut out,
@@ -44,7 +44,7 @@ pub fn shape_key(sql: &str, seed: &ahash::RandomState) -> ShapeKey {
         len: 0,
     };
     lex(sql, &mut sink);
-    sink.cut(sql.len(), None);
+    sink.hash_to(sql.len(), None);
     ShapeKey {
         hash: sink.hasher.finish(),
         len: sink.len as u32,
@@ -61,7 +61,7 @@ struct KeySink<'a> {
 
 impl KeySink<'_> {
     /// Hashes the text up to `start`, then `mark`.
-    fn cut(&mut self, start: usize, mark: Option<u8>) {
+    fn hash_to(&mut self, start: usize, mark: Option<u8>) {
         if let Some(run) = self.sql.get(self.from..start) {
             if !run.is_empty() {
                 self.hasher.write(run);
@@ -76,27 +76,15 @@ impl KeySink<'_> {
 }
 
 impl Sink for KeySink<'_> {
-    fn literal(&mut self, start: usize, end: usize) {
-        self.cut(start, Some(LITERAL));
+    fn cut(&mut self, kind: Cut, start: usize, end: usize) {
+        let mark = match kind {
+            Cut::Literal => LITERAL,
+            Cut::Comment => COMMENT,
+            Cut::Fold => FOLD,
+        };
+        self.hash_to(start, Some(mark));
         self.from = end;
     }
-
-    fn comment(&mut self, start: usize, end: usize) {
-        self.cut(start, Some(COMMENT));
-        self.from = end;
-    }
-
-    /// Follows the marker's `comment`: its mark goes right after.
-    fn fold_marker(&mut self) {
-        self.hasher.write_u8(FOLD);
-        self.len += 1;
-    }
-
-    fn push(&mut self, _: Tok, _: &str) {}
-
-    fn word(&mut self, _: &str) {}
-
-    fn punct(&mut self, _: u8) {}
 }
 
 #[cfg(test)]

@@ -31,22 +31,13 @@
 //! and is never written anywhere: reports, logs and metrics only ever see
 //! the fingerprint.
 
-use super::fingerprint::{lex, token, Sink, Tok};
+use super::fingerprint::{lex, token, Cut, Sink};
 use super::Analysis;
 use std::sync::Arc;
 
 /// Longer texts get no template (matching is for the short statements a
 /// session repeats; the memo still takes texts up to 16 KiB).
 pub(super) const MAX_TEXT: usize = 4096;
-
-/// What was cut out at a place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cut {
-    Literal,
-    Comment,
-    /// Our own fold marker comment: its own mark in the shape key.
-    Fold,
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Span {
@@ -167,8 +158,8 @@ struct Spans<'a> {
     spans: Vec<Span>,
 }
 
-impl Spans<'_> {
-    fn cut(&mut self, start: usize, end: usize, kind: Cut) {
+impl Sink for Spans<'_> {
+    fn cut(&mut self, kind: Cut, start: usize, end: usize) {
         self.spans.push(Span {
             start: start as u32,
             end: end as u32,
@@ -176,24 +167,6 @@ impl Spans<'_> {
             first: self.sql.get(start).copied().map_or(0, class),
         });
     }
-}
-
-impl Sink for Spans<'_> {
-    fn literal(&mut self, start: usize, end: usize) {
-        self.cut(start, end, Cut::Literal);
-    }
-    fn comment(&mut self, start: usize, end: usize) {
-        self.cut(start, end, Cut::Comment);
-    }
-    /// Follows the marker's `comment`.
-    fn fold_marker(&mut self) {
-        if let Some(last) = self.spans.last_mut() {
-            last.kind = Cut::Fold;
-        }
-    }
-    fn push(&mut self, _: Tok, _: &str) {}
-    fn word(&mut self, _: &str) {}
-    fn punct(&mut self, _: u8) {}
 }
 
 /// The first cut-out a token step tells of (a step tells at most one).
@@ -205,26 +178,13 @@ struct FirstCut {
 }
 
 impl Sink for FirstCut {
-    fn literal(&mut self, start: usize, end: usize) {
+    fn cut(&mut self, kind: Cut, start: usize, end: usize) {
         *self = FirstCut {
-            kind: Some(Cut::Literal),
+            kind: Some(kind),
             start,
             end,
         };
     }
-    fn comment(&mut self, start: usize, end: usize) {
-        *self = FirstCut {
-            kind: Some(Cut::Comment),
-            start,
-            end,
-        };
-    }
-    fn fold_marker(&mut self) {
-        self.kind = Some(Cut::Fold);
-    }
-    fn push(&mut self, _: Tok, _: &str) {}
-    fn word(&mut self, _: &str) {}
-    fn punct(&mut self, _: u8) {}
 }
 
 #[cfg(test)]
