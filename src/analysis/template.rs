@@ -237,13 +237,27 @@ mod tests {
         let first = a
             .analyze_after("SELECT email FROM users WHERE id = 1".as_bytes(), &mut last)
             .unwrap();
-        let again = a
-            .analyze_after(
-                "SELECT email FROM users WHERE id = 22".as_bytes(),
-                &mut last,
-            )
-            .unwrap();
+        // On another thread, whose memo is empty: only the template can
+        // answer without a new one (the memo would give this thread's own
+        // template of the shape, the shared cache a new template).
+        let kept = last.clone();
+        let again = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    a.analyze_after(
+                        "SELECT email FROM users WHERE id = 22".as_bytes(),
+                        &mut last,
+                    )
+                })
+                .join()
+        })
+        .unwrap()
+        .unwrap();
         assert!(Arc::ptr_eq(&first, &again));
+        let (Some(kept), Some(now)) = (&kept, &last) else {
+            panic!("a template is kept");
+        };
+        assert!(Arc::ptr_eq(kept, now), "recognized by the template");
         assert_eq!(a.stats.hits.load(std::sync::atomic::Ordering::Relaxed), 1);
         assert_eq!(a.stats.misses.load(std::sync::atomic::Ordering::Relaxed), 1);
         // Another shape: analysed, and now the one recognized.
