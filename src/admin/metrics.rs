@@ -118,7 +118,7 @@ impl Collector for ProxyCollector {
         )?;
 
         let usage = h.usage();
-        let kinds = usage.kinds.snapshot();
+        let kinds = usage.kind_counts();
         counters(
             &mut e,
             "ddlguard_queries",

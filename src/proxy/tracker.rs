@@ -10,6 +10,7 @@ use crate::analysis::search_path::{self, SearchPathChange};
 use crate::analysis::{Analysis, Analyzer, Template};
 use crate::catalog::Catalogs;
 use crate::net::upstream::Upstream;
+use crate::usage::held::{self, Execution};
 use crate::usage::{now_ms, ClientId, ClientIdentity, DdlLog, DdlNotes, Tick, UsageRegistry};
 use crate::wire::messages::cstr;
 use std::collections::VecDeque;
@@ -524,7 +525,6 @@ impl Tracker {
         if let Some(a) = analysis {
             let us = now.micros_since(start);
             let at_ms = now.wall_ms();
-            self.ctx.usage.record_at(&client, &a, us, error, at_ms);
             if !a.ddl.is_empty() {
                 self.ctx
                     .ddl
@@ -537,6 +537,12 @@ impl Tracker {
                 self.ctx.catalogs.invalidate(&self.database);
                 self.ctx.catalogs.ensure(&self.database, &self.upstream);
             }
+            let run = Execution {
+                latency_us: us,
+                error,
+                at_ms,
+            };
+            held::record(&self.ctx.usage, client, a, run);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! per-SQLSTATE numbers it keeps.
 
 use super::registry::UsageRecord;
+use super::runs::Runs;
 use super::ClientIdentity;
 use crate::analysis::{Analysis, ResolvedUse};
 use std::sync::Arc;
@@ -95,16 +96,17 @@ impl Entry {
         }
     }
 
-    /// Adds one execution finished at `now`.
-    pub fn update(&mut self, latency_us: u64, error: Option<[u8; 5]>, now: u64) {
-        self.calls += 1;
-        self.total_us += latency_us;
-        self.max_us = self.max_us.max(latency_us);
-        self.last_seen_ms = now;
-        if let Some(code) = error {
+    /// Adds summed executions.
+    pub fn add_runs(&mut self, runs: &Runs) {
+        self.calls += runs.calls;
+        self.total_us += runs.total_us;
+        self.max_us = self.max_us.max(runs.max_us);
+        self.last_seen_ms = self.last_seen_ms.max(runs.last_ms);
+        for &(code, at_ms) in &runs.failures {
             self.errors += 1;
             add_code(&mut self.error_codes, code, 1);
-            set_code(&mut self.error_last_ms, code, now);
+            let last = value_of(&self.error_last_ms, &code).max(at_ms);
+            set_code(&mut self.error_last_ms, code, last);
         }
     }
 

@@ -26,7 +26,7 @@ impl UsageRegistry {
     /// times, so `record` waits at most for one shard's copy.
     pub fn evict(&self) -> Eviction {
         let mut out = Eviction::default();
-        if self.memory_bytes() > self.high_water() {
+        if self.bytes_now() > self.high_water() {
             let target = self.max_bytes / 4 * 3;
             let mut candidates: Vec<(u64, (u64, u64))> = self
                 .entries
@@ -35,7 +35,7 @@ impl UsageRegistry {
                 .collect();
             candidates.sort_unstable();
             for (seen, key) in candidates {
-                if self.memory_bytes() <= target {
+                if self.bytes_now() <= target {
                     break;
                 }
                 // Not if it ran again since the walk.

@@ -5,6 +5,8 @@
 const SUB: usize = 4;
 /// Powers of two covered: 1 µs to about 2^31 µs (36 minutes).
 const POWERS: usize = 32;
+/// Buckets of a histogram.
+pub(super) const BUCKETS: usize = SUB * POWERS;
 
 /// Latency distribution of one statement shape.
 #[derive(Clone, Debug)]
@@ -22,7 +24,8 @@ impl Default for LatencyHistogram {
     }
 }
 
-fn bucket(us: u64) -> usize {
+/// The bucket of a latency, µs.
+pub(super) fn bucket(us: u64) -> usize {
     let us = us.max(1);
     let power = 63 - us.leading_zeros() as usize;
     let sub = if power >= 2 {
@@ -43,9 +46,15 @@ fn bucket_upper(index: usize) -> u64 {
 impl LatencyHistogram {
     /// Adds one observation.
     pub fn record(&mut self, us: u64) {
-        let b = bucket(us);
-        self.counts[b] = self.counts[b].saturating_add(1);
-        self.total += 1;
+        self.add_bucket(bucket(us), 1);
+    }
+
+    /// Adds `n` observations of bucket `b`.
+    pub(super) fn add_bucket(&mut self, b: usize, n: u32) {
+        if let Some(c) = self.counts.get_mut(b) {
+            *c = c.saturating_add(n);
+            self.total += u64::from(n);
+        }
     }
 
     /// Adds another histogram's counts.
@@ -117,15 +126,20 @@ const _: () = assert!(SUB * POWERS == 128, "one bit per bucket");
 impl SparseHistogram {
     /// Adds one observation.
     pub fn record(&mut self, us: u64) {
-        let bit = 1u128 << bucket(us);
+        self.add_bucket(bucket(us), 1);
+    }
+
+    /// Adds `n` observations of bucket `b` (below [`BUCKETS`]).
+    pub(super) fn add_bucket(&mut self, b: usize, n: u32) {
+        let bit = 1u128 << (b % BUCKETS);
         let at = (self.present & (bit - 1)).count_ones() as usize;
         if self.present & bit != 0 {
             if let Some(c) = self.counts.get_mut(at) {
-                *c = c.saturating_add(1);
+                *c = c.saturating_add(n);
             }
         } else {
             self.present |= bit;
-            self.counts.insert(at, 1);
+            self.counts.insert(at, n);
         }
     }
 

@@ -191,6 +191,7 @@ impl UsageRegistry {
     /// it. (One walk over the entries: callers reuse the answer for the
     /// DDL of one migration on one table.)
     pub fn shapes_of_others(&self, relation: &str, who: &ClientIdentity) -> Vec<u64> {
+        super::held::settle(self);
         let (schema, name) = split_name(relation);
         let on_table: HashSet<u64> = self
             .shapes
@@ -228,6 +229,7 @@ impl UsageRegistry {
         end_ms: u64,
         now_ms: u64,
     ) -> Impact {
+        super::held::settle(self);
         let slots: Vec<MinuteSlot> = shapes
             .iter()
             .filter_map(|fp| self.shapes.get(fp))

@@ -2,6 +2,7 @@
 //! Prometheus buckets: lock-free counters updated on every recorded
 //! execution and read by `/metrics`.
 
+use super::runs::Runs;
 use crate::analysis::StatementKind;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,6 +11,15 @@ pub const BUCKETS_US: [u64; 15] = [
     100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
     1_000_000, 2_500_000, 10_000_000,
 ];
+
+/// The bucket of a latency: the first of `BUCKETS_US` at or above it, or
+/// +Inf (index 15).
+pub(super) fn bucket(latency_us: u64) -> usize {
+    BUCKETS_US
+        .iter()
+        .position(|&upper| latency_us <= upper)
+        .unwrap_or(BUCKETS_US.len())
+}
 
 /// Every statement kind, in the order counters are kept.
 pub const KINDS: [StatementKind; 7] = [
@@ -77,11 +87,22 @@ impl KindStats {
         if failed {
             k.errors.fetch_add(1, Ordering::Relaxed);
         }
-        let b = BUCKETS_US
-            .iter()
-            .position(|&upper| latency_us <= upper)
-            .unwrap_or(BUCKETS_US.len());
-        k.buckets[b].fetch_add(1, Ordering::Relaxed);
+        k.buckets[bucket(latency_us)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts summed executions.
+    pub(super) fn add(&self, kind: StatementKind, runs: &Runs) {
+        let k = &self.kinds[index(kind)];
+        k.calls.fetch_add(runs.calls, Ordering::Relaxed);
+        k.total_us.fetch_add(runs.total_us, Ordering::Relaxed);
+        if runs.errors() > 0 {
+            k.errors.fetch_add(runs.errors(), Ordering::Relaxed);
+        }
+        for (counter, &n) in k.buckets.iter().zip(runs.kind_buckets.iter()) {
+            if n > 0 {
+                counter.fetch_add(u64::from(n), Ordering::Relaxed);
+            }
+        }
     }
 
     /// The counters of every kind.

@@ -81,7 +81,7 @@ mod tests {
         let mut e = Entry::new(analyzer.analyze("SELECT a FROM t"), 1);
         let empty = entry_bytes(&e);
         assert!(empty >= size_of::<Entry>(), "{empty}");
-        e.update(5, Some(*b"42703"), 2);
+        e.add_runs(&crate::usage::runs::Runs::one(5, Some(*b"42703"), 2));
         assert!(entry_bytes(&e) > empty);
         let who = ClientIdentity {
             application_name: "a".repeat(100),

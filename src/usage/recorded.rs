@@ -57,6 +57,9 @@ impl UsageRegistry {
     /// flusher calls it every interval, off the relay path): the form
     /// history keeps when the catalog is missing or the tables are gone.
     pub fn pin_resolutions(&self, catalog_of: impl Fn(&str) -> Arc<Catalog>) {
+        // Held executions first: an entry they create is written to the
+        // store by this same pass, and must go there resolved.
+        super::held::settle(self);
         let mut contexts: HashMap<u64, Option<Context>> = HashMap::new();
         let mut todo: Vec<Todo> = Vec::new();
         for item in self.entries.iter() {

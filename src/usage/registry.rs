@@ -8,8 +8,10 @@
 
 use super::clients::{ClientId, ClientTable, SessionKey};
 use super::entry::{add_code, code_bytes, value_of, ByCode, Entry, Flushed, Pinned};
+use super::held;
 use super::memory::{codes_bytes, entry_bytes, map_slot, SHAPE_BYTES, SLOT_BYTES};
 use super::recorded;
+use super::runs::Runs;
 use super::timeline::{MinuteSlot, ShapeLatency};
 use super::{ClientIdentity, LatencyHistogram};
 use crate::analysis::search_path;
@@ -200,8 +202,8 @@ pub struct UsageRegistry {
     pub(super) clients: ClientTable,
     pub(super) entries: DashMap<EntryKey, Entry, ahash::RandomState>,
     pub(super) shapes: DashMap<u64, Shape, ahash::RandomState>,
-    /// Executions by statement kind (for metrics).
-    pub kinds: super::kinds::KindStats,
+    /// Executions by statement kind (read: `kind_counts`).
+    kinds: super::kinds::KindStats,
     /// Minute slots held by all shapes' timelines (bounded).
     minute_slots: AtomicUsize,
     /// Successful store syncs (for metrics).
@@ -226,6 +228,8 @@ pub struct UsageRegistry {
     pub(super) pressure: Notify,
     dropped: AtomicU64,
     recorded: AtomicU64,
+    /// Relay threads holding executions for this registry (usage::held).
+    pub(super) holders: held::Holders,
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
@@ -277,12 +281,21 @@ impl UsageRegistry {
             pressure: Notify::new(),
             dropped: AtomicU64::new(0),
             recorded: AtomicU64::new(0),
+            holders: held::Holders::default(),
         }
     }
 
     /// Estimated bytes held: entries, shapes (analyses, timelines) and
     /// client identities.
     pub fn memory_bytes(&self) -> usize {
+        held::settle(self);
+        self.bytes_now()
+    }
+
+    /// [`memory_bytes`](Self::memory_bytes) without applying held
+    /// executions first: for the recording path itself (which applies
+    /// them) and the eviction pass.
+    pub(super) fn bytes_now(&self) -> usize {
         self.bytes.load(Ordering::Relaxed) + self.clients.bytes()
     }
 
@@ -329,32 +342,41 @@ impl UsageRegistry {
         error: Option<[u8; 5]>,
         now: u64,
     ) {
-        self.kinds
-            .record(analysis.kind, latency_us, error.is_some());
+        self.add_runs(client, analysis, &Runs::one(latency_us, error, now));
+    }
+
+    /// Records summed executions of `analysis` by `client` (usage::held
+    /// applies what a relay thread held so): one map lookup each for the
+    /// entry and the shape, however many executions.
+    pub fn add_runs(&self, client: &ClientId, analysis: &Arc<Analysis>, runs: &Runs) {
+        if runs.calls == 0 {
+            return;
+        }
+        self.kinds.add(analysis.kind, runs);
         let key = (client.id(), analysis.fingerprint.id);
         // One lookup under the shard's write lock: two sessions racing on
         // a new key both count.
         let fresh = match self.entries.entry(key) {
             MapEntry::Occupied(mut o) => {
                 let e = o.get_mut();
-                if error.is_some() {
-                    let before = codes_bytes(e) as isize;
-                    e.update(latency_us, error, now);
-                    add_bytes(&self.bytes, codes_bytes(e) as isize - before);
+                if runs.failures.is_empty() {
+                    e.add_runs(runs);
                 } else {
-                    e.update(latency_us, error, now);
+                    let before = codes_bytes(e) as isize;
+                    e.add_runs(runs);
+                    add_bytes(&self.bytes, codes_bytes(e) as isize - before);
                 }
                 false
             }
             MapEntry::Vacant(v) => {
-                let held = self.memory_bytes();
+                let held = self.bytes_now();
                 if self.len.load(Ordering::Relaxed) >= self.cap || held >= self.max_bytes {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.dropped.fetch_add(runs.calls, Ordering::Relaxed);
                     self.pressure.notify_one();
                     return;
                 }
-                let mut fresh = Entry::new(analysis.clone(), now);
-                fresh.update(latency_us, error, now);
+                let mut fresh = Entry::new(analysis.clone(), runs.first_ms);
+                fresh.add_runs(runs);
                 add_bytes(&self.bytes, entry_bytes(&fresh) as isize);
                 v.insert(fresh);
                 self.len.fetch_add(1, Ordering::Relaxed);
@@ -366,15 +388,13 @@ impl UsageRegistry {
             }
         };
         let may_grow = self.minute_slots.load(Ordering::Relaxed) < MAX_MINUTE_SLOTS
-            && self.memory_bytes() < self.max_bytes;
+            && self.bytes_now() < self.max_bytes;
         let slots = {
             let mut shape = self.shape_entry(analysis, fresh);
-            shape
-                .latency
-                .record(latency_us, error.is_some(), now, may_grow)
+            shape.latency.add_runs(runs, may_grow)
         };
         self.count_slots(slots);
-        self.recorded.fetch_add(1, Ordering::Relaxed);
+        self.recorded.fetch_add(runs.calls, Ordering::Relaxed);
     }
 
     /// The shape of `analysis`, created (and counted) if absent; `fresh`
@@ -409,21 +429,29 @@ impl UsageRegistry {
         }
     }
 
+    /// Executions by statement kind (for metrics).
+    pub fn kind_counts(&self) -> Vec<super::kinds::KindSnapshot> {
+        held::settle(self);
+        self.kinds.snapshot()
+    }
+
     /// Counters about the aggregate.
     pub fn stats(&self) -> UsageStats {
+        held::settle(self);
         UsageStats {
             entries: self.len.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             recorded: self.recorded.load(Ordering::Relaxed),
             evicted: self.evicted.load(Ordering::Relaxed),
             clients: self.clients.len(),
-            bytes: self.memory_bytes(),
+            bytes: self.bytes_now(),
         }
     }
 
     /// One record per (client, statement shape), totals as they stand; for
     /// reports that are about statements rather than tables (errors).
     pub fn statements(&self) -> Vec<UsageRecord> {
+        held::settle(self);
         self.entries
             .iter()
             .filter_map(|item| {
@@ -437,6 +465,7 @@ impl UsageRegistry {
     /// Failures by client, shape and SQLSTATE that last happened at or after
     /// `since_ms`: after a migration, 42703 and 42P01 show who broke.
     pub fn errors_since(&self, since_ms: u64) -> Vec<ErrorRow> {
+        held::settle(self);
         // Keyed without the search_path: one row per client, shape and code.
         let mut by: std::collections::BTreeMap<(ClientIdentity, u64, [u8; 5]), ErrorRow> =
             std::collections::BTreeMap::new();
@@ -475,6 +504,7 @@ impl UsageRegistry {
 
     /// What the store does not have yet: one increment per changed entry.
     pub fn deltas(&self) -> Deltas {
+        held::settle(self);
         let mut out = Deltas::default();
         for item in self.entries.iter() {
             let (key, e) = item.pair();
@@ -565,7 +595,7 @@ impl UsageRegistry {
                         continue;
                     }
                     if self.len.load(Ordering::Relaxed) >= self.cap
-                        || self.memory_bytes() >= self.high_water()
+                        || self.bytes_now() >= self.high_water()
                     {
                         // Full: this and everything older stays in the store only.
                         self.forgotten_ms
@@ -606,6 +636,7 @@ impl UsageRegistry {
 
     /// Latency distribution of one shape across all clients, since start.
     pub fn latency(&self, fingerprint_id: u64) -> Option<LatencyHistogram> {
+        held::settle(self);
         self.shapes
             .get(&fingerprint_id)
             .map(|s| s.latency.total.clone())
@@ -629,6 +660,7 @@ impl UsageRegistry {
     /// The minutes of the last hour (before `now_ms`) of every shape that
     /// ran in it.
     pub fn recent_latencies(&self, now_ms: u64) -> Vec<(u64, Vec<MinuteSlot>)> {
+        held::settle(self);
         self.shapes
             .iter()
             .filter_map(|item| {
@@ -641,6 +673,7 @@ impl UsageRegistry {
     /// The analysis of every shape recorded (the kind and the tables of a
     /// fingerprint, for reports about statements).
     pub fn shapes(&self) -> HashMap<u64, Arc<Analysis>> {
+        held::settle(self);
         self.shapes
             .iter()
             .map(|item| (*item.key(), item.value().analysis.clone()))
@@ -665,6 +698,7 @@ impl UsageRegistry {
         &self,
         keep: impl Fn(&Analysis) -> bool,
     ) -> Vec<(UsageRecord, Arc<Analysis>)> {
+        held::settle(self);
         self.snapshot(keep)
             .into_iter()
             .filter_map(|(client, e)| {
@@ -680,6 +714,7 @@ impl UsageRegistry {
     /// statement ran under, and as recorded where the catalog does not know
     /// the relations (not loaded yet, or dropped since).
     pub fn rows(&self, catalog_of: impl Fn(&str) -> Arc<Catalog>) -> Vec<UsageRow> {
+        held::settle(self);
         self.rows_where(|_| true, catalog_of)
     }
 
@@ -691,6 +726,7 @@ impl UsageRegistry {
         keep: impl Fn(&Analysis) -> bool,
         catalog_of: impl Fn(&str) -> Arc<Catalog>,
     ) -> Vec<UsageRow> {
+        held::settle(self);
         let snapshot = self.snapshot(keep);
         let mut rows = Vec::new();
         for (client, e) in &snapshot {

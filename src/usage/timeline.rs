@@ -4,6 +4,7 @@
 //! `/api/v1/queries`).
 
 use super::histogram::{LatencyHistogram, SparseHistogram};
+use super::runs::Runs;
 use std::collections::VecDeque;
 
 /// Minutes of history kept per shape.
@@ -42,20 +43,8 @@ impl ShapeLatency {
     /// slots held.
     pub fn record(&mut self, latency_us: u64, failed: bool, now_ms: u64, may_grow: bool) -> isize {
         self.total.record(latency_us);
-        let minute = now_ms / 60_000;
-        let mut delta = 0;
-        if self.minutes.back().map(|s| s.minute) != Some(minute) {
-            delta -= self.prune(now_ms) as isize;
-            if !may_grow {
-                return delta;
-            }
-            self.minutes.push_back(MinuteSlot {
-                minute,
-                ..MinuteSlot::default()
-            });
-            delta += 1;
-        }
-        if let Some(slot) = self.minutes.back_mut() {
+        let (at, delta) = self.slot(now_ms, may_grow);
+        if let Some(slot) = at.and_then(|at| self.minutes.get_mut(at)) {
             slot.calls += 1;
             slot.errors += u64::from(failed);
             slot.total_us += latency_us;
@@ -63,6 +52,65 @@ impl ShapeLatency {
             slot.histogram.record(latency_us);
         }
         delta
+    }
+
+    /// Adds summed executions of one minute; returns the change in the
+    /// number of slots held, as [`record`](Self::record).
+    pub fn add_runs(&mut self, runs: &Runs, may_grow: bool) -> isize {
+        for (b, n) in runs.histogram() {
+            self.total.add_bucket(b, n);
+        }
+        let (at, delta) = self.slot(runs.last_ms, may_grow);
+        if let Some(slot) = at.and_then(|at| self.minutes.get_mut(at)) {
+            slot.calls += runs.calls;
+            slot.errors += runs.errors();
+            slot.total_us += runs.total_us;
+            slot.max_us = slot.max_us.max(runs.max_us);
+            for (b, n) in runs.histogram() {
+                slot.histogram.add_bucket(b, n);
+            }
+        }
+        delta
+    }
+
+    /// The index of the slot of the minute of `now_ms`, made when absent
+    /// and `may_grow` (older slots are pruned when a new minute starts),
+    /// and the change in the number of slots.
+    fn slot(&mut self, now_ms: u64, may_grow: bool) -> (Option<usize>, isize) {
+        let minute = now_ms / 60_000;
+        match self.minutes.back().map(|s| s.minute) {
+            Some(last) if last == minute => (Some(self.minutes.len() - 1), 0),
+            // An execution applied after later ones (usage::held, or
+            // another thread's): its own minute, kept in order.
+            Some(last) if last > minute => {
+                let at = self.minutes.partition_point(|s| s.minute < minute);
+                if self.minutes.get(at).map(|s| s.minute) == Some(minute) {
+                    return (Some(at), 0);
+                }
+                if !may_grow || minute + MINUTES <= last {
+                    return (None, 0);
+                }
+                self.minutes.insert(
+                    at,
+                    MinuteSlot {
+                        minute,
+                        ..MinuteSlot::default()
+                    },
+                );
+                (Some(at), 1)
+            }
+            _ => {
+                let pruned = self.prune(now_ms) as isize;
+                if !may_grow {
+                    return (None, -pruned);
+                }
+                self.minutes.push_back(MinuteSlot {
+                    minute,
+                    ..MinuteSlot::default()
+                });
+                (Some(self.minutes.len() - 1), 1 - pruned)
+            }
+        }
     }
 
     /// Drops the slots older than an hour before `now_ms`; returns how many.
@@ -119,5 +167,31 @@ mod tests {
         assert_eq!(s.record(9, false, t0 + 91 * 60_000, false), 0);
         assert_eq!((s.minutes.len(), s.total.count()), (1, 5));
         assert_eq!(s.prune(t0 + 200 * 60_000), 1);
+    }
+
+    #[test]
+    fn a_late_execution_goes_to_its_own_minute() {
+        let mut s = ShapeLatency::default();
+        let t0 = 1_000 * 60_000;
+        assert_eq!(s.record(10, false, t0, true), 1);
+        assert_eq!(s.record(20, false, t0 + 2 * 60_000, true), 1);
+        // Into the slot of its minute, not the newest one.
+        assert_eq!(s.record(30, true, t0 + 1_000, true), 0);
+        // A minute between two held ones gets its slot, in order.
+        assert_eq!(s.record(40, false, t0 + 60_000, true), 1);
+        let got: Vec<(u64, u64, u64, u64)> = s
+            .minutes
+            .iter()
+            .map(|m| (m.minute - t0 / 60_000, m.calls, m.errors, m.total_us))
+            .collect();
+        assert_eq!(got, vec![(0, 2, 1, 40), (1, 1, 0, 40), (2, 1, 0, 20)]);
+        // Without room, or older than the hour kept, only the all-time
+        // histogram counts it.
+        let mut full = s.clone();
+        assert_eq!(full.record(50, false, t0 - 60_000, false), 0);
+        assert_eq!(s.record(60, false, t0 - 59 * 60_000, true), 0);
+        assert_eq!((full.minutes.len(), full.total.count()), (3, 5));
+        assert_eq!(s.minutes.len(), 3);
+        assert_eq!(s.total.count(), 5);
     }
 }

@@ -4,6 +4,7 @@
 use super::socket_io::{Readiness, SocketIo};
 use super::{Command, Lent, Returned, Why};
 use crate::proxy::relay::{Relay, WakeupClock};
+use crate::usage::held;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
@@ -113,6 +114,9 @@ pub fn run(mut poll: Poll, commands: mpsc::Receiver<Command>) {
         for slot in std::mem::take(&mut table.again) {
             step(&poll, &mut table, slot, &mut clock);
         }
+        // The batch's usage records go to the registry when a reader
+        // asked for them, or when enough have been held.
+        held::end_of_batch();
         let released = std::mem::take(&mut table.released);
         table.free.extend(released);
     }

@@ -78,7 +78,7 @@ pub struct Lost;
 /// A running epoll relay thread; stopped when dropped.
 pub struct EpollRelay {
     commands: mpsc::Sender<Command>,
-    waker: mio::Waker,
+    waker: Arc<mio::Waker>,
     next_id: AtomicU64,
 }
 
@@ -89,10 +89,18 @@ impl EpollRelay {
     pub fn start(name: String) -> io::Result<Arc<EpollRelay>> {
         let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         let poll = mio::Poll::new()?;
-        let waker = mio::Waker::new(poll.registry(), event_loop::WAKER)?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), event_loop::WAKER)?);
         let (tx, rx) = mpsc::channel();
+        let wakes_loop = waker.clone();
         std::thread::Builder::new().name(name).spawn(move || {
             let _runtime = runtime.enter();
+            // Usage records are held on this thread and applied in groups
+            // (usage::held); a report wakes the loop to apply them.
+            let _holding = crate::usage::held::hold_on_this_thread(move || {
+                if let Err(e) = wakes_loop.wake() {
+                    warn!("cannot wake the epoll relay for a report: {e}");
+                }
+            });
             event_loop::run(poll, rx)
         })?;
         Ok(Arc::new(EpollRelay {
