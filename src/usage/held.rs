@@ -34,6 +34,10 @@ use std::time::{Duration, Instant};
 pub const MAX_AGE_MS: u64 = 1000;
 /// Held executions are applied once there are this many.
 pub const MAX_HELD: usize = 4096;
+/// Held (client, shape) sums are applied once there are this many: a new
+/// one is looked for among them at every execution, and a workload of
+/// many distinct shapes must not make that search long.
+pub const MAX_GROUPS: usize = 64;
 /// How long a reader waits for a loop to apply what it holds before it
 /// reads without (a loop stuck this long has bigger problems).
 pub const SETTLE_LIMIT: Duration = Duration::from_millis(200);
@@ -246,16 +250,6 @@ impl Holder {
         analysis: Arc<Analysis>,
         run: Execution,
     ) {
-        if self.held == 0 {
-            // Raised before the client can see this statement's answer:
-            // a reader that starts after that sees it.
-            self.flag.holding.store(true, Ordering::SeqCst);
-            self.oldest_ms = run.at_ms;
-            self.newest_ms = run.at_ms;
-        }
-        self.held += 1;
-        self.oldest_ms = self.oldest_ms.min(run.at_ms);
-        self.newest_ms = self.newest_ms.max(run.at_ms);
         let client_id = client.id();
         let fp = analysis.fingerprint.id;
         // Newest first: a thread's sessions mostly run what ran last.
@@ -277,6 +271,9 @@ impl Holder {
                 group.usage.add_runs(&group.client, &group.analysis, &done);
             }
             None => {
+                if self.groups.len() >= MAX_GROUPS {
+                    self.apply();
+                }
                 if !self
                     .known
                     .iter()
@@ -296,6 +293,16 @@ impl Holder {
                 })
             }
         }
+        if self.held == 0 {
+            // Raised before the client can see this statement's answer:
+            // a reader that starts after that sees it.
+            self.flag.holding.store(true, Ordering::SeqCst);
+            self.oldest_ms = run.at_ms;
+            self.newest_ms = run.at_ms;
+        }
+        self.held += 1;
+        self.oldest_ms = self.oldest_ms.min(run.at_ms);
+        self.newest_ms = self.newest_ms.max(run.at_ms);
     }
 
     fn end_of_batch(&mut self) {
@@ -504,5 +511,30 @@ mod tests {
         assert_eq!(errors(&held), errors(&direct));
         assert_eq!(held.stats().recorded, 400);
         assert_eq!(held.memory_bytes(), direct.memory_bytes());
+    }
+
+    #[test]
+    fn many_shapes_at_once_are_applied_in_bounded_groups() {
+        let reg = Arc::new(UsageRegistry::new(1_000));
+        let analyzer = Analyzer::new(256);
+        let shapes: Vec<_> = (0..150)
+            .map(|i| analyzer.analyze(&format!("SELECT c{i} FROM t")))
+            .collect();
+        let on_thread = reg.clone();
+        let (held_groups, applied_before_end) = std::thread::spawn(move || {
+            let reg = on_thread;
+            let _holding = hold_on_this_thread(|| {});
+            let client = reg.client_id(&who("app"), "");
+            for shape in shapes {
+                record(&reg, client.clone(), shape, run(1_000));
+            }
+            let groups = HOLDER.with(|h| h.borrow().as_ref().map_or(0, |h| h.groups.len()));
+            (groups, applied(&reg))
+        })
+        .join()
+        .unwrap();
+        assert!(held_groups <= MAX_GROUPS, "{held_groups} groups held");
+        assert_eq!(applied_before_end, 150 - held_groups);
+        assert_eq!(reg.stats().recorded, 150);
     }
 }
