@@ -25,6 +25,9 @@
 #   MODES="simple prepared"  pgbench query modes (-M), space separated
 #   WARMUP=3             seconds of untimed -S warm-up per target (0 = none)
 #   IDLE_SESSIONS=200    idle sessions opened for the memory measurement
+#   IDLE_SETTLE=6        seconds between the warm-up session and the "before"
+#                        sample: past ddlguard's first usage flush (5 s), whose
+#                        first run faults in code pages once (not per session)
 #   IDLE_WARM=1          each idle session runs one `SELECT 1` before its
 #                        `\sleep 10 s`, so PgBouncer pairs it with a server
 #                        connection as ddlguard does at login (PgBouncer only
@@ -93,6 +96,7 @@ MODES="${MODES:-simple prepared}"
 WARMUP="${WARMUP:-3}"
 IDLE_SESSIONS="${IDLE_SESSIONS:-200}"
 IDLE_WARM="${IDLE_WARM:-1}"
+IDLE_SETTLE="${IDLE_SETTLE:-6}"
 PGB_PROCS="${PGB_PROCS:-1}"
 SKIP_PGBOUNCER="${SKIP_PGBOUNCER:-0}"
 DDLGUARD_EXTRA_CONFIG="${DDLGUARD_EXTRA_CONFIG:-}"
@@ -891,7 +895,9 @@ measure_idle() { # target
   pid="$(target_pid "$target")"
   "$PSQL" -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atc 'SELECT 1' >/dev/null 2>&1 ||
     PROBLEMS+=("memory: psql 'SELECT 1' via $target failed")
-  sleep 1
+  # Past the first periodic passes (ddlguard applies held usage records and
+  # flushes at its first tick): what they fault in once is not per session.
+  sleep "$IDLE_SETTLE"
   before="$(proc_rss_kib $pid)"
   anon_before="$(proc_anon_kib $pid)"
   out="$RUNS_DIR/idle-$target.txt"
@@ -1042,7 +1048,7 @@ AGG="median of $ROUNDS rounds"
     done
   fi
   echo
-  echo "Memory, $IDLE_SESSIONS idle sessions (pgbench -n -c $IDLE_SESSIONS -j 2 -T 12 -f idle.sql, $IDLE_DESC; fresh proxy process, RSS sampled once all are connected):"
+  echo "Memory, $IDLE_SESSIONS idle sessions (pgbench -n -c $IDLE_SESSIONS -j 2 -T 12 -f idle.sql, $IDLE_DESC; fresh proxy process, one warm-up session, RSS sampled $IDLE_SETTLE s later and once all are connected):"
   echo
   echo "| proxy | RSS before KiB | RSS after KiB | KiB per idle session | anonymous KiB per idle session | client conns at sample | their server backends |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
