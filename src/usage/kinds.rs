@@ -79,17 +79,6 @@ fn index(kind: StatementKind) -> usize {
 }
 
 impl KindStats {
-    /// Counts one execution.
-    pub fn record(&self, kind: StatementKind, latency_us: u64, failed: bool) {
-        let k = &self.kinds[index(kind)];
-        k.calls.fetch_add(1, Ordering::Relaxed);
-        k.total_us.fetch_add(latency_us, Ordering::Relaxed);
-        if failed {
-            k.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        k.buckets[bucket(latency_us)].fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Counts summed executions.
     pub(super) fn add(&self, kind: StatementKind, runs: &Runs) {
         let k = &self.kinds[index(kind)];
@@ -139,9 +128,10 @@ mod tests {
     #[test]
     fn buckets_are_cumulative_and_inf_counts_everything() {
         let s = KindStats::default();
-        s.record(StatementKind::Read, 80, false);
-        s.record(StatementKind::Read, 3_000, true);
-        s.record(StatementKind::Read, 99_000_000, false);
+        let record = |us, error| s.add(StatementKind::Read, &Runs::one(us, error, 0));
+        record(80, None);
+        record(3_000, Some(*b"57014"));
+        record(99_000_000, None);
         let read = &s.snapshot()[2];
         assert_eq!((read.calls, read.errors), (3, 1));
         assert_eq!(read.cumulative[0], 1);

@@ -359,11 +359,10 @@ impl UsageRegistry {
         let fresh = match self.entries.entry(key) {
             MapEntry::Occupied(mut o) => {
                 let e = o.get_mut();
-                if runs.failures.is_empty() {
-                    e.add_runs(runs);
-                } else {
-                    let before = codes_bytes(e) as isize;
-                    e.add_runs(runs);
+                // Only a failure can grow the per-code lists.
+                let before = (!runs.failures.is_empty()).then(|| codes_bytes(e) as isize);
+                e.add_runs(runs);
+                if let Some(before) = before {
                     add_bytes(&self.bytes, codes_bytes(e) as isize - before);
                 }
                 false
@@ -714,7 +713,6 @@ impl UsageRegistry {
     /// statement ran under, and as recorded where the catalog does not know
     /// the relations (not loaded yet, or dropped since).
     pub fn rows(&self, catalog_of: impl Fn(&str) -> Arc<Catalog>) -> Vec<UsageRow> {
-        held::settle(self);
         self.rows_where(|_| true, catalog_of)
     }
 

@@ -37,25 +37,9 @@ pub struct ShapeLatency {
 }
 
 impl ShapeLatency {
-    /// Adds an execution that finished at `now_ms` (`failed`: with an
-    /// error). A new minute slot is only started when `may_grow` (the
-    /// registry bounds their number). Returns the change in the number of
-    /// slots held.
-    pub fn record(&mut self, latency_us: u64, failed: bool, now_ms: u64, may_grow: bool) -> isize {
-        self.total.record(latency_us);
-        let (at, delta) = self.slot(now_ms, may_grow);
-        if let Some(slot) = at.and_then(|at| self.minutes.get_mut(at)) {
-            slot.calls += 1;
-            slot.errors += u64::from(failed);
-            slot.total_us += latency_us;
-            slot.max_us = slot.max_us.max(latency_us);
-            slot.histogram.record(latency_us);
-        }
-        delta
-    }
-
-    /// Adds summed executions of one minute; returns the change in the
-    /// number of slots held, as [`record`](Self::record).
+    /// Adds summed executions of one minute. A new minute slot is only
+    /// started when `may_grow` (the registry bounds their number). Returns
+    /// the change in the number of slots held.
     pub fn add_runs(&mut self, runs: &Runs, may_grow: bool) -> isize {
         for (b, n) in runs.histogram() {
             self.total.add_bucket(b, n);
@@ -139,6 +123,14 @@ impl ShapeLatency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl ShapeLatency {
+        /// One execution, as the registry adds it.
+        fn record(&mut self, latency_us: u64, failed: bool, now_ms: u64, may_grow: bool) -> isize {
+            let error = failed.then_some(*b"XX000");
+            self.add_runs(&Runs::one(latency_us, error, now_ms), may_grow)
+        }
+    }
 
     #[test]
     fn minutes_roll_and_the_hour_is_bounded() {
