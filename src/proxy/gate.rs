@@ -727,15 +727,23 @@ impl Gate {
     pub fn on_ready(&mut self, status: u8) {
         self.ready_seen += 1;
         let seen = self.ready_seen;
-        self.armed.retain(|a| a.until_ready > seen);
+        // Every statement ends here: the common case (nothing armed, held
+        // or deferred) touches nothing else.
+        if !self.armed.is_empty() {
+            self.armed.retain(|a| a.until_ready > seen);
+        }
         if self.ready_seen >= self.ready_sent {
             self.pending_block = None;
         }
         if status == b'I' {
             self.wrote_rows = false;
             self.memory.locked_in_transaction.clear();
-            self.portals.clear();
-            self.drop_deferred();
+            if !self.portals.is_empty() {
+                self.portals.clear();
+            }
+            if !self.deferred.is_empty() {
+                self.drop_deferred();
+            }
         }
     }
 

@@ -12,7 +12,7 @@ use crate::catalog::Catalogs;
 use crate::net::upstream::Upstream;
 use crate::usage::held::{self, Execution};
 use crate::usage::{now_ms, ClientId, ClientIdentity, DdlLog, DdlNotes, Tick, UsageRegistry};
-use crate::wire::messages::cstr;
+use crate::wire::messages::{self, cstr};
 use std::collections::VecDeque;
 
 /// Statement and portal names are hashed on every Bind and Execute: a fast
@@ -264,7 +264,7 @@ impl Tracker {
     pub fn on_client(&mut self, tag: u8, body: &[u8], now: Tick) {
         match tag {
             b'Q' => {
-                let (sql, _) = cstr(body);
+                let sql = messages::query_text(body);
                 let (analysis, changes) = self.analyze(sql);
                 let seq = self.next_seq();
                 self.pending.push_back(Pending::Simple {

@@ -171,8 +171,16 @@ pub fn cstr(body: &[u8]) -> (&[u8], &[u8]) {
 }
 
 /// The SQL text of a `Query` body (before its NUL).
+///
+/// A Query holds one string, so its NUL is the last byte: taken from there
+/// without a search. Postgres refuses a Query with a NUL inside its text
+/// ("invalid message format"), so what is before that NUL never runs; the
+/// whole text is still what the gate judges, which can only be stricter.
 pub fn query_text(body: &[u8]) -> &[u8] {
-    cstr(body).0
+    match body.split_last() {
+        Some((0, text)) => text,
+        _ => cstr(body).0,
+    }
 }
 
 /// The statement name and SQL text of a `Parse` body.
@@ -454,6 +462,21 @@ pub(crate) fn row_description_body(fields: &[(&str, u32, i16, u32)]) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_text_ends_at_its_final_nul() {
+        assert_eq!(query_text(b"SELECT 1\0"), b"SELECT 1");
+        assert_eq!(query_text(b"\0"), b"");
+        // Malformed ones: no NUL, or one inside (Postgres refuses the
+        // message; the gate sees all of it).
+        assert_eq!(query_text(b"SELECT 1"), b"SELECT 1");
+        assert_eq!(
+            query_text(b"SELECT 1\0; DROP TABLE t\0"),
+            b"SELECT 1\0; DROP TABLE t"
+        );
+        assert_eq!(query_text(b"SELECT 1\0junk"), b"SELECT 1");
+        assert_eq!(query_text(b""), b"");
+    }
 
     #[test]
     fn extended_protocol_names_are_read_and_built() {

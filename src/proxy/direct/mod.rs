@@ -19,6 +19,7 @@
 
 mod event_loop;
 mod socket_io;
+mod syscalls;
 
 use super::relay::{Relay, RelayEnd};
 use super::shared::{reached, Phase};

@@ -2,9 +2,10 @@
 //! nonblocking sockets, with the readiness the loop's events reported.
 
 use super::super::relay::{RelayIo, Side};
+use super::syscalls;
 use crate::net::stream::Stream;
 use bytes::BytesMut;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::task::Poll;
 
@@ -139,9 +140,9 @@ impl RelayIo for SocketIo<'_> {
         if !self.socket(side).1.writable || !self.spend() {
             return Poll::Pending;
         }
-        let (mut socket, ready) = self.socket(side);
+        let (socket, ready) = self.socket(side);
         loop {
-            return match socket.write(bytes) {
+            return match syscalls::send(socket.as_raw_fd(), bytes) {
                 Ok(n) => {
                     if n < bytes.len() {
                         ready.write_full();
@@ -168,20 +169,9 @@ impl RelayIo for SocketIo<'_> {
 /// 16 KiB memset per read would cost more than the relay).
 fn recv_into(socket: &mio::net::TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
     let spare = buf.spare_capacity_mut();
-    // SAFETY: `recv` writes at most `spare.len()` bytes to memory this
-    // buffer owns and does not keep the pointer.
-    let n = unsafe {
-        libc::recv(
-            socket.as_raw_fd(),
-            spare.as_mut_ptr().cast(),
-            spare.len(),
-            0,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = n as usize;
+    // SAFETY: the spare capacity is memory this buffer owns, valid for
+    // writes of `spare.len()` bytes.
+    let n = unsafe { syscalls::recv(socket.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len())? };
     // SAFETY: the kernel initialized the first `n` bytes of the spare
     // capacity (n <= spare.len()).
     unsafe { buf.set_len(buf.len() + n) };
@@ -192,6 +182,7 @@ fn recv_into(socket: &mio::net::TcpStream, buf: &mut BytesMut) -> io::Result<usi
 mod tests {
     use super::*;
     use mio::{Events, Interest, Token};
+    use std::io::Write;
     use std::time::Duration;
 
     /// Data and the peer's close that arrive before one `epoll_wait` come
