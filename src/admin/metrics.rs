@@ -112,8 +112,8 @@ impl Collector for ProxyCollector {
             "Bytes relayed, by the side they came from",
             "from",
             &[
-                ("client".into(), t.from_clients.load(Ordering::Relaxed)),
-                ("server".into(), t.from_server.load(Ordering::Relaxed)),
+                ("client".into(), t.from_clients.get()),
+                ("server".into(), t.from_server.get()),
             ],
         )?;
 
@@ -176,19 +176,19 @@ impl Collector for ProxyCollector {
             &mut e,
             "ddlguard_analysis_cache_hits",
             "Statements whose shape was already analysed",
-            a.stats.hits.load(Ordering::Relaxed),
+            a.stats.hits.get(),
         )?;
         counter(
             &mut e,
             "ddlguard_analysis_cache_misses",
             "Statements analysed in full (a new shape)",
-            a.stats.misses.load(Ordering::Relaxed),
+            a.stats.misses.get(),
         )?;
         counter(
             &mut e,
             "ddlguard_unparsed_statements",
             "New shapes the SQL parser could not parse (relayed unchanged, classified lexically)",
-            a.stats.unparsed.load(Ordering::Relaxed),
+            a.stats.unparsed.get(),
         )?;
         gauge(
             &mut e,

@@ -185,18 +185,6 @@ fn cached_shapes_share_one_analysis() {
     let a = analyzer.analyze("SELECT email FROM users WHERE id = 1");
     let b = analyzer.analyze("select email from users where id = 2");
     assert!(std::sync::Arc::ptr_eq(&a, &b));
-    assert_eq!(
-        analyzer
-            .stats
-            .misses
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
-    assert_eq!(
-        analyzer
-            .stats
-            .hits
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(analyzer.stats.misses.get(), 1);
+    assert_eq!(analyzer.stats.hits.get(), 1);
 }

@@ -26,6 +26,7 @@ pub use model::{
 pub use resolve::{resolve, Dependency, QualifiedName, ResolvedUse};
 pub use template::Template;
 
+use crate::counters::Striped;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 use std::mem::size_of;
@@ -187,12 +188,12 @@ type ShapeCache = quick_cache::sync::Cache<
 /// Counters of the analysis cache, for metrics.
 #[derive(Default, Debug)]
 pub struct AnalyzerStats {
-    /// Lookups answered from the cache.
-    pub hits: AtomicU64,
+    /// Lookups answered from the cache (every statement adds: striped).
+    pub hits: Striped,
     /// Lookups that ran a full analysis.
-    pub misses: AtomicU64,
+    pub misses: Striped,
     /// Analyses whose text did not parse.
-    pub unparsed: AtomicU64,
+    pub unparsed: Striped,
 }
 
 /// The bounded, concurrent analysis cache keyed by fingerprint id: texts
@@ -233,27 +234,32 @@ impl Analyzer {
         self.template(sql).analysis().clone()
     }
 
-    /// The analysis of the statement text `sql` for a session whose
-    /// previous statement's template is `last`: recognized by it when `sql`
-    /// has its shape (no lexing, and UTF-8 checked from the first literal
-    /// on only), else as [`Analyzer::analyze`] does; `None` when `sql` is
-    /// not UTF-8. `last` becomes the template of `sql`'s shape.
-    pub fn analyze_after(
+    /// The template (and so the analysis) of the statement text `sql` for
+    /// a session whose previous statement's template is `last`: recognized
+    /// by it when `sql` has its shape (no lexing, and UTF-8 checked from
+    /// the first literal on only), else as [`Analyzer::analyze`] does;
+    /// `None` when `sql` is not UTF-8. `last` becomes the template of
+    /// `sql`'s shape.
+    ///
+    /// A template rather than its analysis, for the tracker to hold while
+    /// the statement runs: templates are made per thread (the memo's), so
+    /// counting references to one is not a write to a cache line every
+    /// worker thread writes (an analysis is shared by all of them).
+    pub fn template_after(
         &self,
         sql: &[u8],
         last: &mut Option<Arc<Template>>,
-    ) -> Option<Arc<Analysis>> {
+    ) -> Option<Arc<Template>> {
         if let Some(t) = last.as_ref() {
             if t.owner() == self.id && t.matches(sql) {
-                self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                return Some(t.analysis().clone());
+                self.stats.hits.add(1);
+                return Some(t.clone());
             }
         }
         let sql = std::str::from_utf8(sql).ok()?;
         let t = self.template(sql);
-        let analysis = t.analysis().clone();
-        *last = Some(t);
-        Some(analysis)
+        *last = Some(t.clone());
+        Some(t)
     }
 
     /// The template of `sql`'s shape, from the thread's memo when it was
@@ -261,7 +267,7 @@ impl Analyzer {
     fn template(&self, sql: &str) -> Arc<Template> {
         let (template, remembered) = memo::memoized(self.id, sql, || self.analyze_shared(sql));
         if remembered {
-            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            self.stats.hits.add(1);
         }
         template
     }
@@ -272,15 +278,15 @@ impl Analyzer {
         if let Some(hit) = self.cache.get(&fp.id) {
             // A 64-bit collision is astronomically rare, but never wrong.
             if hit.fingerprint.text == fp.text {
-                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                self.stats.hits.add(1);
                 return hit;
             }
         }
-        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        self.stats.misses.add(1);
         let id = fp.id;
         let analysis = Arc::new(analyze_uncached(sql, fp));
         if !analysis.parsed {
-            self.stats.unparsed.fetch_add(1, Ordering::Relaxed);
+            self.stats.unparsed.add(1);
         }
         // A replaced value (another thread analysed the same new shape, or
         // an id collision) is not reported as evicted: subtract it here.

@@ -241,13 +241,21 @@ mod tests {
         assert!(!template(&long).matches(long.as_bytes()));
     }
 
+    /// The analysis `template_after` gives.
+    fn after(a: &Analyzer, sql: &[u8], last: &mut Option<Arc<Template>>) -> Option<Arc<Analysis>> {
+        a.template_after(sql, last).map(|t| t.analysis().clone())
+    }
+
     #[test]
     fn the_session_analysis_counts_a_recognized_text_as_a_hit() {
         let a = Analyzer::new(16);
         let mut last = None;
-        let first = a
-            .analyze_after("SELECT email FROM users WHERE id = 1".as_bytes(), &mut last)
-            .unwrap();
+        let first = after(
+            &a,
+            "SELECT email FROM users WHERE id = 1".as_bytes(),
+            &mut last,
+        )
+        .unwrap();
         // On another thread, whose memo is empty: only the template can
         // answer without a new one (the memo would give this thread's own
         // template of the shape, the shared cache a new template).
@@ -255,7 +263,8 @@ mod tests {
         let again = std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    a.analyze_after(
+                    after(
+                        &a,
                         "SELECT email FROM users WHERE id = 22".as_bytes(),
                         &mut last,
                     )
@@ -269,27 +278,31 @@ mod tests {
             panic!("a template is kept");
         };
         assert!(Arc::ptr_eq(kept, now), "recognized by the template");
-        assert_eq!(a.stats.hits.load(std::sync::atomic::Ordering::Relaxed), 1);
-        assert_eq!(a.stats.misses.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(a.stats.hits.get(), 1);
+        assert_eq!(a.stats.misses.get(), 1);
         // Another shape: analysed, and now the one recognized.
-        let other = a
-            .analyze_after("SELECT name FROM users WHERE id = 3".as_bytes(), &mut last)
-            .unwrap();
+        let other = after(
+            &a,
+            "SELECT name FROM users WHERE id = 3".as_bytes(),
+            &mut last,
+        )
+        .unwrap();
         assert_ne!(other.fingerprint, first.fingerprint);
         assert!(last
             .as_ref()
             .is_some_and(|t| Arc::ptr_eq(t.analysis(), &other)));
         // A template of another analyzer is not used.
         let b = Analyzer::new(16);
-        let theirs = b
-            .analyze_after("SELECT name FROM users WHERE id = 4".as_bytes(), &mut last)
-            .unwrap();
-        assert_eq!(b.stats.misses.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let theirs = after(
+            &b,
+            "SELECT name FROM users WHERE id = 4".as_bytes(),
+            &mut last,
+        )
+        .unwrap();
+        assert_eq!(b.stats.misses.get(), 1);
         assert!(!Arc::ptr_eq(&theirs, &other));
         // A text that is not UTF-8 has no analysis, and the template stays.
-        assert!(b
-            .analyze_after(b"SELECT name FROM users WHERE id = '\xff'", &mut last)
-            .is_none());
+        assert!(after(&b, b"SELECT name FROM users WHERE id = '\xff'", &mut last).is_none());
         assert!(last
             .as_ref()
             .is_some_and(|t| Arc::ptr_eq(t.analysis(), &theirs)));

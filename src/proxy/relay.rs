@@ -21,7 +21,6 @@ use bytes::{Buf, BytesMut};
 use std::future::Future;
 use std::io;
 use std::pin::pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -397,9 +396,7 @@ impl Relay {
                         progress = true;
                     }
                     Poll::Ready(Ok(n)) => {
-                        self.traffic
-                            .from_clients
-                            .fetch_add(n as u64, Ordering::Relaxed);
+                        self.traffic.from_clients.add(n as u64);
                         if let Err(e) = self.scan_client(clock) {
                             return Poll::Ready(RelayEnd::Protocol(e));
                         }
@@ -423,9 +420,7 @@ impl Relay {
                         progress = true;
                     }
                     Poll::Ready(Ok(n)) => {
-                        self.traffic
-                            .from_server
-                            .fetch_add(n as u64, Ordering::Relaxed);
+                        self.traffic.from_server.add(n as u64);
                         self.scan_server(clock);
                         self.place_notices();
                         progress = true;

@@ -7,7 +7,7 @@
 
 use super::path_state::PathState;
 use crate::analysis::search_path::{self, SearchPathChange};
-use crate::analysis::{Analysis, Analyzer, Template};
+use crate::analysis::{Analyzer, Template};
 use crate::catalog::Catalogs;
 use crate::net::upstream::Upstream;
 use crate::usage::held::{self, Execution};
@@ -24,8 +24,8 @@ use std::sync::Arc;
 enum Pending {
     /// A simple Query (or FunctionCall): done at ReadyForQuery.
     Simple {
-        analysis: Option<Arc<Analysis>>,
-        client: ClientId,
+        analysis: Option<Arc<Template>>,
+        client: Sender,
         start: Tick,
         error: Option<[u8; 5]>,
         /// Sequence number among the messages answered by ReadyForQuery.
@@ -36,8 +36,8 @@ enum Pending {
     /// An Execute: done at CommandComplete, EmptyQueryResponse,
     /// PortalSuspended or ErrorResponse.
     Execute {
-        analysis: Option<Arc<Analysis>>,
-        client: ClientId,
+        analysis: Option<Arc<Template>>,
+        client: Sender,
         start: Tick,
         /// What the gate and the guard did with it (DDL log).
         notes: Option<Box<DdlNotes>>,
@@ -46,12 +46,24 @@ enum Pending {
     /// (recorded: a statement that no longer parses after a migration is
     /// exactly what the error report must show).
     Parse {
-        analysis: Option<Arc<Analysis>>,
-        client: ClientId,
+        analysis: Option<Arc<Template>>,
+        client: Sender,
         start: Tick,
     },
     /// A Sync: done at ReadyForQuery.
     Sync { seq: u64 },
+}
+
+/// Who sent a pending statement: the tracker's client at the time, kept
+/// only once that changes (a `SET search_path` or `application_name`
+/// between the statement and its end). Cloning the interned [`ClientId`]
+/// per statement would write its reference count, a cache line shared by
+/// every session of that client on every worker thread.
+enum Sender {
+    /// The tracker's current client.
+    Current,
+    /// The client before a change.
+    Was(ClientId),
 }
 
 /// Shared parts a tracker needs.
@@ -81,8 +93,8 @@ pub struct Tracker {
     path_ids: Vec<(String, ClientId)>,
     database: String,
     upstream: Arc<Upstream>,
-    statements: ByName<Arc<Analysis>>,
-    portals: ByName<Arc<Analysis>>,
+    statements: ByName<Arc<Template>>,
+    portals: ByName<Arc<Template>>,
     /// Prepared statements and portals that change `search_path` when
     /// executed (drivers cache and re-execute them); usually empty.
     statement_paths: HashMap<Vec<u8>, SearchPathChange>,
@@ -269,7 +281,7 @@ impl Tracker {
                 let seq = self.next_seq();
                 self.pending.push_back(Pending::Simple {
                     analysis,
-                    client: self.client.clone(),
+                    client: Sender::Current,
                     start: now,
                     error: None,
                     seq,
@@ -283,7 +295,7 @@ impl Tracker {
                 let seq = self.next_seq();
                 self.pending.push_back(Pending::Simple {
                     analysis: None,
-                    client: self.client.clone(),
+                    client: Sender::Current,
                     start: now,
                     error: None,
                     seq,
@@ -316,7 +328,7 @@ impl Tracker {
                 }
                 self.pending.push_back(Pending::Parse {
                     analysis,
-                    client: self.client.clone(),
+                    client: Sender::Current,
                     start: now,
                 });
             }
@@ -349,7 +361,7 @@ impl Tracker {
                 let analysis = self.portals.get(portal).cloned();
                 self.pending.push_back(Pending::Execute {
                     analysis,
-                    client: self.client.clone(),
+                    client: Sender::Current,
                     start: now,
                     notes: None,
                 });
@@ -392,11 +404,11 @@ impl Tracker {
 
     /// Analyses a statement text; also returns the `search_path` changes its
     /// statements make, in order (applied to the statements sent after it).
-    fn analyze(&mut self, sql: &[u8]) -> (Option<Arc<Analysis>>, Vec<SearchPathChange>) {
-        let Some(analysis) = self.ctx.analyzer.analyze_after(sql, &mut self.last) else {
+    fn analyze(&mut self, sql: &[u8]) -> (Option<Arc<Template>>, Vec<SearchPathChange>) {
+        let Some(analysis) = self.ctx.analyzer.template_after(sql, &mut self.last) else {
             return (None, Vec::new());
         };
-        let changes = if analysis.changes_search_path {
+        let changes = if analysis.analysis().changes_search_path {
             std::str::from_utf8(sql).map_or_else(|_| Vec::new(), search_path::parse_changes)
         } else {
             Vec::new()
@@ -412,6 +424,17 @@ impl Tracker {
 
     /// Interns (identity, current path), once per path per identity.
     fn refresh_client(&mut self) {
+        // Statements still running were sent by the client until now.
+        for p in self.pending.iter_mut() {
+            if let Pending::Simple { client, .. }
+            | Pending::Execute { client, .. }
+            | Pending::Parse { client, .. } = p
+            {
+                if let Sender::Current = client {
+                    *client = Sender::Was(self.client.clone());
+                }
+            }
+        }
         let path = self.path.current();
         if let Some((_, id)) = self.path_ids.iter().find(|(p, _)| p == path) {
             self.client = id.clone();
@@ -515,20 +538,21 @@ impl Tracker {
 
     fn finish(
         &mut self,
-        analysis: Option<Arc<Analysis>>,
-        client: ClientId,
+        analysis: Option<Arc<Template>>,
+        client: Sender,
         start: Tick,
         now: Tick,
         error: Option<[u8; 5]>,
         notes: Option<Box<DdlNotes>>,
     ) {
-        if let Some(a) = analysis {
+        if let Some(t) = analysis {
+            let a = t.analysis();
             let us = now.micros_since(start);
             let at_ms = now.wall_ms();
             if !a.ddl.is_empty() {
                 self.ctx
                     .ddl
-                    .record(&self.identity, &a, at_ms, us, error, notes.as_deref());
+                    .record(&self.identity, a, at_ms, us, error, notes.as_deref());
             }
             if error.is_none() && a.changes_catalog() {
                 // The schema changed (not for VACUUM, GRANT, CREATE INDEX,
@@ -541,6 +565,10 @@ impl Tracker {
                 latency_us: us,
                 error,
                 at_ms,
+            };
+            let client = match &client {
+                Sender::Current => &self.client,
+                Sender::Was(c) => c,
             };
             held::record(&self.ctx.usage, client, a, run);
         }
@@ -630,6 +658,48 @@ mod tests {
                 (Some("c".into()), DdlNotes::forwarded()),
             ]
         );
+    }
+
+    /// A statement belongs to the client that sent it, also when the
+    /// client changes before it ends (a `SET` in the same Query, or a
+    /// ParameterStatus while an Execute runs).
+    #[test]
+    fn a_statement_running_while_the_client_changes_stays_with_its_sender() {
+        let mut t = tracker(Arc::new(DdlLog::new(16)));
+        let now = Tick::now();
+        t.on_client(b'Q', b"SELECT a FROM t1; SET application_name = 'b'\0", now);
+        t.on_server(b'S', b"application_name\0b\0", now);
+        t.on_server(b'Z', b"I", now);
+        query(&mut t, "SELECT b FROM t2");
+        // Extended protocol: the Execute is pending when the name changes.
+        t.on_client(b'P', b"\0SELECT c FROM t3\0\0\0", now);
+        t.on_client(b'B', b"\0\0\0\0\0\0\0\0", now);
+        t.on_client(b'E', b"\0\0\0\0\0", now);
+        t.on_client(b'S', b"", now);
+        t.on_server(b'1', b"", now);
+        t.on_server(b'S', b"application_name\0c\0", now);
+        t.on_server(b'C', b"SELECT 1\0", now);
+        t.on_server(b'Z', b"I", now);
+        query(&mut t, "SELECT d FROM t4");
+        let mut got: Vec<(String, String)> = t
+            .ctx
+            .usage
+            .statements()
+            .into_iter()
+            .map(|r| (r.fingerprint, r.client.application_name))
+            .collect();
+        got.sort();
+        let want = [
+            ("select a from t1; set application_name = $1", "migrate"),
+            ("select b from t2", "b"),
+            ("select c from t3", "b"),
+            ("select d from t4", "c"),
+        ];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for ((fp, app), (want_fp, want_app)) in got.iter().zip(want) {
+            assert!(fp.to_lowercase().starts_with(want_fp), "{fp} vs {want_fp}");
+            assert_eq!(app, want_app, "{fp}");
+        }
     }
 
     #[test]

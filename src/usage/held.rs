@@ -152,24 +152,29 @@ impl Drop for Holding {
 
 /// Records an execution: held when the current thread holds records,
 /// else straight into `usage`.
+///
+/// By reference: a sum keeps its own clones, made once per (client,
+/// shape, minute). Both are shared by every worker thread's sessions of
+/// that client and shape, so a clone per execution would write their
+/// reference counts' cache lines from every thread.
 pub fn record(
     usage: &Arc<UsageRegistry>,
-    client: ClientId,
-    analysis: Arc<Analysis>,
+    client: &ClientId,
+    analysis: &Arc<Analysis>,
     run: Execution,
 ) {
-    let rejected = HOLDER.with(|h| match h.try_borrow_mut() {
+    let held = HOLDER.with(|h| match h.try_borrow_mut() {
         Ok(mut h) => match h.as_mut() {
             Some(holder) => {
                 holder.hold(usage, client, analysis, run);
-                None
+                true
             }
-            None => Some((client, analysis)),
+            None => false,
         },
-        Err(_) => Some((client, analysis)),
+        Err(_) => false,
     });
-    if let Some((client, analysis)) = rejected {
-        usage.record_at(&client, &analysis, run.latency_us, run.error, run.at_ms);
+    if !held {
+        usage.record_at(client, analysis, run.latency_us, run.error, run.at_ms);
     }
 }
 
@@ -246,8 +251,8 @@ impl Holder {
     fn hold(
         &mut self,
         usage: &Arc<UsageRegistry>,
-        client: ClientId,
-        analysis: Arc<Analysis>,
+        client: &ClientId,
+        analysis: &Arc<Analysis>,
         run: Execution,
     ) {
         let client_id = client.id();
@@ -286,9 +291,9 @@ impl Holder {
                 }
                 self.groups.push(Group {
                     usage: usage.clone(),
-                    client,
+                    client: client.clone(),
                     client_id,
-                    analysis,
+                    analysis: analysis.clone(),
                     runs: Runs::one(run.latency_us, run.error, run.at_ms),
                 })
             }
@@ -369,8 +374,8 @@ mod tests {
                     let _ = woken_tx.send(());
                 });
                 let client = reg.client_id(&who("app"), "");
-                record(&reg, client.clone(), analysis.clone(), run(1_000));
-                record(&reg, client, analysis, run(1_001));
+                record(&reg, &client, &analysis, run(1_000));
+                record(&reg, &client, &analysis, run(1_001));
                 // Nobody asked and it is young: still held.
                 end_of_batch();
                 held_tx.send(()).unwrap();
@@ -400,7 +405,7 @@ mod tests {
         let reg = Arc::new(UsageRegistry::new(100));
         let analysis = Analyzer::new(16).analyze("SELECT 1");
         let client = reg.client_id(&who("app"), "");
-        record(&reg, client, analysis, run(5));
+        record(&reg, &client, &analysis, run(5));
         assert_eq!(applied(&reg), 1);
     }
 
@@ -417,14 +422,14 @@ mod tests {
             let reg = on_thread;
             let holding = hold_on_this_thread(|| {});
             let client = reg.client_id(&who("app"), "");
-            record(&reg, client.clone(), a.clone(), run(10_000));
-            record(&reg, client.clone(), a, run(10_000 + MAX_AGE_MS - 1));
+            record(&reg, &client, &a, run(10_000));
+            record(&reg, &client, &a, run(10_000 + MAX_AGE_MS - 1));
             end_of_batch();
             let young = applied(&reg);
-            record(&reg, client.clone(), b.clone(), run(10_000 + MAX_AGE_MS));
+            record(&reg, &client, &b, run(10_000 + MAX_AGE_MS));
             end_of_batch();
             let old = applied(&reg);
-            record(&reg, client, b, run(20_000));
+            record(&reg, &client, &b, run(20_000));
             end_of_batch();
             let again = reg.stats().recorded;
             drop(holding);
@@ -472,7 +477,7 @@ mod tests {
                 let _holding = hold_on_this_thread(|| {});
                 for (c, s, run) in runs {
                     let client = held.client_id(&who(apps[c]), "");
-                    record(&held, client, shapes[s].clone(), run);
+                    record(&held, &client, &shapes[s], run);
                 }
             })
             .join()
@@ -526,7 +531,7 @@ mod tests {
             let _holding = hold_on_this_thread(|| {});
             let client = reg.client_id(&who("app"), "");
             for shape in shapes {
-                record(&reg, client.clone(), shape, run(1_000));
+                record(&reg, &client, &shape, run(1_000));
             }
             let groups = HOLDER.with(|h| h.borrow().as_ref().map_or(0, |h| h.groups.len()));
             (groups, applied(&reg))
