@@ -190,10 +190,7 @@ mod tests {
     /// readable so the end of stream is read (else the session hangs).
     #[test]
     fn a_close_that_came_with_the_data_is_still_read_after_a_short_read() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (ours, _) = listener.accept().unwrap();
-        ours.set_nonblocking(true).unwrap();
+        let (mut peer, ours) = syscalls::loopback_pair();
         let mut ours = mio::net::TcpStream::from_std(ours);
         let mut poll = mio::Poll::new().unwrap();
         poll.registry()

@@ -33,10 +33,7 @@ pub unsafe fn recv(fd: RawFd, ptr: *mut u8, len: usize) -> io::Result<usize> {
     #[cfg(not(target_os = "linux"))]
     // SAFETY: as above.
     let n = unsafe { libc::recv(fd, ptr.cast(), len, 0) as libc::c_long };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    byte_count(n)
 }
 
 /// `send(fd, bytes, MSG_NOSIGNAL)` (a closed peer is an error, not a
@@ -58,10 +55,26 @@ pub fn send(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
     #[cfg(not(target_os = "linux"))]
     // SAFETY: as above.
     let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), 0) as libc::c_long };
+    byte_count(n)
+}
+
+/// A call's result: the byte count, or the OS error when it is negative.
+fn byte_count(n: libc::c_long) -> io::Result<usize> {
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(n as usize)
+}
+
+/// A connected loopback pair for the relay's socket tests: the peer (a
+/// blocking std socket) and ours, nonblocking.
+#[cfg(test)]
+pub(super) fn loopback_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (ours, _) = listener.accept().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    (peer, ours)
 }
 
 #[cfg(test)]
@@ -72,10 +85,7 @@ mod tests {
 
     #[test]
     fn bytes_go_both_ways_and_errors_are_the_os_errors() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (ours, _) = listener.accept().unwrap();
-        ours.set_nonblocking(true).unwrap();
+        let (mut peer, ours) = loopback_pair();
         let fd = ours.as_raw_fd();
 
         let mut buf = [0u8; 16];
