@@ -688,6 +688,39 @@ compare_table() {
   done
 }
 
+# Round by round, ddlguard against PgBouncer: the two ran seconds apart in
+# the same round, so each round's ratio cancels the drift the machine shows
+# between rounds, which the medians of the main table keep.
+# paired_table
+paired_table() {
+  local mode c r g b tps_r cpu_d tps_list cpu_list n tps_ok cpu_ok
+  echo
+  echo "Paired by round, ddlguard against PgBouncer: the median of the per-round TPS ratios and CPU differences, and in how many rounds ddlguard was on the target's side (TPS ratio >= 1.0, CPU <= PgBouncer's):"
+  echo
+  echo "| mode | clients | median TPS ratio | rounds TPS >= 1.0 | median CPU difference µs/txn | rounds CPU <= PgBouncer |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for mode in "${MODE_LIST[@]}"; do
+    for c in "${CLIENT_LIST[@]}"; do
+      read -ra gt <<<"${R_TPS["$mode|$c|ddlguard"]}"
+      read -ra bt <<<"${R_TPS["$mode|$c|pgbouncer"]}"
+      read -ra gc <<<"${R_CPU["$mode|$c|ddlguard"]}"
+      read -ra bc <<<"${R_CPU["$mode|$c|pgbouncer"]}"
+      tps_list="" cpu_list="" n=0 tps_ok=0 cpu_ok=0
+      for ((r = 0; r < ${#gt[@]} && r < ${#bt[@]}; r++)); do
+        g="${gt[$r]}" b="${bt[$r]}"
+        tps_r="$(ratio "$g" "$b")"
+        cpu_d="$(awk -v a="${gc[$r]:-n/a}" -v b="${bc[$r]:-n/a}" 'BEGIN { if (a == "n/a" || b == "n/a") print "n/a"; else printf "%.3f\n", a - b }')"
+        tps_list="$tps_list $tps_r" cpu_list="$cpu_list $cpu_d"
+        n=$((n + 1))
+        awk -v x="$tps_r" 'BEGIN { exit !(x != "n/a" && x + 0 >= 1.0) }' && tps_ok=$((tps_ok + 1))
+        awk -v x="$cpu_d" 'BEGIN { exit !(x != "n/a" && x + 0 <= 0) }' && cpu_ok=$((cpu_ok + 1))
+      done
+      # shellcheck disable=SC2086 # word splitting of the per-round lists is intended
+      echo "| $mode | $c | $(fmt '%.3f' "$(median $tps_list)") | $tps_ok of $n | $(fmt '%+.1f' "$(median $cpu_list)") | $cpu_ok of $n |"
+    done
+  done
+}
+
 target_port() {
   case "$1" in
     direct) echo "$PG_PORT" ;;
@@ -794,10 +827,17 @@ for ((round = 1; round <= ROUNDS; round++)); do
   cfg=0
   for mode in "${MODE_LIST[@]}"; do
     for c in "${CLIENT_LIST[@]}"; do
-      # Rotate the target order per configuration and per round.
+      # Rotate the target order per configuration and per round, and run it
+      # backwards in even rounds, so that every target follows every other
+      # one: no target always comes right after the same one.
       off=$(((cfg + round - 1) % NT))
       for ((k = 0; k < NT; k++)); do
-        run_pgbench "$round" "$mode" "$c" "${TARGETS[$(((off + k) % NT))]}"
+        if ((round % 2 == 1)); then
+          idx=$(((off + k) % NT))
+        else
+          idx=$(((off + NT - k) % NT))
+        fi
+        run_pgbench "$round" "$mode" "$c" "${TARGETS[$idx]}"
       done
       cfg=$((cfg + 1))
     done
@@ -991,6 +1031,7 @@ AGG="median of $ROUNDS rounds"
       echo "| $mode | $c | $(fmt '%.0f' "$d_tps") | $(fmt '%.0f' "$g_tps") | $(fmt '%.0f' "$b_tps") | $(ratio "$g_tps" "$d_tps") | $(ratio "$g_tps" "$b_tps") | $(fmt '%.3f' "$g_lat") | $(fmt '%.3f' "$b_lat") | $(fmt '%.1f' "$g_cpu") | $(fmt '%.1f' "$b_cpu") |"
     done
   done
+  [ -n "$PGBOUNCER_BIN" ] && [ "$ROUNDS" -gt 1 ] && paired_table
   if [ "${TRACKING:-on}" = compare ]; then
     compare_table ddlguard-notrack "Usage tracking on vs off (the same binary, one more target in the same rotation):" "tracking on" "tracking off"
   fi
