@@ -56,6 +56,15 @@
 #                        runs; the top of `perf report` per mode and client
 #                        count goes to the runs dir (a profile says where time
 #                        goes, not what a feature costs: use the A/B knobs)
+#   PGB_KEEP_SERVERS=1   let PgBouncer keep its server connections between
+#                        pgbench runs (its default, server_lifetime 3600).
+#                        Without it server_lifetime = 0: every client
+#                        session gets a fresh backend, as it does through
+#                        ddlguard and direct. A backend kept from an earlier
+#                        run has its page tables for shared_buffers filled
+#                        in already; fresh ones fault them in during the run,
+#                        which cost 1.7-2.4% of TPS at -c 32 here: a
+#                        difference in Postgres' work, not in the relays'.
 #   WORKERS=1            ddlguard's server.worker_threads (session threads,
 #                        each a single-thread runtime; 0 = one per core)
 #   PGB_PROCS=1          PgBouncer processes sharing the port (so_reuseport =
@@ -95,6 +104,8 @@ CLIENTS="${CLIENTS:-8 32}"
 MODES="${MODES:-simple prepared}"
 WARMUP="${WARMUP:-3}"
 IDLE_SESSIONS="${IDLE_SESSIONS:-200}"
+PGB_SERVER_LIFETIME=0
+[ "${PGB_KEEP_SERVERS:-0}" = 1 ] && PGB_SERVER_LIFETIME=3600
 IDLE_WARM="${IDLE_WARM:-1}"
 IDLE_SETTLE="${IDLE_SETTLE:-6}"
 PGB_PROCS="${PGB_PROCS:-1}"
@@ -621,6 +632,7 @@ ignore_startup_parameters = extra_float_digits,options
 logfile = $TMP/pgbouncer$k.log
 pidfile = $TMP/pgbouncer$k.pid
 so_reuseport = $reuse
+server_lifetime = $PGB_SERVER_LIFETIME
 log_connections = 0
 log_disconnections = 0
 EOF
@@ -1008,7 +1020,7 @@ AGG="median of $ROUNDS rounds"
   echo
   echo "Machine: $(nproc) cores${CPU_MODEL:+ ($CPU_MODEL)}, load avg $LOAD_BEFORE before, $LOADAVG at end; sched_autogroup_enabled $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo n/a) (each proxy in a session of its own); ddlguard worker_threads ${WORKERS:-1}; PgBouncer processes $PGB_PROCS; PostgreSQL $PG_VERSION; PgBouncer: $PGB_VERSION; ddlguard $GIT_REV; $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "pgbench -S -n -j 2 -T $DURATION, scale $SCALE, $AGG; all over 127.0.0.1; upstream TLS off; ddlguard usage tracking ${TRACKING:-on}; PgBouncer pool_mode=session; CPU = proxy utime+stime per transaction."
+  echo "pgbench -S -n -j 2 -T $DURATION, scale $SCALE, $AGG; all over 127.0.0.1; upstream TLS off; ddlguard usage tracking ${TRACKING:-on}; PgBouncer pool_mode=session, server_lifetime=$PGB_SERVER_LIFETIME; CPU = proxy utime+stime per transaction."
   echo
   echo "| mode | clients | direct TPS | ddlguard TPS | pgbouncer TPS | ddlguard/direct | ddlguard/pgbouncer | ddlguard lat ms | pgbouncer lat ms | ddlguard CPU µs/txn | pgbouncer CPU µs/txn |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
