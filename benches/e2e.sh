@@ -705,7 +705,7 @@ compare_table() {
 # between rounds, which the medians of the main table keep.
 # paired_table
 paired_table() {
-  local mode c r g b tps_r cpu_d tps_list cpu_list n tps_ok cpu_ok
+  local mode c r g b tps_r cpu_d tps_list cpu_list n tps_ok cpu_ok gt bt gc bc
   echo
   echo "Paired by round, ddlguard against PgBouncer: the median of the per-round TPS ratios and CPU differences, and in how many rounds ddlguard was on the target's side (TPS ratio >= 1.0, CPU <= PgBouncer's):"
   echo

@@ -355,7 +355,9 @@ pub(crate) fn skip_dollar_string(b: &[u8], start: usize) -> Option<usize> {
     Some(b.len())
 }
 
-fn skip_number(b: &[u8], mut i: usize) -> usize {
+/// The end of the number that starts at `i` (a digit, or `.` before one):
+/// the lexer's number rule, which templates use to match numbers too.
+pub(crate) fn skip_number(b: &[u8], mut i: usize) -> usize {
     if b[i] == b'0' && matches!(b.get(i + 1), Some(b'x' | b'X' | b'o' | b'O' | b'b' | b'B')) {
         i += 2;
         while i < b.len() && (b[i].is_ascii_hexdigit() || b[i] == b'_') {

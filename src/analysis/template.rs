@@ -31,7 +31,7 @@
 //! and is never written anywhere: reports, logs and metrics only ever see
 //! the fingerprint.
 
-use super::fingerprint::{lex, token, Cut, Sink};
+use super::fingerprint::{lex, skip_number, token, Cut, Sink};
 use super::Analysis;
 use std::sync::Arc;
 
@@ -121,11 +121,13 @@ impl Template {
                 _ => return false,
             }
             if span.first == b'0' && span.kind == Cut::Literal {
-                if let Some(digits_end) = plain_digits(new, at_new) {
-                    at_new = digits_end;
-                    at_old = end;
-                    continue;
-                }
+                // A number (`WHERE aid = 12345`): the lexer's own number
+                // rule, without a token step and its UTF-8 view. A number
+                // is ASCII, so a text whose cut-outs are all numbers is
+                // UTF-8 when its other bytes equal the template's.
+                at_new = skip_number(new, at_new);
+                at_old = end;
+                continue;
             }
             // A cut-out starts at an ASCII byte: a char boundary.
             let (rest, base) = match tail {
@@ -145,24 +147,6 @@ impl Template {
             at_old = end;
         }
         new.get(at_new..) == old.get(at_old..)
-    }
-}
-
-/// The end of the number at `start` (a digit) when it is plain digits, as
-/// most literals in statements are (`WHERE aid = 12345`): the lexer's own
-/// number rules would end it at the same byte. `None` when the byte after
-/// the digits could continue a number (`.`, `_`, an exponent, a `0x`
-/// prefix): the caller then lexes it. Digits are ASCII, so a text whose
-/// cut-outs are all plain digits is UTF-8 when its other bytes equal the
-/// template's, and needs no check of its own.
-fn plain_digits(sql: &[u8], start: usize) -> Option<usize> {
-    let mut end = start;
-    while sql.get(end).is_some_and(u8::is_ascii_digit) {
-        end += 1;
-    }
-    match sql.get(end) {
-        Some(b'.' | b'_' | b'e' | b'E' | b'x' | b'X' | b'o' | b'O' | b'b' | b'B') => None,
-        _ => Some(end),
     }
 }
 
@@ -247,12 +231,12 @@ mod tests {
         assert!(!t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 7".as_bytes()));
         assert!(!t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 7;;".as_bytes()));
         assert!(!t.matches("SELECT bbalance FROM pgbench_accounts WHERE aid = 7;".as_bytes()));
-        // Digits followed by what could continue a number are lexed.
+        // Numbers with more than digits.
         assert!(t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 7_000;".as_bytes()));
         assert!(t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 0x1F;".as_bytes()));
         assert!(!t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 7e;".as_bytes()));
         assert!(!t.matches("SELECT abalance FROM pgbench_accounts WHERE aid = 7.;;".as_bytes()));
-        // Plain digits, then a cut-out that is lexed and checked for UTF-8.
+        // A number, then a cut-out that is lexed and checked for UTF-8.
         let t = template("SELECT a FROM t WHERE id = 5 AND b = 'x'");
         assert!(t.matches("SELECT a FROM t WHERE id = 123456 AND b = 'y'".as_bytes()));
         assert!(!t.matches(b"SELECT a FROM t WHERE id = 123456 AND b = '\xff'"));

@@ -13,7 +13,9 @@
 use super::registry::now_ms;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// How long one anchor is used, in microseconds.
 const REANCHOR_US: u64 = 60_000_000;
+/// "No anchor yet".
 const UNSET: u64 = u64::MAX;
 
 /// The tick when the anchor was taken.
